@@ -1,0 +1,65 @@
+"""Each city is an OAuth realm with its own issuer URL and signing keys."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from auth import store
+from auth.store import SigningKey
+from services.store.database import Database
+
+# A token with an unknown `kid` makes us re-read the realm's keys, but not more often than
+# this, so random kids cannot turn every request into a database query.
+KEY_REFRESH_INTERVAL_SECONDS = 10.0
+KEY_CACHE_SECONDS = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Realm:
+    city: str
+    issuer: str
+
+
+@dataclass(slots=True)
+class _CachedKeys:
+    keys: dict[str, SigningKey]
+    fetched_at: float
+
+
+@dataclass(slots=True)
+class RealmRegistry:
+    """Maps issuers to cities and caches each realm's verification keys."""
+
+    db: Database
+    public_url: str
+    _keys: dict[str, _CachedKeys] = field(default_factory=dict[str, _CachedKeys])
+
+    def realm(self, city: str) -> Realm:
+        return Realm(city=city, issuer=f"{self.public_url.rstrip('/')}/realms/{city}")
+
+    def realm_for_issuer(self, issuer: str) -> Realm | None:
+        """The realm whose issuer is exactly `issuer`, if it has the shape of ours."""
+        prefix = f"{self.public_url.rstrip('/')}/realms/"
+        if not issuer.startswith(prefix):
+            return None
+        city = issuer.removeprefix(prefix)
+        if not city or "/" in city:
+            return None
+        return self.realm(city)
+
+    async def verification_key(self, realm: Realm, kid: str) -> SigningKey | None:
+        """The realm's key with this id, from cache, re-read at a bounded rate."""
+        cached = self._keys.get(realm.city)
+        clock = time.monotonic()
+        if cached is not None:
+            age = clock - cached.fetched_at
+            key = cached.keys.get(kid)
+            if (key is not None and age < KEY_CACHE_SECONDS) or age < KEY_REFRESH_INTERVAL_SECONDS:
+                return key
+        keys = await store.signing_keys(self.db, realm.city)
+        self._keys[realm.city] = _CachedKeys({k.kid: k for k in keys}, clock)
+        return self._keys[realm.city].keys.get(kid)
+
+    async def signing_key(self, realm: Realm) -> SigningKey:
+        return await store.current_signing_key(self.db, realm.city)

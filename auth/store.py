@@ -1,0 +1,60 @@
+"""Realm signing keys in MongoDB: private JWKs, generated on first use, never in the repo."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from joserfc.jwk import ECKey
+from pymongo import DESCENDING
+
+from services.clock import now
+from services.store.database import Database, guarded
+
+SIGNING_ALG = "ES256"
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    city: str
+    key: ECKey
+    created_at: datetime
+
+
+def _signing_key(doc: dict[str, Any]) -> SigningKey:
+    return SigningKey(
+        kid=doc["_id"],
+        city=doc["city"],
+        key=ECKey.import_key(doc["jwk"]),
+        created_at=doc["createdAt"],
+    )
+
+
+@guarded
+async def signing_keys(db: Database, city: str) -> list[SigningKey]:
+    """A realm's keys, newest first; the newest signs, all of them verify."""
+    cursor = db.realm_keys.find({"city": city}).sort("createdAt", DESCENDING).limit(10)
+    return [_signing_key(doc) async for doc in cursor]
+
+
+@guarded
+async def add_signing_key(db: Database, city: str) -> SigningKey:
+    """Generate and store a new P-256 key for a realm."""
+    kid = f"{city}-{secrets.token_urlsafe(9)}"
+    key = ECKey.generate_key(
+        "P-256", parameters={"kid": kid, "use": "sig", "alg": SIGNING_ALG}, private=True
+    )
+    record = SigningKey(kid=kid, city=city, key=key, created_at=now())
+    await db.realm_keys.insert_one(
+        {"_id": kid, "city": city, "jwk": key.as_dict(private=True), "createdAt": record.created_at}
+    )
+    return record
+
+
+async def current_signing_key(db: Database, city: str) -> SigningKey:
+    """The key new tokens of `city` are signed with, created on first use."""
+    keys = await signing_keys(db, city)
+    return keys[0] if keys else await add_signing_key(db, city)

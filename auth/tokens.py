@@ -1,0 +1,138 @@
+"""RFC 9068 JWT access tokens: minting for a realm, and validating every request's token."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+
+from auth.errors import Unauthenticated
+from auth.realms import Realm, RealmRegistry
+from auth.store import SIGNING_ALG
+from services.principal import Principal, Scope
+
+# Only asymmetric algorithms we sign with; "none" and HMAC (alg confusion) never pass.
+ALLOWED_ALGS = frozenset({SIGNING_ALG})
+LEEWAY_SECONDS = 30
+KNOWN_SCOPES = frozenset(scope.value for scope in Scope)
+# RFC 9068 §2.1: "typ" MUST be "at+jwt"; "application/at+jwt" is the same media type.
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+MAX_TOKEN_LENGTH = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: str
+    issuer: str
+    jti: str
+
+
+def parse_scopes(scope: str | Iterable[str]) -> list[str]:
+    """Scopes from a space-separated string, unknown ones rejected."""
+    values = scope.split() if isinstance(scope, str) else list(scope)
+    unknown = sorted(set(values) - KNOWN_SCOPES)
+    if unknown:
+        raise ValueError(
+            f"unknown scope(s) {', '.join(unknown)}; known: {' '.join(sorted(KNOWN_SCOPES))}"
+        )
+    return list(dict.fromkeys(values))
+
+
+async def issue_access_token(
+    registry: RealmRegistry,
+    realm: Realm,
+    *,
+    subject: str,
+    scopes: Iterable[str],
+    client_id: str,
+    audience: str,
+    ttl_seconds: int,
+) -> IssuedToken:
+    """Sign an RFC 9068 access token with the realm's current key."""
+    key = await registry.signing_key(realm)
+    issued_at = int(time.time())
+    scope = " ".join(parse_scopes(scopes))
+    jti = secrets.token_urlsafe(16)
+    claims = {
+        "iss": realm.issuer,
+        "sub": subject,
+        "aud": audience,
+        "exp": issued_at + ttl_seconds,
+        "iat": issued_at,
+        "jti": jti,
+        "client_id": client_id,
+        "scope": scope,
+    }
+    header = {"alg": SIGNING_ALG, "typ": "at+jwt", "kid": key.kid}
+    token = jwt.encode(header, claims, key.key, algorithms=[SIGNING_ALG])
+    return IssuedToken(token, ttl_seconds, scope, realm.issuer, jti)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenVerifier:
+    """Validates a bearer token and says which city, subject and scopes it speaks for."""
+
+    registry: RealmRegistry
+    audience: str
+
+    async def verify(self, token: str) -> Principal:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthenticated("malformed token")
+        try:
+            compact = jws.extract_compact(token.encode())
+            unverified = json.loads(compact.payload)
+        except (JoseError, ValueError):
+            raise Unauthenticated("malformed token") from None
+        header = compact.protected
+        if header.get("alg") not in ALLOWED_ALGS:
+            raise Unauthenticated("token algorithm not accepted")
+        if str(header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
+            raise Unauthenticated("not an access token (typ must be at+jwt)")
+        issuer = unverified.get("iss") if isinstance(unverified, dict) else None
+        # The city is decided by the issuer, and the issuer by the key that signed it.
+        realm = self.registry.realm_for_issuer(issuer) if isinstance(issuer, str) else None
+        if realm is None:
+            raise Unauthenticated("token issuer is not a realm of this service")
+        kid = header.get("kid")
+        key = await self.registry.verification_key(realm, kid) if isinstance(kid, str) else None
+        if key is None:
+            raise Unauthenticated("token signed by an unknown key")
+        try:
+            decoded = jwt.decode(token, key.key, algorithms=list(ALLOWED_ALGS))
+            jwt.JWTClaimsRegistry(
+                leeway=LEEWAY_SECONDS,
+                iss={"essential": True, "value": realm.issuer},
+                aud={"essential": True, "value": self.audience},
+                exp={"essential": True},
+                sub={"essential": True},
+                jti={"essential": True},
+                client_id={"essential": True},
+            ).validate(decoded.claims)
+        except JoseError as exc:
+            raise Unauthenticated(_reason(exc)) from None
+        claims = decoded.claims
+        scope = claims.get("scope", "")
+        scopes = frozenset(scope.split()) & KNOWN_SCOPES if isinstance(scope, str) else frozenset()
+        return Principal(
+            city=realm.city,
+            subject=str(claims["sub"]),
+            scopes=scopes,
+            client_id=str(claims["client_id"]),
+            token_id=str(claims["jti"]),
+        )
+
+
+def _reason(exc: JoseError) -> str:
+    name = type(exc).__name__
+    if name == "ExpiredTokenError":
+        return "token expired"
+    if name == "BadSignatureError":
+        return "token signature is invalid"
+    return f"token rejected: {exc.description or exc.error}"

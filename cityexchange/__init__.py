@@ -1,0 +1,1 @@
+"""Entrypoints: settings, the composition root (app.py), the CLI and the embedded database."""

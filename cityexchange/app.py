@@ -1,0 +1,183 @@
+"""The composition root: settings, database, realms, schema and routes become one ASGI app.
+
+Run it with `cityexchange serve`, or `uvicorn --factory cityexchange.app:app_from_env`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from auth.errors import Unauthenticated
+from auth.realms import RealmRegistry
+from auth.tokens import TokenVerifier
+from cityexchange.http import BodyLimitMiddleware, RequestIdMiddleware, request_id_of
+from cityexchange.metrics import Metrics
+from cityexchange.settings import Settings, SettingsError
+from schema.context import Context
+from schema.root import build_schema
+from services.errors import Unavailable
+from services.principal import Principal
+from services.store.database import Database
+from services.store.indexes import ensure_indexes
+from services.store.monitoring import CommandCounter
+
+log = logging.getLogger("cityexchange")
+READINESS_TIMEOUT_SECONDS = 2.0
+INDEX_RETRY_SECONDS = 5.0
+
+
+@dataclass(slots=True)
+class Resources:
+    """What the lifespan opens, handed to requests; None outside the lifespan."""
+
+    db: Database | None = None
+    verifier: TokenVerifier | None = None
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, *, resources: Resources, metrics: Metrics, settings: Settings) -> None:
+        super().__init__(
+            build_schema(production=settings.production),
+            graphql_ide=None if settings.production else "graphiql",
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            allowed_origins=settings.allowed_origins,
+            max_subscriptions_per_connection=20,
+        )
+        self.resources = resources
+        self.metrics = metrics
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        db, verifier = self.resources.db, self.resources.verifier
+        if db is None or verifier is None:
+            raise RuntimeError("the app's lifespan is not running")
+        principal, auth_error = await _authenticate(verifier, request.headers.get("authorization"))
+
+        def unavailable() -> None:
+            if isinstance(response, Response):
+                response.status_code = 503
+
+        return Context(
+            db=db,
+            request_id=request_id_of(request.scope),
+            principal=principal,
+            auth_error=auth_error,
+            on_unavailable=unavailable,
+            observe=self.metrics.operation_done,
+        )
+
+
+async def _authenticate(
+    verifier: TokenVerifier, header: str | None
+) -> tuple[Principal | None, str | None]:
+    """Authenticate once per request; the outcome is kept, errors surface per field."""
+    if not header:
+        return None, None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None, "the Authorization header must be 'Bearer <token>'"
+    try:
+        return await verifier.verify(token.strip()), None
+    except Unauthenticated as exc:
+        return None, exc.reason
+    except Unavailable:
+        return None, "cannot verify the token while the database is unreachable"
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the ASGI app; nothing connects until the lifespan starts."""
+    if settings.mongodb_uri is None:
+        raise SettingsError(
+            "CITYEXCHANGE_MONGODB_URI is not set (`cityexchange serve` starts "
+            "the embedded database and sets it for you)"
+        )
+    uri = settings.mongodb_uri.value
+    metrics = Metrics()
+    resources = Resources()
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        db = Database.connect(
+            uri,
+            settings.db_name,
+            server_selection_timeout_ms=settings.server_selection_timeout_ms,
+            timeout_ms=settings.operation_timeout_ms,
+            listeners=[CommandCounter(metrics.command_started, metrics.command_failed)],
+        )
+        resources.db = db
+        resources.verifier = TokenVerifier(
+            RealmRegistry(db, settings.public_url), settings.audience
+        )
+        indexing = asyncio.create_task(_ensure_indexes_until_done(db))
+        try:
+            yield
+        finally:
+            indexing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await indexing
+            resources.db = resources.verifier = None
+            await db.close()
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        db = resources.db
+        if db is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        try:
+            await asyncio.wait_for(db.ping(), READINESS_TIMEOUT_SECONDS)
+        except (Unavailable, TimeoutError):
+            return JSONResponse({"status": "database unreachable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def prometheus(_: Request) -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    graphql = GraphQLView(resources=resources, metrics=metrics, settings=settings)
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", prometheus),
+        ],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        ],
+        lifespan=lifespan,
+    )
+
+
+async def _ensure_indexes_until_done(db: Database) -> None:
+    """Create indexes at start; if the database is down, keep trying instead of dying."""
+    while True:
+        try:
+            await ensure_indexes(db)
+            return
+        except Unavailable:
+            log.warning(
+                "database unreachable; creating indexes again in %.0fs", INDEX_RETRY_SECONDS
+            )
+            await asyncio.sleep(INDEX_RETRY_SECONDS)
+
+
+def app_from_env() -> Starlette:
+    """Factory for `uvicorn --factory cityexchange.app:app_from_env`."""
+    return create_app(Settings.from_env())

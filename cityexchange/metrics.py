@@ -1,0 +1,57 @@
+"""Prometheus metrics of one app instance, and the PyMongo listener that feeds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+
+@dataclass(slots=True)
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    db_commands: Counter = field(init=False)
+    db_command_failures: Counter = field(init=False)
+    operations: Counter = field(init=False)
+    operation_seconds: Histogram = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.db_commands = Counter(
+            "cityexchange_db_commands",
+            "Database commands sent (round trips), by command.",
+            ["command"],
+            registry=r,
+        )
+        self.db_command_failures = Counter(
+            "cityexchange_db_command_failures",
+            "Database commands that failed, by command.",
+            ["command"],
+            registry=r,
+        )
+        self.operations = Counter(
+            "cityexchange_graphql_operations",
+            "GraphQL operations by name, type and outcome.",
+            ["operation", "type", "outcome"],
+            registry=r,
+        )
+        self.operation_seconds = Histogram(
+            "cityexchange_graphql_operation_seconds",
+            "GraphQL operation duration.",
+            ["type"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+    def command_started(self, command: str) -> None:
+        self.db_commands.labels(command).inc()
+
+    def command_failed(self, command: str) -> None:
+        self.db_command_failures.labels(command).inc()
+
+    def operation_done(self, name: str, type: str, outcome: str, seconds: float) -> None:
+        self.operations.labels(name, type, outcome).inc()
+        self.operation_seconds.labels(type).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

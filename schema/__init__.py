@@ -1,0 +1,1 @@
+"""The GraphQL layer: types, inputs, payloads, resolvers, loaders, permissions, limits."""

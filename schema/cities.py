@@ -1,0 +1,182 @@
+"""City and Person types: member cities (tenants and OAuth realms) and their people."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from schema.context import Info
+from schema.relay import Connection, Node, connection, to_global_id
+from schema.taxonomy import Hazard, ListOrder, OrganisationKind, Role
+from services import cities, models, problems, solutions
+from services.pages import Order, PageRequest
+
+if TYPE_CHECKING:
+    from schema.problems import Problem, ProblemFilter
+    from schema.solutions import Solution, SolutionFilter
+
+
+@strawberry.type
+class GeoPoint:
+    latitude: float
+    longitude: float
+
+
+@strawberry.type
+class Contact:
+    name: str | None
+    email: str | None
+    url: str | None
+
+    @classmethod
+    def from_domain(cls, contact: models.Contact | None) -> Contact | None:
+        if contact is None:
+            return None
+        return cls(name=contact.name, email=contact.email, url=contact.url)
+
+
+@strawberry.type(description="The hazards a city faces and its resilience strategy.")
+class ResilienceProfile:
+    hazards: list[Hazard]
+    strategy: str | None
+    strategy_year: int | None
+
+
+@strawberry.type(description="A member city: a tenant of the exchange and an OAuth realm.")
+class City(Node):
+    slug: str
+    name: str
+    country: str = strawberry.field(description="ISO 3166-1 alpha-2 code.")
+    region: str | None
+    population: int | None
+    location: GeoPoint | None
+    timezone: str | None
+    languages: list[str]
+    climate_zone: str | None
+    resilience_profile: ResilienceProfile
+    contact: Contact | None = strawberry.field(description="The public CRO-team contact.")
+    networks: list[str]
+    created_at: datetime
+
+    @classmethod
+    def from_domain(cls, city: models.City) -> City:
+        location = city.location
+        return cls(
+            id=to_global_id("City", city.slug),
+            slug=city.slug,
+            name=city.name,
+            country=city.country,
+            region=city.region,
+            population=city.population,
+            location=GeoPoint(latitude=location.latitude, longitude=location.longitude)
+            if location
+            else None,
+            timezone=city.timezone,
+            languages=list(city.languages),
+            climate_zone=city.climate_zone,
+            resilience_profile=ResilienceProfile(
+                hazards=list(city.profile.hazards),
+                strategy=city.profile.strategy,
+                strategy_year=city.profile.strategy_year,
+            ),
+            contact=Contact.from_domain(city.contact),
+            networks=list(city.networks),
+            created_at=city.created_at,
+        )
+
+    @strawberry.field
+    async def people(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Person]:
+        ctx = info.context
+        page = await cities.people_of(
+            db=ctx.db,
+            actor=ctx.actor(),
+            city=self.slug,
+            request=PageRequest(first=first, after=after),
+        )
+        return connection(page, Person.from_domain)
+
+    @strawberry.field
+    async def problems(
+        self,
+        info: Info,
+        filter: Annotated[ProblemFilter, strawberry.lazy("schema.problems")] | None = None,
+        order_by: ListOrder = Order.CREATED_AT_DESC,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Annotated[Problem, strawberry.lazy("schema.problems")]]:
+        from schema.problems import Problem, listing_of
+
+        ctx = info.context
+        page = await problems.list_problems(
+            db=ctx.db,
+            actor=ctx.actor(),
+            listing=listing_of(filter),
+            order=order_by,
+            request=PageRequest(first=first, after=after),
+            city=self.slug,
+        )
+        return connection(page, Problem.from_domain)
+
+    @strawberry.field
+    async def solutions(
+        self,
+        info: Info,
+        filter: Annotated[SolutionFilter, strawberry.lazy("schema.solutions")] | None = None,
+        order_by: ListOrder = Order.CREATED_AT_DESC,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Annotated[Solution, strawberry.lazy("schema.solutions")]]:
+        from schema.solutions import Solution, listing_of
+
+        ctx = info.context
+        page = await solutions.list_solutions(
+            db=ctx.db,
+            actor=ctx.actor(),
+            listing=listing_of(filter),
+            order=order_by,
+            request=PageRequest(first=first, after=after),
+            city=self.slug,
+        )
+        return connection(page, Solution.from_domain)
+
+
+@strawberry.type
+class Organisation:
+    name: str
+    kind: OrganisationKind
+
+
+@strawberry.type(description="A person with a role in a city, from one of its organisations.")
+class Person(Node):
+    name: str
+    role: Role
+    organisation: Organisation
+    title: str | None
+    city_slug: strawberry.Private[str]
+
+    @classmethod
+    def from_domain(cls, person: models.Person) -> Person:
+        return cls(
+            id=to_global_id("Person", person.id),
+            name=person.name,
+            role=person.role,
+            organisation=Organisation(name=person.organisation.name, kind=person.organisation.kind),
+            title=person.title,
+            city_slug=person.city,
+        )
+
+    @strawberry.field
+    async def city(self, info: Info) -> City:
+        return await load_city(info, self.city_slug)
+
+
+async def load_city(info: Info, slug: str) -> City:
+    """A city through the request's loader; every stored record names an existing city."""
+    city = await info.context.loaders.city_by_slug.load(slug)
+    if city is None:
+        raise LookupError(f"city {slug!r} is missing")
+    return City.from_domain(city)

@@ -1,0 +1,221 @@
+"""Comment type and the mutations to discuss problems and solutions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from schema.cities import City, Person, load_city
+from schema.context import Info
+from schema.errors import PAYLOAD_ERRORS, UserError, user_error
+from schema.problems import Problem
+from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
+from schema.solutions import Solution
+from services import comments, models
+from services.store.grouped import ChildPages
+
+CommentSubject = Annotated[Problem | Solution, strawberry.union("CommentSubject")]
+
+
+@strawberry.type(description="A comment on a problem or solution; replies are one level deep.")
+class Comment(Node):
+    created_at: datetime
+    edited_at: datetime | None
+    deleted_at: datetime | None = strawberry.field(
+        description="Set when the author deleted it; the comment stays as a tombstone."
+    )
+    hidden: bool = strawberry.field(description="Hidden by the subject's city's admins.")
+    hidden_reason: str | None
+    domain: strawberry.Private[models.Comment]
+
+    @classmethod
+    def from_domain(cls, comment: models.Comment) -> Comment:
+        return cls(
+            id=to_global_id("Comment", comment.id),
+            created_at=comment.created_at,
+            edited_at=comment.edited_at,
+            deleted_at=comment.deleted_at,
+            hidden=comment.hidden is not None,
+            hidden_reason=comment.hidden.reason if comment.hidden else None,
+            domain=comment,
+        )
+
+    @strawberry.field(description="Markdown; null once deleted or hidden.")
+    def body(self) -> str | None:
+        if self.domain.deleted_at is not None or self.domain.hidden is not None:
+            return None
+        return self.domain.body
+
+    @strawberry.field(
+        description="Null when the author is not one of the city's people, "
+        "or the comment was deleted."
+    )
+    async def author(self, info: Info) -> Person | None:
+        if self.domain.author_id is None or self.domain.deleted_at is not None:
+            return None
+        person = await info.context.loaders.person_by_id.load(self.domain.author_id)
+        return Person.from_domain(person) if person else None
+
+    @strawberry.field(description="The author's city.")
+    async def city(self, info: Info) -> City:
+        return await load_city(info, self.domain.city)
+
+    @strawberry.field
+    async def subject(self, info: Info) -> CommentSubject | None:
+        loaders = info.context.loaders
+        if self.domain.subject_kind == "Problem":
+            problem = await loaders.problem_by_id.load(self.domain.subject_id)
+            return Problem.from_domain(problem) if problem else None
+        solution = await loaders.solution_by_id.load(self.domain.subject_id)
+        return Solution.from_domain(solution) if solution else None
+
+    @strawberry.field(description="The comment this one replies to.")
+    async def parent(self, info: Info) -> Comment | None:
+        if self.domain.parent_id is None:
+            return None
+        parent = await info.context.loaders.comment_by_id.load(self.domain.parent_id)
+        return Comment.from_domain(parent) if parent else None
+
+    @strawberry.field(description="Replies, oldest first (replies have none).")
+    async def replies(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Comment]:
+        if self.domain.parent_id is not None:
+            return connection(
+                ChildPages[models.Comment]({}).page(self.domain.id, after=after), Comment.from_domain
+            )
+        page = await info.context.loaders.replies_by_comment.load((self.domain.id, first, after))
+        return connection(page, Comment.from_domain)
+
+
+@strawberry.input
+class AddCommentInput:
+    subject_id: strawberry.ID = strawberry.field(description="A Problem or Solution id.")
+    body: str
+    parent_id: strawberry.ID | None = None
+    client_mutation_id: str | None = None
+
+
+@strawberry.input
+class EditCommentInput:
+    id: strawberry.ID
+    body: str
+    client_mutation_id: str | None = None
+
+
+@strawberry.input
+class DeleteCommentInput:
+    id: strawberry.ID
+    client_mutation_id: str | None = None
+
+
+@strawberry.input
+class HideCommentInput:
+    id: strawberry.ID
+    reason: str
+    client_mutation_id: str | None = None
+
+
+@strawberry.type
+class AddCommentPayload:
+    comment: Comment | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None = None
+
+
+@strawberry.type
+class CommentPayload:
+    comment: Comment | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None = None
+
+
+def _comment_id(global_id: str, field: str = "id") -> str:
+    return expect_global_id(global_id, ("Comment",), field=field)[1]
+
+
+@strawberry.type
+class CommentMutations:
+    @strawberry.mutation(description="Comment on a problem or solution (scope: comment).")
+    async def add_comment(self, info: Info, input: AddCommentInput) -> AddCommentPayload:
+        ctx = info.context
+        try:
+            kind, subject_id = expect_global_id(
+                input.subject_id, ("Problem", "Solution"), field="subjectId"
+            )
+            comment = await comments.add(
+                db=ctx.db,
+                actor=ctx.actor(),
+                subject_kind=kind,
+                subject_id=subject_id,
+                parent_id=_comment_id(input.parent_id, "parentId") if input.parent_id else None,
+                body=input.body,
+            )
+        except PAYLOAD_ERRORS as exc:
+            return AddCommentPayload(
+                comment=None,
+                user_errors=[user_error(exc)],
+                client_mutation_id=input.client_mutation_id,
+            )
+        return AddCommentPayload(
+            comment=Comment.from_domain(comment),
+            user_errors=[],
+            client_mutation_id=input.client_mutation_id,
+        )
+
+    @strawberry.mutation(description="Rewrite your own comment.")
+    async def edit_comment(self, info: Info, input: EditCommentInput) -> CommentPayload:
+        ctx = info.context
+        try:
+            comment = await comments.edit(
+                db=ctx.db, actor=ctx.actor(), id=_comment_id(input.id), body=input.body
+            )
+        except PAYLOAD_ERRORS as exc:
+            return CommentPayload(
+                comment=None,
+                user_errors=[user_error(exc)],
+                client_mutation_id=input.client_mutation_id,
+            )
+        return CommentPayload(
+            comment=Comment.from_domain(comment),
+            user_errors=[],
+            client_mutation_id=input.client_mutation_id,
+        )
+
+    @strawberry.mutation(description="Delete your own comment; a tombstone keeps the thread.")
+    async def delete_comment(self, info: Info, input: DeleteCommentInput) -> CommentPayload:
+        ctx = info.context
+        try:
+            comment = await comments.delete(db=ctx.db, actor=ctx.actor(), id=_comment_id(input.id))
+        except PAYLOAD_ERRORS as exc:
+            return CommentPayload(
+                comment=None,
+                user_errors=[user_error(exc)],
+                client_mutation_id=input.client_mutation_id,
+            )
+        return CommentPayload(
+            comment=Comment.from_domain(comment),
+            user_errors=[],
+            client_mutation_id=input.client_mutation_id,
+        )
+
+    @strawberry.mutation(description="Hide a comment on your city's content (scope: admin).")
+    async def hide_comment(self, info: Info, input: HideCommentInput) -> CommentPayload:
+        ctx = info.context
+        try:
+            comment = await comments.hide(
+                db=ctx.db, actor=ctx.actor(), id=_comment_id(input.id), reason=input.reason
+            )
+        except PAYLOAD_ERRORS as exc:
+            return CommentPayload(
+                comment=None,
+                user_errors=[user_error(exc)],
+                client_mutation_id=input.client_mutation_id,
+            )
+        return CommentPayload(
+            comment=Comment.from_domain(comment),
+            user_errors=[],
+            client_mutation_id=input.client_mutation_id,
+        )

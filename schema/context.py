@@ -1,0 +1,36 @@
+"""The typed per-request context: the only way dependencies reach resolvers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import strawberry
+
+from auth.errors import Unauthenticated
+from schema.loaders import Loaders
+from services.principal import Principal
+from services.store.database import Database
+
+
+@dataclass(slots=True)
+class Context:
+    db: Database
+    request_id: str
+    principal: Principal | None
+    auth_error: str | None
+    on_unavailable: Callable[[], None] = lambda: None
+    observe: Callable[[str, str, str, float], None] = lambda name, kind, outcome, seconds: None
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(db=self.db, actor=self.actor)
+
+    def actor(self) -> Principal:
+        """The authenticated caller; UNAUTHENTICATED when the request carried no valid token."""
+        if self.principal is None:
+            raise Unauthenticated(self.auth_error or "missing bearer token")
+        return self.principal
+
+
+Info = strawberry.Info[Context, None]

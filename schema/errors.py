@@ -1,0 +1,142 @@
+"""Errors at the edge: payload `userErrors` for input and business errors, top-level
+`extensions.code` for authentication, authorization, limits and the unexpected."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from enum import Enum
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from auth.errors import Unauthenticated
+from schema.context import Context
+from services.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError, Unavailable
+
+log = logging.getLogger("cityexchange.graphql")
+
+PAYLOAD_ERRORS = (InvalidInput, NotFound, Conflict)
+
+
+@strawberry.enum
+class UserErrorCode(Enum):
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    NOT_FOUND = "NOT_FOUND"
+    CONFLICT = "CONFLICT"
+
+
+@strawberry.type(description="An input or business error; the operation changed nothing.")
+class UserError:
+    code: UserErrorCode
+    field: list[str] | None
+    message: str
+
+
+def user_error(exc: InvalidInput | NotFound | Conflict) -> UserError:
+    """The payload form of a domain error."""
+    if isinstance(exc, InvalidInput):
+        return UserError(
+            code=UserErrorCode.BAD_USER_INPUT, field=["input", *exc.field], message=exc.message
+        )
+    if isinstance(exc, NotFound):
+        return UserError(code=UserErrorCode.NOT_FOUND, field=None, message=str(exc))
+    return UserError(code=UserErrorCode.CONFLICT, field=["input", "version"], message=str(exc))
+
+
+_TOO_COMPLEX = re.compile(
+    r"exceeds maximum operation depth|aliases found\. Allowed|Document contains more than \d+ "
+    r"tokens"
+)
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+def _code(error: GraphQLError) -> str | None:
+    original = error.original_error
+    if isinstance(original, Unauthenticated):
+        return "UNAUTHENTICATED"
+    if isinstance(original, Forbidden):
+        return "FORBIDDEN"
+    if isinstance(original, Unavailable):
+        return "SERVICE_UNAVAILABLE"
+    if isinstance(original, InvalidInput):
+        return "BAD_USER_INPUT"
+    if isinstance(original, NotFound):
+        return "NOT_FOUND"
+    if isinstance(original, Conflict):
+        return "CONFLICT"
+    if original is None:
+        if _TOO_COMPLEX.search(error.message):
+            return "QUERY_TOO_COMPLEX"
+        return "GRAPHQL_VALIDATION_FAILED"
+    return None
+
+
+class ErrorCodes(SchemaExtension):
+    """Give every error a machine-readable code; mask and log everything unexpected."""
+
+    hide_suggestions: bool = False
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if not errors:
+            return
+        context = self.execution_context.context
+        request_id = context.request_id if isinstance(context, Context) else "-"
+        processed: list[GraphQLError] = []
+        for error in errors:
+            code = _code(error)
+            if code is None:
+                log.error(
+                    "unexpected error in %s (request %s)",
+                    error.path,
+                    request_id,
+                    exc_info=error.original_error,
+                )
+                processed.append(
+                    GraphQLError(
+                        f"Internal server error (request id {request_id})",
+                        nodes=error.nodes,
+                        path=error.path,
+                        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+                    )
+                )
+                continue
+            if code == "SERVICE_UNAVAILABLE" and isinstance(context, Context):
+                context.on_unavailable()
+            message = error.message
+            if isinstance(error.original_error, InvalidInput):
+                extra = {"field": list(error.original_error.field)}
+            else:
+                extra = {}
+            if self.hide_suggestions:
+                message = _SUGGESTION.sub("", message)
+            if isinstance(error.original_error, ServiceError | Unauthenticated):
+                message = str(error.original_error)
+            processed.append(
+                GraphQLError(
+                    message,
+                    nodes=error.nodes,
+                    source=error.source,
+                    positions=error.positions,
+                    path=error.path,
+                    original_error=None,
+                    extensions={
+                        **(error.extensions or {}),
+                        "code": code,
+                        "requestId": request_id,
+                        **extra,
+                    },
+                )
+            )
+        result.errors = processed  # type: ignore[union-attr]
+
+
+class ProdErrorCodes(ErrorCodes):
+    """ErrorCodes that also strips "Did you mean" suggestions, which leak the schema."""
+
+    hide_suggestions = True

@@ -1,0 +1,322 @@
+"""Problem type, filter, and the mutations a city uses to publish and manage its problems."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from schema.cities import City, load_city
+from schema.context import Info
+from schema.errors import PAYLOAD_ERRORS, UserError, user_error
+from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
+from schema.taxonomy import Hazard, ProblemStatus, Sector, Urgency
+from services import models, problems
+from services.listing import ListingFilter
+
+if TYPE_CHECKING:
+    from schema.comments import Comment
+    from schema.solutions import Solution
+
+
+@strawberry.input(description="Values within a field are alternatives; fields combine (AND).")
+class ProblemFilter:
+    cities: list[str] | None = None
+    hazards: list[Hazard] | None = None
+    sectors: list[Sector] | None = None
+    tags: list[str] | None = None
+    status: list[ProblemStatus] | None = None
+    urgency: list[Urgency] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    search: str | None = strawberry.field(
+        default=None, description="Words to find in title, summary and tags (prefix match)."
+    )
+
+
+def listing_of(filter: ProblemFilter | None) -> ListingFilter:
+    if filter is None:
+        return ListingFilter()
+    return ListingFilter(
+        cities=tuple(filter.cities or ()),
+        hazards=tuple(filter.hazards or ()),
+        sectors=tuple(filter.sectors or ()),
+        tags=tuple(filter.tags or ()),
+        statuses=tuple(s.value for s in filter.status or ()),
+        urgencies=tuple(filter.urgency or ()),
+        created_after=filter.created_after,
+        created_before=filter.created_before,
+        updated_after=filter.updated_after,
+        updated_before=filter.updated_before,
+        search=filter.search,
+    )
+
+
+@strawberry.type
+class FacedBy:
+    at: datetime
+    city_slug: strawberry.Private[str]
+
+    @strawberry.field
+    async def city(self, info: Info) -> City:
+        return await load_city(info, self.city_slug)
+
+
+@strawberry.type(description="A shock or stress a city faces.")
+class Problem(Node):
+    title: str
+    summary: str
+    body: str | None = strawberry.field(description="Markdown.")
+    hazards: list[Hazard]
+    sectors: list[Sector]
+    tags: list[str]
+    status: ProblemStatus
+    urgency: Urgency
+    stakeholders: list[str]
+    affected_population: int | None
+    faced_by: list[FacedBy] = strawberry.field(description='Cities that "face this too".')
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    domain: strawberry.Private[models.Problem]
+
+    @classmethod
+    def from_domain(cls, problem: models.Problem) -> Problem:
+        return cls(
+            id=to_global_id("Problem", problem.id),
+            title=problem.title,
+            summary=problem.summary,
+            body=problem.body,
+            hazards=list(problem.hazards),
+            sectors=list(problem.sectors),
+            tags=list(problem.tags),
+            status=problem.status,
+            urgency=problem.urgency,
+            stakeholders=list(problem.stakeholders),
+            affected_population=problem.affected_population,
+            faced_by=[FacedBy(at=f.at, city_slug=f.city) for f in problem.faced_by],
+            version=problem.version,
+            created_at=problem.created_at,
+            updated_at=problem.updated_at,
+            domain=problem,
+        )
+
+    @strawberry.field
+    async def city(self, info: Info) -> City:
+        return await load_city(info, self.domain.city)
+
+    @strawberry.field(description="The solutions the city marked as having answered it.")
+    async def answered_by(
+        self, info: Info
+    ) -> list[Annotated[Solution, strawberry.lazy("schema.solutions")]]:
+        from schema.solutions import Solution
+
+        found = await info.context.loaders.solution_by_id.load_many(self.domain.answered_by)
+        return [Solution.from_domain(s) for s in found if s is not None]
+
+    @strawberry.field(description="Solutions (of any city) that address this problem.")
+    async def solutions(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[Solution, strawberry.lazy("schema.solutions")]]:
+        from schema.solutions import Solution
+
+        page = await info.context.loaders.solutions_by_problem.load((self.domain.id, first, after))
+        return connection(page, Solution.from_domain)
+
+    @strawberry.field(description="Top-level comments, oldest first.")
+    async def comments(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[Comment, strawberry.lazy("schema.comments")]]:
+        from schema.comments import Comment
+
+        page = await info.context.loaders.comments_by_subject.load((self.domain.id, first, after))
+        return connection(page, Comment.from_domain)
+
+
+@strawberry.input
+class PublishProblemInput:
+    title: str
+    summary: str
+    hazards: list[Hazard]
+    body: str | None = None
+    sectors: list[Sector] | None = None
+    tags: list[str] | None = None
+    urgency: Urgency | None = None
+    stakeholders: list[str] | None = None
+    affected_population: int | None = None
+    client_mutation_id: str | None = None
+
+
+@strawberry.type
+class PublishProblemPayload:
+    problem: Problem | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None = None
+
+
+@strawberry.input
+class UpdateProblemInput:
+    id: strawberry.ID
+    version: int = strawberry.field(description="The version you last read.")
+    title: str | None = None
+    summary: str | None = None
+    body: str | None = None
+    hazards: list[Hazard] | None = None
+    sectors: list[Sector] | None = None
+    tags: list[str] | None = None
+    status: ProblemStatus | None = None
+    urgency: Urgency | None = None
+    stakeholders: list[str] | None = None
+    affected_population: int | None = None
+    client_mutation_id: str | None = None
+
+
+@strawberry.type
+class UpdateProblemPayload:
+    problem: Problem | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None = None
+
+
+@strawberry.input
+class MarkProblemAnsweredInput:
+    problem_id: strawberry.ID
+    version: int
+    solution_ids: list[strawberry.ID]
+    client_mutation_id: str | None = None
+
+
+@strawberry.input
+class FaceProblemTooInput:
+    problem_id: strawberry.ID
+    client_mutation_id: str | None = None
+
+
+@strawberry.type
+class ProblemPayload:
+    problem: Problem | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None = None
+
+
+def _problem_id(global_id: str, field: str) -> str:
+    return expect_global_id(global_id, ("Problem",), field=field)[1]
+
+
+@strawberry.type
+class ProblemMutations:
+    @strawberry.mutation(description="Publish a problem of your city (scope: publish).")
+    async def publish_problem(
+        self, info: Info, input: PublishProblemInput
+    ) -> PublishProblemPayload:
+        ctx = info.context
+        draft = problems.ProblemDraft(
+            title=input.title,
+            summary=input.summary,
+            hazards=input.hazards,
+            body=input.body,
+            sectors=input.sectors,
+            tags=input.tags,
+            urgency=input.urgency,
+            stakeholders=input.stakeholders,
+            affected_population=input.affected_population,
+        )
+        try:
+            problem = await problems.publish(db=ctx.db, actor=ctx.actor(), draft=draft)
+        except PAYLOAD_ERRORS as exc:
+            return PublishProblemPayload(
+                problem=None,
+                user_errors=[user_error(exc)],
+                client_mutation_id=input.client_mutation_id,
+            )
+        return PublishProblemPayload(
+            problem=Problem.from_domain(problem),
+            user_errors=[],
+            client_mutation_id=input.client_mutation_id,
+        )
+
+    @strawberry.mutation(description="Edit or close one of your city's problems.")
+    async def update_problem(self, info: Info, input: UpdateProblemInput) -> UpdateProblemPayload:
+        ctx = info.context
+        changes = problems.ProblemChanges(
+            title=input.title,
+            summary=input.summary,
+            body=input.body,
+            hazards=input.hazards,
+            sectors=input.sectors,
+            tags=input.tags,
+            status=input.status,
+            urgency=input.urgency,
+            stakeholders=input.stakeholders,
+            affected_population=input.affected_population,
+        )
+        try:
+            problem = await problems.update(
+                db=ctx.db,
+                actor=ctx.actor(),
+                id=_problem_id(input.id, "id"),
+                version=input.version,
+                changes=changes,
+            )
+        except PAYLOAD_ERRORS as exc:
+            return UpdateProblemPayload(
+                problem=None,
+                user_errors=[user_error(exc)],
+                client_mutation_id=input.client_mutation_id,
+            )
+        return UpdateProblemPayload(
+            problem=Problem.from_domain(problem),
+            user_errors=[],
+            client_mutation_id=input.client_mutation_id,
+        )
+
+    @strawberry.mutation(description="Mark which solution(s) answered your city's problem.")
+    async def mark_problem_answered(
+        self, info: Info, input: MarkProblemAnsweredInput
+    ) -> ProblemPayload:
+        ctx = info.context
+        try:
+            solution_ids = [
+                expect_global_id(s, ("Solution",), field="solutionIds")[1]
+                for s in input.solution_ids
+            ]
+            problem = await problems.mark_answered(
+                db=ctx.db,
+                actor=ctx.actor(),
+                id=_problem_id(input.problem_id, "problemId"),
+                version=input.version,
+                solution_ids=solution_ids,
+            )
+        except PAYLOAD_ERRORS as exc:
+            return ProblemPayload(
+                problem=None,
+                user_errors=[user_error(exc)],
+                client_mutation_id=input.client_mutation_id,
+            )
+        return ProblemPayload(
+            problem=Problem.from_domain(problem),
+            user_errors=[],
+            client_mutation_id=input.client_mutation_id,
+        )
+
+    @strawberry.mutation(description="Say that your city faces another city's problem too.")
+    async def face_problem_too(self, info: Info, input: FaceProblemTooInput) -> ProblemPayload:
+        ctx = info.context
+        try:
+            problem = await problems.face_too(
+                db=ctx.db, actor=ctx.actor(), id=_problem_id(input.problem_id, "problemId")
+            )
+        except PAYLOAD_ERRORS as exc:
+            return ProblemPayload(
+                problem=None,
+                user_errors=[user_error(exc)],
+                client_mutation_id=input.client_mutation_id,
+            )
+        return ProblemPayload(
+            problem=Problem.from_domain(problem),
+            user_errors=[],
+            client_mutation_id=input.client_mutation_id,
+        )

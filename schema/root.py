@@ -1,0 +1,183 @@
+"""The Query and Mutation roots and the schema with its protective extensions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import strawberry
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from schema.cities import City, Person
+from schema.comments import Comment, CommentMutations
+from schema.context import Info
+from schema.errors import ErrorCodes, ProdErrorCodes
+from schema.observer import OperationObserver
+from schema.problems import Problem, ProblemFilter, ProblemMutations
+from schema.relay import Connection, Node, connection, from_global_id
+from schema.solutions import Solution, SolutionFilter, SolutionMutations
+from schema.taxonomy import ListOrder
+from schema.viewer import Viewer
+from services import cities, problems, solutions
+from services.errors import InvalidInput, NotFound
+from services.pages import MAX_PAGE_SIZE, Order, PageRequest
+
+MAX_DEPTH = 10
+MAX_ALIASES = 15
+MAX_TOKENS = 2_000
+
+
+async def _node(info: Info, global_id: str) -> Node | None:
+    parsed = from_global_id(global_id)
+    if parsed is None:
+        return None
+    kind, id = parsed
+    loaders = info.context.loaders
+    if kind == "City":
+        city = await loaders.city_by_slug.load(id)
+        return City.from_domain(city) if city else None
+    if kind == "Person":
+        person = await loaders.person_by_id.load(id)
+        return Person.from_domain(person) if person else None
+    if kind == "Problem":
+        problem = await loaders.problem_by_id.load(id)
+        return Problem.from_domain(problem) if problem else None
+    if kind == "Solution":
+        solution = await loaders.solution_by_id.load(id)
+        return Solution.from_domain(solution) if solution else None
+    comment = await loaders.comment_by_id.load(id)
+    return Comment.from_domain(comment) if comment else None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Who you are: your city, scopes and subject.")
+    def viewer(self, info: Info) -> Viewer:
+        actor = info.context.actor()
+        return Viewer(
+            subject=actor.subject,
+            scopes=sorted(actor.scopes),
+            client_id=actor.client_id,
+            city_slug=actor.city,
+        )
+
+    @strawberry.field(description="Any object by its global id; null if there is none.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        info.context.actor()
+        return await _node(info, id)
+
+    @strawberry.field(description=f"Objects by global ids, aligned (at most {MAX_PAGE_SIZE}).")
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+        info.context.actor()
+        if len(ids) > MAX_PAGE_SIZE:
+            raise InvalidInput("ids", f"must have at most {MAX_PAGE_SIZE} items")
+        return [await _node(info, id) for id in ids]
+
+    @strawberry.field
+    async def city(self, info: Info, slug: str) -> City | None:
+        ctx = info.context
+        try:
+            return City.from_domain(await cities.get(db=ctx.db, actor=ctx.actor(), slug=slug))
+        except NotFound:
+            return None
+
+    @strawberry.field(description="Member cities by slug.")
+    async def cities(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[City]:
+        ctx = info.context
+        page = await cities.list_cities(
+            db=ctx.db,
+            actor=ctx.actor(),
+            request=PageRequest(first=first, after=after, last=last, before=before),
+        )
+        return connection(page, City.from_domain)
+
+    @strawberry.field(description="Problems of every member city.")
+    async def problems(
+        self,
+        info: Info,
+        filter: ProblemFilter | None = None,
+        order_by: ListOrder = Order.CREATED_AT_DESC,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Problem]:
+        from schema.problems import listing_of
+
+        ctx = info.context
+        page = await problems.list_problems(
+            db=ctx.db,
+            actor=ctx.actor(),
+            listing=listing_of(filter),
+            order=order_by,
+            request=PageRequest(first=first, after=after, last=last, before=before),
+        )
+        return connection(page, Problem.from_domain)
+
+    @strawberry.field(description="Solutions of every member city.")
+    async def solutions(
+        self,
+        info: Info,
+        filter: SolutionFilter | None = None,
+        order_by: ListOrder = Order.CREATED_AT_DESC,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Solution]:
+        from schema.solutions import listing_of
+
+        ctx = info.context
+        page = await solutions.list_solutions(
+            db=ctx.db,
+            actor=ctx.actor(),
+            listing=listing_of(filter),
+            order=order_by,
+            request=PageRequest(first=first, after=after, last=last, before=before),
+        )
+        return connection(page, Solution.from_domain)
+
+
+@strawberry.type
+class Mutation(ProblemMutations, SolutionMutations, CommentMutations):
+    pass
+
+
+def build_schema(*, production: bool) -> strawberry.Schema:
+    """The schema with limits (BRIEF §7); production also hides introspection and hints."""
+    # Classes or factories, never instances: an instance would be shared by concurrent
+    # requests (BRIEF §8). The parser and validation caches are module-level LRUs inside
+    # strawberry, so a fresh extension per request still hits them.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        OperationObserver,
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: ParserCache(maxsize=256),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: ValidationCache(maxsize=256),
+        ProdErrorCodes if production else ErrorCodes,
+    ]
+    if production:
+        extensions.append(DisableIntrospection)
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[City, Person, Problem, Solution, Comment],
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=production),
+    )

@@ -1,0 +1,410 @@
+"""Solution type with cost, outcomes, lessons and lineage; publish, adapt and edit."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from schema.cities import City, Contact, load_city
+from schema.context import Info
+from schema.errors import PAYLOAD_ERRORS, UserError, user_error
+from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
+from schema.taxonomy import Hazard, Sector, SolutionStatus
+from services import models, solutions
+from services.listing import ListingFilter
+
+if TYPE_CHECKING:
+    from schema.comments import Comment
+    from schema.problems import Problem
+
+
+@strawberry.input(description="Values within a field are alternatives; fields combine (AND).")
+class SolutionFilter:
+    cities: list[str] | None = None
+    hazards: list[Hazard] | None = None
+    sectors: list[Sector] | None = None
+    tags: list[str] | None = None
+    status: list[SolutionStatus] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    search: str | None = strawberry.field(
+        default=None, description="Words to find in title, summary and tags (prefix match)."
+    )
+
+
+def listing_of(filter: SolutionFilter | None) -> ListingFilter:
+    if filter is None:
+        return ListingFilter()
+    return ListingFilter(
+        cities=tuple(filter.cities or ()),
+        hazards=tuple(filter.hazards or ()),
+        sectors=tuple(filter.sectors or ()),
+        tags=tuple(filter.tags or ()),
+        statuses=tuple(s.value for s in filter.status or ()),
+        created_after=filter.created_after,
+        created_before=filter.created_before,
+        updated_after=filter.updated_after,
+        updated_before=filter.updated_before,
+        search=filter.search,
+    )
+
+
+@strawberry.type(description="What it cost, in the currency and year it was spent.")
+class Cost:
+    amount: float
+    currency: str = strawberry.field(description="ISO 4217 code.")
+    year: int
+
+
+@strawberry.type
+class Outcome:
+    metric: str
+    value: float
+    unit: str | None
+    note: str | None
+
+
+@strawberry.type(description="What another city needs to know before adapting this.")
+class Transferability:
+    prerequisites: list[str]
+    context: str | None
+    do_differently: str | None = strawberry.field(description="What we would do differently.")
+
+
+@strawberry.type
+class Link:
+    url: str
+    title: str | None
+
+
+@strawberry.type(description="What a city did about one or more problems.")
+class Solution(Node):
+    title: str
+    summary: str
+    body: str | None = strawberry.field(description="Markdown.")
+    status: SolutionStatus
+    hazards: list[Hazard]
+    sectors: list[Sector]
+    tags: list[str]
+    started_on: date | None
+    completed_on: date | None
+    cost: Cost | None
+    funding_sources: list[str]
+    partners: list[str]
+    outcomes: list[Outcome]
+    success_factors: list[str]
+    limiting_factors: list[str]
+    transferability: Transferability | None
+    contact: Contact | None
+    links: list[Link]
+    adaptation_notes: str | None = strawberry.field(
+        description="What changed from the original, and why."
+    )
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    domain: strawberry.Private[models.Solution]
+
+    @classmethod
+    def from_domain(cls, solution: models.Solution) -> Solution:
+        d = solution.details
+        t = d.transferability
+        return cls(
+            id=to_global_id("Solution", solution.id),
+            title=solution.title,
+            summary=solution.summary,
+            body=d.body,
+            status=d.status,
+            hazards=list(solution.hazards),
+            sectors=list(d.sectors),
+            tags=list(d.tags),
+            started_on=d.started_on,
+            completed_on=d.completed_on,
+            cost=Cost(amount=d.cost.amount, currency=d.cost.currency, year=d.cost.year)
+            if d.cost
+            else None,
+            funding_sources=list(d.funding_sources),
+            partners=list(d.partners),
+            outcomes=[
+                Outcome(metric=o.metric, value=o.value, unit=o.unit, note=o.note)
+                for o in d.outcomes
+            ],
+            success_factors=list(d.success_factors),
+            limiting_factors=list(d.limiting_factors),
+            transferability=Transferability(
+                prerequisites=list(t.prerequisites),
+                context=t.context,
+                do_differently=t.do_differently,
+            )
+            if t
+            else None,
+            contact=Contact.from_domain(d.contact),
+            links=[Link(url=x.url, title=x.title) for x in d.links],
+            adaptation_notes=solution.adapted_from.notes if solution.adapted_from else None,
+            version=solution.version,
+            created_at=solution.created_at,
+            updated_at=solution.updated_at,
+            domain=solution,
+        )
+
+    @strawberry.field
+    async def city(self, info: Info) -> City:
+        return await load_city(info, self.domain.city)
+
+    @strawberry.field(description="The problems (of any city) this solution addresses.")
+    async def problems(
+        self, info: Info
+    ) -> list[Annotated[Problem, strawberry.lazy("schema.problems")]]:
+        from schema.problems import Problem
+
+        found = await info.context.loaders.problem_by_id.load_many(self.domain.problem_ids)
+        return [Problem.from_domain(p) for p in found if p is not None]
+
+    @strawberry.field(description="The solution this one was adapted from.")
+    async def adapted_from(self, info: Info) -> Solution | None:
+        origin = self.domain.adapted_from
+        if origin is None:
+            return None
+        original = await info.context.loaders.solution_by_id.load(origin.solution_id)
+        return Solution.from_domain(original) if original else None
+
+    @strawberry.field(description="Solutions other cities adapted from this one, newest first.")
+    async def adaptations(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Solution]:
+        page = await info.context.loaders.adaptations_by_solution.load(
+            (self.domain.id, first, after)
+        )
+        return connection(page, Solution.from_domain)
+
+    @strawberry.field(description="Top-level comments, oldest first.")
+    async def comments(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[Comment, strawberry.lazy("schema.comments")]]:
+        from schema.comments import Comment
+
+        page = await info.context.loaders.comments_by_subject.load((self.domain.id, first, after))
+        return connection(page, Comment.from_domain)
+
+
+@strawberry.input
+class CostInput:
+    amount: float
+    currency: str
+    year: int
+
+
+@strawberry.input
+class OutcomeInput:
+    metric: str
+    value: float
+    unit: str | None = None
+    note: str | None = None
+
+
+@strawberry.input
+class TransferabilityInput:
+    prerequisites: list[str] | None = None
+    context: str | None = None
+    do_differently: str | None = None
+
+
+@strawberry.input
+class ContactInput:
+    name: str | None = None
+    email: str | None = None
+    url: str | None = None
+
+
+@strawberry.input
+class LinkInput:
+    url: str
+    title: str | None = None
+
+
+@strawberry.input
+class PublishSolutionInput:
+    title: str
+    summary: str
+    hazards: list[Hazard]
+    body: str | None = None
+    problem_ids: list[strawberry.ID] | None = None
+    adapted_from: strawberry.ID | None = strawberry.field(
+        default=None, description="The solution (any city's) this one adapts."
+    )
+    adaptation_notes: str | None = None
+    sectors: list[Sector] | None = None
+    tags: list[str] | None = None
+    status: SolutionStatus | None = None
+    started_on: date | None = None
+    completed_on: date | None = None
+    cost: CostInput | None = None
+    funding_sources: list[str] | None = None
+    partners: list[str] | None = None
+    outcomes: list[OutcomeInput] | None = None
+    success_factors: list[str] | None = None
+    limiting_factors: list[str] | None = None
+    transferability: TransferabilityInput | None = None
+    contact: ContactInput | None = None
+    links: list[LinkInput] | None = None
+    client_mutation_id: str | None = None
+
+
+@strawberry.input
+class UpdateSolutionInput:
+    id: strawberry.ID
+    version: int = strawberry.field(description="The version you last read.")
+    title: str | None = None
+    summary: str | None = None
+    hazards: list[Hazard] | None = None
+    body: str | None = None
+    problem_ids: list[strawberry.ID] | None = None
+    sectors: list[Sector] | None = None
+    tags: list[str] | None = None
+    status: SolutionStatus | None = None
+    started_on: date | None = None
+    completed_on: date | None = None
+    cost: CostInput | None = None
+    funding_sources: list[str] | None = None
+    partners: list[str] | None = None
+    outcomes: list[OutcomeInput] | None = None
+    success_factors: list[str] | None = None
+    limiting_factors: list[str] | None = None
+    transferability: TransferabilityInput | None = None
+    contact: ContactInput | None = None
+    links: list[LinkInput] | None = None
+    client_mutation_id: str | None = None
+
+
+@strawberry.type
+class PublishSolutionPayload:
+    solution: Solution | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None = None
+
+
+@strawberry.type
+class UpdateSolutionPayload:
+    solution: Solution | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None = None
+
+
+def _details(input: PublishSolutionInput | UpdateSolutionInput) -> dict[str, Any]:
+    """SolutionDetails fields the input sets (None leaves a field alone)."""
+    given: dict[str, Any] = {
+        "body": input.body,
+        "status": input.status,
+        "started_on": input.started_on,
+        "completed_on": input.completed_on,
+        "cost": models.Cost(input.cost.amount, input.cost.currency.upper(), input.cost.year)
+        if input.cost
+        else None,
+        "funding_sources": _tuple(input.funding_sources),
+        "partners": _tuple(input.partners),
+        "outcomes": tuple(models.Outcome(o.metric, o.value, o.unit, o.note) for o in input.outcomes)
+        if input.outcomes is not None
+        else None,
+        "success_factors": _tuple(input.success_factors),
+        "limiting_factors": _tuple(input.limiting_factors),
+        "transferability": models.Transferability(
+            tuple(input.transferability.prerequisites or ()),
+            input.transferability.context,
+            input.transferability.do_differently,
+        )
+        if input.transferability
+        else None,
+        "contact": models.Contact(input.contact.name, input.contact.email, input.contact.url)
+        if input.contact
+        else None,
+        "links": tuple(models.Link(x.url, x.title) for x in input.links)
+        if input.links is not None
+        else None,
+        "sectors": _tuple(input.sectors),
+        "tags": _tuple(input.tags),
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _tuple(values: list[Any] | None) -> tuple[Any, ...] | None:
+    return tuple(values) if values is not None else None
+
+
+def _ids(values: list[strawberry.ID] | None, kind: str, field: str) -> list[str] | None:
+    if values is None:
+        return None
+    return [expect_global_id(v, (kind,), field=field)[1] for v in values]
+
+
+@strawberry.type
+class SolutionMutations:
+    @strawberry.mutation(
+        description="Publish your city's solution, or adapt another's "
+        "(adaptedFrom). Scope: publish."
+    )
+    async def publish_solution(
+        self, info: Info, input: PublishSolutionInput
+    ) -> PublishSolutionPayload:
+        ctx = info.context
+        try:
+            draft = solutions.SolutionDraft(
+                title=input.title,
+                summary=input.summary,
+                hazards=input.hazards,
+                problem_ids=_ids(input.problem_ids, "Problem", "problemIds") or [],
+                adapted_from=expect_global_id(
+                    input.adapted_from, ("Solution",), field="adaptedFrom"
+                )[1]
+                if input.adapted_from
+                else None,
+                adaptation_notes=input.adaptation_notes,
+                details=models.SolutionDetails(**_details(input)),
+            )
+            solution = await solutions.publish(db=ctx.db, actor=ctx.actor(), draft=draft)
+        except PAYLOAD_ERRORS as exc:
+            return PublishSolutionPayload(
+                solution=None,
+                user_errors=[user_error(exc)],
+                client_mutation_id=input.client_mutation_id,
+            )
+        return PublishSolutionPayload(
+            solution=Solution.from_domain(solution),
+            user_errors=[],
+            client_mutation_id=input.client_mutation_id,
+        )
+
+    @strawberry.mutation(description="Edit one of your city's solutions.")
+    async def update_solution(
+        self, info: Info, input: UpdateSolutionInput
+    ) -> UpdateSolutionPayload:
+        ctx = info.context
+        try:
+            changes = solutions.SolutionChanges(
+                title=input.title,
+                summary=input.summary,
+                hazards=input.hazards,
+                problem_ids=_ids(input.problem_ids, "Problem", "problemIds"),
+                details=_details(input),
+            )
+            solution = await solutions.update(
+                db=ctx.db,
+                actor=ctx.actor(),
+                id=expect_global_id(input.id, ("Solution",), field="id")[1],
+                version=input.version,
+                changes=changes,
+            )
+        except PAYLOAD_ERRORS as exc:
+            return UpdateSolutionPayload(
+                solution=None,
+                user_errors=[user_error(exc)],
+                client_mutation_id=input.client_mutation_id,
+            )
+        return UpdateSolutionPayload(
+            solution=Solution.from_domain(solution),
+            user_errors=[],
+            client_mutation_id=input.client_mutation_id,
+        )

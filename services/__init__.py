@@ -1,0 +1,1 @@
+"""Domain models, use cases and domain errors. Knows nothing of GraphQL, HTTP or OAuth."""

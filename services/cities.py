@@ -1,0 +1,93 @@
+"""Use cases for member cities and their people."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+
+from services import limits
+from services.clock import now
+from services.errors import InvalidInput
+from services.models import City, Person
+from services.pages import Page, PageRequest
+from services.principal import Principal, Scope
+from services.store import cities as store
+from services.store.database import Database
+
+_SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+async def add_city(*, db: Database, city: City) -> City:
+    """Register a member city (an operator action: the city becomes an OAuth realm)."""
+    if not _SLUG.match(city.slug):
+        raise InvalidInput(
+            "slug", "must be 2-63 lower-case letters, digits or '-', starting with a letter"
+        )
+    if not _COUNTRY.match(city.country):
+        raise InvalidInput("country", "must be an ISO 3166-1 alpha-2 code such as 'NL'")
+    limits.non_negative("population", city.population)
+    checked = replace(
+        city,
+        name=limits.text("name", city.name, max_length=limits.SHORT_TEXT_MAX),
+        languages=limits.texts("languages", city.languages),
+        networks=limits.texts("networks", city.networks),
+        created_at=now(),
+    )
+    return await store.insert_city(db, checked)
+
+
+async def add_person(*, db: Database, person: Person) -> Person:
+    """Add a person to a city (an operator or city-admin action)."""
+    await store.get_city(db, person.city)
+    checked = replace(
+        person,
+        username=limits.text("username", person.username, max_length=100),
+        name=limits.text("name", person.name, max_length=limits.SHORT_TEXT_MAX),
+    )
+    return await store.insert_person(db, checked)
+
+
+async def get(*, db: Database, actor: Principal, slug: str) -> City:
+    actor.require(Scope.READ)
+    return await store.get_city(db, slug)
+
+
+async def by_slugs(*, db: Database, actor: Principal, slugs: Sequence[str]) -> list[City | None]:
+    actor.require(Scope.READ)
+    return await store.cities_by_slugs(db, slugs)
+
+
+async def list_cities(*, db: Database, actor: Principal, request: PageRequest) -> Page[City]:
+    actor.require(Scope.READ)
+    return await store.list_cities(db, request=request)
+
+
+async def people_by_ids(
+    *, db: Database, actor: Principal, ids: Sequence[str]
+) -> list[Person | None]:
+    actor.require(Scope.READ)
+    return await store.people_by_ids(db, ids)
+
+
+async def people_of(
+    *, db: Database, actor: Principal, city: str, request: PageRequest
+) -> Page[Person]:
+    actor.require(Scope.READ)
+    return await store.people_of_city(db, city=city, request=request)
+
+
+async def person_of_principal(*, db: Database, actor: Principal) -> Person | None:
+    """The person a token speaks for, when its subject is one of its city's people."""
+    return await store.person_in_city(db, city=actor.city, id=actor.subject)
+
+
+async def require_city(*, db: Database, slug: str) -> City:
+    """A city by slug, for operator tools (no caller to check)."""
+    return await store.get_city(db, slug)
+
+
+async def person_by_username(*, db: Database, city: str, username: str) -> Person | None:
+    """A city's person by username, for operator tools."""
+    return await store.person_by_username(db, city=city, username=username)

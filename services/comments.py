@@ -1,0 +1,163 @@
+"""Use cases for comments: add, reply, edit, delete (tombstone) and hide (moderation)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from services import limits
+from services.clock import now
+from services.errors import Forbidden, InvalidInput, NotFound
+from services.models import Comment, Event, EventType, Hidden
+from services.pages import PageRequest
+from services.principal import Principal, Scope
+from services.store import cities as city_store
+from services.store import comments as store
+from services.store import events as event_store
+from services.store import problems as problem_store
+from services.store import solutions as solution_store
+from services.store.database import Database
+from services.store.grouped import ChildPages
+
+SUBJECT_KINDS = ("Problem", "Solution")
+
+
+def _event(type: EventType, comment: Comment, actor: Principal) -> Event:
+    return Event(
+        type=type,
+        occurred_at=now(),
+        city=actor.city,
+        actor=actor.subject,
+        subject_kind="Comment",
+        subject_id=comment.id,
+    )
+
+
+async def _subject_city(db: Database, kind: str, id: str) -> str:
+    if kind == "Problem":
+        (problem,) = await problem_store.problems_by_ids(db, [id])
+        if problem is not None:
+            return problem.city
+    elif kind == "Solution":
+        (solution,) = await solution_store.solutions_by_ids(db, [id])
+        if solution is not None:
+            return solution.city
+    raise NotFound(kind if kind in SUBJECT_KINDS else "Subject", id)
+
+
+async def add(
+    *,
+    db: Database,
+    actor: Principal,
+    subject_kind: str,
+    subject_id: str,
+    parent_id: str | None,
+    body: str,
+) -> Comment:
+    """Comment on a problem or solution, or reply to a top-level comment on it."""
+    actor.require(Scope.COMMENT)
+    text = limits.text("body", body, max_length=limits.COMMENT_MAX)
+    subject_city = await _subject_city(db, subject_kind, subject_id)
+    if parent_id is not None:
+        parent = await store.get_comment(db, parent_id)
+        if parent.subject_id != subject_id:
+            raise InvalidInput("parentId", "is a comment on another subject")
+        if parent.parent_id is not None:
+            raise InvalidInput(
+                "parentId", "replies are one level deep: reply to the thread's first comment"
+            )
+    person = await city_store.person_in_city(db, city=actor.city, id=actor.subject)
+    comment = Comment(
+        id="",
+        subject_kind=subject_kind,
+        subject_id=subject_id,
+        subject_city=subject_city,
+        parent_id=parent_id,
+        city=actor.city,
+        author_subject=actor.subject,
+        author_id=person.id if person else None,
+        body=text,
+        created_at=now(),
+        edited_at=None,
+        deleted_at=None,
+        hidden=None,
+    )
+    async with db.transaction() as session:
+        comment = await store.insert_comment(db, comment, session=session)
+        await event_store.append_event(
+            db, _event(EventType.COMMENT_ADDED, comment, actor), session=session
+        )
+    return comment
+
+
+async def _own(db: Database, actor: Principal, id: str) -> Comment:
+    actor.require(Scope.COMMENT)
+    comment = await store.get_comment(db, id)
+    if comment.city != actor.city or comment.author_subject != actor.subject:
+        raise Forbidden("only the author may change this comment")
+    if comment.deleted_at is not None:
+        raise InvalidInput("id", "this comment was deleted")
+    return comment
+
+
+async def edit(*, db: Database, actor: Principal, id: str, body: str) -> Comment:
+    """The author rewrites a comment; `editedAt` records when."""
+    comment = await _own(db, actor, id)
+    text = limits.text("body", body, max_length=limits.COMMENT_MAX)
+    edited = replace(comment, body=text, edited_at=now())
+    async with db.transaction() as session:
+        saved = await store.save_comment(db, edited, session=session)
+        await event_store.append_event(
+            db, _event(EventType.COMMENT_EDITED, saved, actor), session=session
+        )
+    return saved
+
+
+async def delete(*, db: Database, actor: Principal, id: str) -> Comment:
+    """The author deletes a comment; a tombstone keeps the thread's shape."""
+    comment = await _own(db, actor, id)
+    tombstone = replace(comment, body="", deleted_at=now())
+    async with db.transaction() as session:
+        saved = await store.save_comment(db, tombstone, session=session)
+        await event_store.append_event(
+            db, _event(EventType.COMMENT_DELETED, saved, actor), session=session
+        )
+    return saved
+
+
+async def hide(*, db: Database, actor: Principal, id: str, reason: str) -> Comment:
+    """An admin of the city that owns the subject hides a comment, with a reason."""
+    actor.require(Scope.ADMIN)
+    comment = await store.get_comment(db, id)
+    actor.require_own_city(comment.subject_city, "discussion")
+    why = limits.text("reason", reason, max_length=limits.SUMMARY_MAX)
+    hidden = replace(comment, hidden=Hidden(by=actor.subject, reason=why, at=now()))
+    async with db.transaction() as session:
+        saved = await store.save_comment(db, hidden, session=session)
+        await event_store.append_event(
+            db, _event(EventType.COMMENT_HIDDEN, saved, actor), session=session
+        )
+    return saved
+
+
+async def by_ids(*, db: Database, actor: Principal, ids: Sequence[str]) -> list[Comment | None]:
+    actor.require(Scope.READ)
+    return await store.comments_by_ids(db, ids)
+
+
+async def threads_of(
+    *, db: Database, actor: Principal, subject_ids: Sequence[str], request: PageRequest
+) -> ChildPages[Comment]:
+    """Top-level comments of each of many problems or solutions, batched."""
+    actor.require(Scope.READ)
+    request.validate()
+    return await store.threads_of(db, subject_ids, first=request.size, after=request.after)
+
+
+async def replies_of(
+    *, db: Database, actor: Principal, comment_ids: Sequence[str], request: PageRequest
+) -> ChildPages[Comment]:
+    """Replies to each of many comments, batched."""
+    actor.require(Scope.READ)
+    request.validate()
+    return await store.replies_of(db, comment_ids, first=request.size, after=request.after)

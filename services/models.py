@@ -1,0 +1,223 @@
+"""Domain models: plain, immutable dataclasses shared by every layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+from services.taxonomy import (
+    Hazard,
+    OrganisationKind,
+    ProblemStatus,
+    Role,
+    Sector,
+    SolutionStatus,
+    Urgency,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GeoPoint:
+    longitude: float
+    latitude: float
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    name: str | None = None
+    email: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResilienceProfile:
+    hazards: tuple[Hazard, ...] = ()
+    strategy: str | None = None
+    strategy_year: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class City:
+    slug: str
+    name: str
+    country: str
+    created_at: datetime
+    region: str | None = None
+    population: int | None = None
+    location: GeoPoint | None = None
+    timezone: str | None = None
+    languages: tuple[str, ...] = ()
+    climate_zone: str | None = None
+    profile: ResilienceProfile = field(default_factory=ResilienceProfile)
+    contact: Contact | None = None
+    networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Organisation:
+    name: str
+    kind: OrganisationKind
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: str
+    city: str
+    username: str
+    name: str
+    role: Role
+    organisation: Organisation
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FacedBy:
+    city: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    id: str
+    city: str
+    title: str
+    summary: str
+    body: str | None
+    hazards: tuple[Hazard, ...]
+    sectors: tuple[Sector, ...]
+    tags: tuple[str, ...]
+    status: ProblemStatus
+    urgency: Urgency
+    stakeholders: tuple[str, ...]
+    affected_population: int | None
+    answered_by: tuple[str, ...]
+    faced_by: tuple[FacedBy, ...]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    amount: float
+    currency: str
+    year: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    metric: str
+    value: float
+    unit: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transferability:
+    prerequisites: tuple[str, ...] = ()
+    context: str | None = None
+    do_differently: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    url: str
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Adaptation:
+    """Where a solution came from: the original solution and what changed."""
+
+    solution_id: str
+    notes: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SolutionDetails:
+    """Everything about a solution that the implementing city writes, beyond its headline."""
+
+    body: str | None = None
+    status: SolutionStatus = SolutionStatus.IMPLEMENTED
+    started_on: date | None = None
+    completed_on: date | None = None
+    cost: Cost | None = None
+    funding_sources: tuple[str, ...] = ()
+    partners: tuple[str, ...] = ()
+    outcomes: tuple[Outcome, ...] = ()
+    success_factors: tuple[str, ...] = ()
+    limiting_factors: tuple[str, ...] = ()
+    transferability: Transferability | None = None
+    contact: Contact | None = None
+    links: tuple[Link, ...] = ()
+    sectors: tuple[Sector, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Solution:
+    id: str
+    city: str
+    title: str
+    summary: str
+    hazards: tuple[Hazard, ...]
+    problem_ids: tuple[str, ...]
+    adapted_from: Adaptation | None
+    details: SolutionDetails
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Hidden:
+    by: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    id: str
+    subject_kind: str  # "Problem" or "Solution"
+    subject_id: str
+    subject_city: str
+    parent_id: str | None
+    city: str
+    author_subject: str
+    author_id: str | None
+    body: str
+    created_at: datetime
+    edited_at: datetime | None
+    deleted_at: datetime | None
+    hidden: Hidden | None
+
+
+class EventType(StrEnum):
+    PROBLEM_PUBLISHED = "PROBLEM_PUBLISHED"
+    PROBLEM_UPDATED = "PROBLEM_UPDATED"
+    PROBLEM_ANSWERED = "PROBLEM_ANSWERED"
+    PROBLEM_FACED_TOO = "PROBLEM_FACED_TOO"
+    SOLUTION_PUBLISHED = "SOLUTION_PUBLISHED"
+    SOLUTION_ADAPTED = "SOLUTION_ADAPTED"
+    SOLUTION_UPDATED = "SOLUTION_UPDATED"
+    COMMENT_ADDED = "COMMENT_ADDED"
+    COMMENT_EDITED = "COMMENT_EDITED"
+    COMMENT_DELETED = "COMMENT_DELETED"
+    COMMENT_HIDDEN = "COMMENT_HIDDEN"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something other cities may care about; feeds subscriptions, feeds and webhooks."""
+
+    type: EventType
+    occurred_at: datetime
+    city: str
+    actor: str
+    subject_kind: str
+    subject_id: str
+    hazards: tuple[Hazard, ...] = ()
+    sectors: tuple[Sector, ...] = ()
+    tags: tuple[str, ...] = ()

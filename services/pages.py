@@ -1,0 +1,118 @@
+"""Keyset pagination: page requests, pages and opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from services.errors import InvalidInput
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+class Order(StrEnum):
+    """Sort orders of problem and solution lists; ties are broken by id."""
+
+    CREATED_AT_DESC = "CREATED_AT_DESC"
+    CREATED_AT_ASC = "CREATED_AT_ASC"
+    UPDATED_AT_DESC = "UPDATED_AT_DESC"
+    UPDATED_AT_ASC = "UPDATED_AT_ASC"
+
+    @property
+    def field(self) -> str:
+        return "createdAt" if self.name.startswith("CREATED") else "updatedAt"
+
+    @property
+    def descending(self) -> bool:
+        return self.name.endswith("DESC")
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A position in a sorted list: the sort value and id of the last item seen."""
+
+    order: str
+    value: datetime | str | int
+    id: str
+
+    def encode(self) -> str:
+        if isinstance(self.value, datetime):
+            value: object = {"d": int(self.value.timestamp() * 1000)}
+        else:
+            value = self.value
+        raw = json.dumps([self.order, value, self.id], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str, *, field: str, order: str) -> Cursor:
+        """Parse a cursor made for `order`; anything else is the caller's error."""
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            decoded: object = json.loads(raw)
+        except (binascii.Error, ValueError):
+            raise InvalidInput(field, "is not a cursor returned by this API") from None
+        if not (isinstance(decoded, list) and len(decoded) == 3):  # pyright: ignore[reportUnknownArgumentType]
+            raise InvalidInput(field, "is not a cursor returned by this API")
+        cursor_order, value, id_ = decoded  # pyright: ignore[reportUnknownVariableType]
+        if cursor_order != order or not isinstance(id_, str):
+            raise InvalidInput(field, "belongs to another list or sort order")
+        if isinstance(value, dict) and isinstance(value.get("d"), int):  # pyright: ignore[reportUnknownMemberType]
+            millis: int = value["d"]  # pyright: ignore[reportUnknownVariableType]
+            return cls(order, datetime.fromtimestamp(millis / 1000, tz=UTC), id_)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return cls(order, value, id_)
+        raise InvalidInput(field, "is not a cursor returned by this API")
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """`first`/`after` walks forward, `last`/`before` walks backward."""
+
+    first: int | None = None
+    after: str | None = None
+    last: int | None = None
+    before: str | None = None
+
+    @property
+    def backward(self) -> bool:
+        return self.last is not None or (self.before is not None and self.first is None)
+
+    @property
+    def size(self) -> int:
+        """The number of items asked for, defaulted and checked against the cap."""
+        name, value = ("last", self.last) if self.backward else ("first", self.first)
+        if value is None:
+            return DEFAULT_PAGE_SIZE
+        if value < 0 or value > MAX_PAGE_SIZE:
+            raise InvalidInput(name, f"must be between 0 and {MAX_PAGE_SIZE}")
+        return value
+
+    def validate(self) -> None:
+        """Reject contradictory arguments before any query runs."""
+        if self.first is not None and self.last is not None:
+            raise InvalidInput("last", "cannot be combined with 'first'")
+        if self.after is not None and self.before is not None:
+            raise InvalidInput("before", "cannot be combined with 'after'")
+        _ = self.size
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    cursors: list[str]
+    has_next_page: bool
+    has_previous_page: bool
+    count: Callable[[], Awaitable[int]]
+
+    async def total_count(self) -> int:
+        """Number of items matching the list's filter, across all pages."""
+        return await self.count()

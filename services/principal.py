@@ -1,0 +1,36 @@
+"""Who is calling: the authenticated city, subject and scopes of one request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from services.errors import Forbidden
+
+
+class Scope(StrEnum):
+    READ = "read"
+    PUBLISH = "publish"
+    COMMENT = "comment"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller. `city` always comes from the token's issuer, never from client input."""
+
+    city: str
+    subject: str
+    scopes: frozenset[str]
+    client_id: str
+    token_id: str = ""
+
+    def require(self, scope: Scope) -> None:
+        """Raise Forbidden unless the token carries `scope`."""
+        if scope.value not in self.scopes:
+            raise Forbidden(f"this operation needs the '{scope.value}' scope")
+
+    def require_own_city(self, city: str, what: str) -> None:
+        """Raise Forbidden unless `city` is the caller's own city."""
+        if city != self.city:
+            raise Forbidden(f"only {city} may change this {what}")

@@ -1,0 +1,224 @@
+"""Use cases for problems: publish, edit, close, mark answered, "we face this too"."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from services import limits
+from services.clock import now
+from services.errors import InvalidInput, NotFound
+from services.listing import ListingFilter
+from services.models import Event, EventType, FacedBy, Problem, Solution
+from services.pages import Order, Page, PageRequest
+from services.principal import Principal, Scope
+from services.store import events as event_store
+from services.store import problems as store
+from services.store import solutions as solution_store
+from services.store.database import Database
+from services.store.grouped import ChildPages
+from services.taxonomy import Hazard, ProblemStatus, Sector, Urgency
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemDraft:
+    title: str
+    summary: str
+    hazards: Sequence[Hazard]
+    body: str | None = None
+    sectors: Sequence[Sector] | None = None
+    tags: Sequence[str] | None = None
+    urgency: Urgency | None = None
+    stakeholders: Sequence[str] | None = None
+    affected_population: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemChanges:
+    """Fields to change; None leaves a field as it is."""
+
+    title: str | None = None
+    summary: str | None = None
+    body: str | None = None
+    hazards: Sequence[Hazard] | None = None
+    sectors: Sequence[Sector] | None = None
+    tags: Sequence[str] | None = None
+    status: ProblemStatus | None = None
+    urgency: Urgency | None = None
+    stakeholders: Sequence[str] | None = None
+    affected_population: int | None = None
+
+
+def _event(type: EventType, problem: Problem, actor: Principal) -> Event:
+    return Event(
+        type=type,
+        occurred_at=problem.updated_at,
+        city=actor.city,
+        actor=actor.subject,
+        subject_kind="Problem",
+        subject_id=problem.id,
+        hazards=problem.hazards,
+        sectors=problem.sectors,
+        tags=problem.tags,
+    )
+
+
+def _hazards(values: Sequence[Hazard]) -> tuple[Hazard, ...]:
+    hazards = limits.items("hazards", values)
+    if not hazards:
+        raise InvalidInput("hazards", "name at least one hazard")
+    return hazards
+
+
+async def publish(*, db: Database, actor: Principal, draft: ProblemDraft) -> Problem:
+    """Publish a problem of the caller's own city."""
+    actor.require(Scope.PUBLISH)
+    limits.non_negative("affectedPopulation", draft.affected_population)
+    moment = now()
+    problem = Problem(
+        id="",
+        city=actor.city,
+        title=limits.text("title", draft.title, max_length=limits.TITLE_MAX),
+        summary=limits.text("summary", draft.summary, max_length=limits.SUMMARY_MAX),
+        body=limits.optional_text("body", draft.body, max_length=limits.BODY_MAX),
+        hazards=_hazards(draft.hazards),
+        sectors=limits.items("sectors", draft.sectors),
+        tags=limits.tags("tags", draft.tags),
+        status=ProblemStatus.OPEN,
+        urgency=draft.urgency or Urgency.ROUTINE,
+        stakeholders=limits.texts("stakeholders", draft.stakeholders),
+        affected_population=draft.affected_population,
+        answered_by=(),
+        faced_by=(),
+        version=1,
+        created_at=moment,
+        updated_at=moment,
+    )
+    async with db.transaction() as session:
+        problem = await store.insert_problem(db, problem, session=session)
+        await event_store.append_event(
+            db, _event(EventType.PROBLEM_PUBLISHED, problem, actor), session=session
+        )
+    return problem
+
+
+async def update(
+    *, db: Database, actor: Principal, id: str, version: int, changes: ProblemChanges
+) -> Problem:
+    """Edit or close a problem; only its city may, and only from the version it last read."""
+    actor.require(Scope.PUBLISH)
+    current = await store.get_problem(db, id)
+    actor.require_own_city(current.city, "problem")
+    limits.non_negative("affectedPopulation", changes.affected_population)
+    c = changes
+    edited = replace(
+        current,
+        title=current.title
+        if c.title is None
+        else limits.text("title", c.title, max_length=limits.TITLE_MAX),
+        summary=current.summary
+        if c.summary is None
+        else limits.text("summary", c.summary, max_length=limits.SUMMARY_MAX),
+        body=current.body
+        if c.body is None
+        else limits.optional_text("body", c.body, max_length=limits.BODY_MAX),
+        hazards=current.hazards if c.hazards is None else _hazards(c.hazards),
+        sectors=current.sectors if c.sectors is None else limits.items("sectors", c.sectors),
+        tags=current.tags if c.tags is None else limits.tags("tags", c.tags),
+        status=c.status or current.status,
+        urgency=c.urgency or current.urgency,
+        stakeholders=current.stakeholders
+        if c.stakeholders is None
+        else limits.texts("stakeholders", c.stakeholders),
+        affected_population=current.affected_population
+        if c.affected_population is None
+        else c.affected_population,
+        updated_at=now(),
+    )
+    async with db.transaction() as session:
+        saved = await store.save_problem(db, edited, expected_version=version, session=session)
+        await event_store.append_event(
+            db, _event(EventType.PROBLEM_UPDATED, saved, actor), session=session
+        )
+    return saved
+
+
+async def mark_answered(
+    *, db: Database, actor: Principal, id: str, version: int, solution_ids: Sequence[str]
+) -> Problem:
+    """The problem's city marks the solution(s) that answered it; status becomes ADDRESSED."""
+    actor.require(Scope.PUBLISH)
+    current = await store.get_problem(db, id)
+    actor.require_own_city(current.city, "problem")
+    wanted = limits.items("solutionIds", solution_ids)
+    if not wanted:
+        raise InvalidInput("solutionIds", "name at least one solution")
+    found = await solution_store.solutions_by_ids(db, wanted)
+    for solution_id, solution in zip(wanted, found, strict=True):
+        if solution is None:
+            raise NotFound("Solution", solution_id)
+    edited = replace(current, status=ProblemStatus.ADDRESSED, updated_at=now())
+    async with db.transaction() as session:
+        saved = await store.add_answers(
+            db, edited, wanted, expected_version=version, session=session
+        )
+        await event_store.append_event(
+            db, _event(EventType.PROBLEM_ANSWERED, saved, actor), session=session
+        )
+    return saved
+
+
+async def face_too(*, db: Database, actor: Principal, id: str) -> Problem:
+    """The caller's city says it faces this problem too (idempotent)."""
+    actor.require(Scope.PUBLISH)
+    current = await store.get_problem(db, id)
+    if current.city == actor.city:
+        raise InvalidInput("problemId", "is your own city's problem")
+    if any(f.city == actor.city for f in current.faced_by):
+        return current
+    async with db.transaction() as session:
+        saved = await store.add_faced_by(db, id, FacedBy(actor.city, now()), session=session)
+        if saved is None:
+            return await store.get_problem(db, id, session=session)
+        await event_store.append_event(
+            db,
+            replace(_event(EventType.PROBLEM_FACED_TOO, saved, actor), occurred_at=now()),
+            session=session,
+        )
+    return saved
+
+
+async def get(*, db: Database, actor: Principal, id: str) -> Problem:
+    actor.require(Scope.READ)
+    return await store.get_problem(db, id)
+
+
+async def by_ids(*, db: Database, actor: Principal, ids: Sequence[str]) -> list[Problem | None]:
+    actor.require(Scope.READ)
+    return await store.problems_by_ids(db, ids)
+
+
+async def list_problems(
+    *,
+    db: Database,
+    actor: Principal,
+    listing: ListingFilter,
+    order: Order,
+    request: PageRequest,
+    city: str | None = None,
+) -> Page[Problem]:
+    actor.require(Scope.READ)
+    return await store.list_problems(
+        db, listing=listing.checked(), order=order, request=request, city=city
+    )
+
+
+async def solutions_of(
+    *, db: Database, actor: Principal, problem_ids: Sequence[str], request: PageRequest
+) -> ChildPages[Solution]:
+    """Solutions addressing each of many problems, batched."""
+    actor.require(Scope.READ)
+    request.validate()
+    return await solution_store.solutions_of_problems(
+        db, problem_ids, first=request.size, after=request.after
+    )

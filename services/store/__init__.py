@@ -1,0 +1,1 @@
+"""The only code that speaks PyMongo: documents <-> models, indexes, batch gets."""

@@ -1,0 +1,131 @@
+"""Comments, threaded one level deep, in MongoDB."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from services.errors import NotFound
+from services.models import Comment, Hidden
+from services.store.database import Database, Document, guarded, object_id, object_ids
+from services.store.grouped import ChildPages, child_pages
+
+CHILD_ORDER = "C.CREATED_AT_ASC"
+
+
+def _comment(doc: Document) -> Comment:
+    hidden = doc.get("hidden")
+    return Comment(
+        id=str(doc["_id"]),
+        subject_kind=doc["subjectKind"],
+        subject_id=str(doc["subjectId"]),
+        subject_city=doc["subjectCity"],
+        parent_id=str(doc["parentId"]) if doc.get("parentId") else None,
+        city=doc["city"],
+        author_subject=doc["authorSubject"],
+        author_id=str(doc["authorId"]) if doc.get("authorId") else None,
+        body=doc["body"],
+        created_at=doc["createdAt"],
+        edited_at=doc.get("editedAt"),
+        deleted_at=doc.get("deletedAt"),
+        hidden=Hidden(hidden["by"], hidden["reason"], hidden["at"]) if hidden else None,
+    )
+
+
+@guarded
+async def insert_comment(db: Database, comment: Comment, *, session: AsyncClientSession) -> Comment:
+    doc = {
+        "subjectKind": comment.subject_kind,
+        "subjectId": object_id(comment.subject_id),
+        "subjectCity": comment.subject_city,
+        "parentId": object_id(comment.parent_id) if comment.parent_id else None,
+        "city": comment.city,
+        "authorSubject": comment.author_subject,
+        "authorId": object_id(comment.author_id) if comment.author_id else None,
+        "body": comment.body,
+        "createdAt": comment.created_at,
+        "editedAt": None,
+        "deletedAt": None,
+        "hidden": None,
+    }
+    result = await db.comments.insert_one(doc, session=session)
+    return replace(comment, id=str(result.inserted_id))
+
+
+@guarded
+async def comments_by_ids(db: Database, ids: Sequence[str]) -> list[Comment | None]:
+    """Comments aligned to `ids`, in one round trip."""
+    wanted = object_ids(list(dict.fromkeys(ids)))
+    by_id = {
+        str(doc["_id"]): _comment(doc)
+        async for doc in db.comments.find({"_id": {"$in": wanted}}).batch_size(len(wanted) + 1)
+    }
+    return [by_id.get(id_) for id_ in ids]
+
+
+@guarded
+async def get_comment(db: Database, id: str) -> Comment:
+    oid = object_id(id)
+    doc = await db.comments.find_one({"_id": oid}) if oid else None
+    if doc is None:
+        raise NotFound("Comment", id)
+    return _comment(doc)
+
+
+async def threads_of(
+    db: Database, subject_ids: Sequence[str], *, first: int, after: str | None
+) -> ChildPages[Comment]:
+    """Top-level comments of each subject, oldest first, in one round trip."""
+    return await child_pages(
+        db.comments,
+        parent_field="subjectId",
+        parents=object_ids(subject_ids),
+        match={"parentId": None},
+        descending=False,
+        order=CHILD_ORDER,
+        first=first,
+        after=after,
+        to_model=_comment,
+        parse_id=object_id,
+    )
+
+
+async def replies_of(
+    db: Database, comment_ids: Sequence[str], *, first: int, after: str | None
+) -> ChildPages[Comment]:
+    """Replies to each comment, oldest first, in one round trip."""
+    return await child_pages(
+        db.comments,
+        parent_field="parentId",
+        parents=object_ids(comment_ids),
+        match=None,
+        descending=False,
+        order=CHILD_ORDER,
+        first=first,
+        after=after,
+        to_model=_comment,
+        parse_id=object_id,
+    )
+
+
+@guarded
+async def save_comment(db: Database, comment: Comment, *, session: AsyncClientSession) -> Comment:
+    """Write a comment's body, edit, deletion and moderation state."""
+    hidden = comment.hidden
+    await db.comments.update_one(
+        {"_id": object_id(comment.id)},
+        {
+            "$set": {
+                "body": comment.body,
+                "editedAt": comment.edited_at,
+                "deletedAt": comment.deleted_at,
+                "hidden": {"by": hidden.by, "reason": hidden.reason, "at": hidden.at}
+                if hidden
+                else None,
+            }
+        },
+        session=session,
+    )
+    return comment

@@ -1,0 +1,145 @@
+"""The database handle: one AsyncMongoClient per process, collections, transactions, indexes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import (
+    AutoReconnect,
+    ConnectionFailure,
+    ExecutionTimeout,
+    NetworkTimeout,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+    WTimeoutError,
+)
+
+from services.errors import Unavailable
+from services.store.monitoring import CommandCounter
+
+Document = dict[str, Any]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_UNREACHABLE = (
+    AutoReconnect,
+    ConnectionFailure,
+    ExecutionTimeout,
+    NetworkTimeout,
+    ServerSelectionTimeoutError,
+    WTimeoutError,
+)
+
+
+def guarded(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Turn 'database unreachable' driver errors into the domain's Unavailable."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except _UNREACHABLE as exc:
+            raise Unavailable(type(exc).__name__) from exc
+        except PyMongoError as exc:
+            if "timed out" in str(exc).lower():
+                raise Unavailable(type(exc).__name__) from exc
+            raise
+
+    return wrapper
+
+
+def object_id(text: str) -> ObjectId | None:
+    """Parse an id from the outside world; None when it cannot be one of ours."""
+    try:
+        return ObjectId(text)
+    except (InvalidId, TypeError):
+        return None
+
+
+def object_ids(texts: Sequence[str]) -> list[ObjectId]:
+    return [oid for text in texts if (oid := object_id(text)) is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """Typed access to the service's collections; built once in the app's lifespan."""
+
+    client: AsyncMongoClient[Document]
+    db: AsyncDatabase[Document]
+
+    @classmethod
+    def connect(
+        cls,
+        uri: str,
+        name: str,
+        *,
+        server_selection_timeout_ms: int,
+        timeout_ms: int,
+        listeners: Sequence[CommandCounter] = (),
+        app_name: str = "cityexchange",
+    ) -> Database:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            uri,
+            serverSelectionTimeoutMS=server_selection_timeout_ms,
+            timeoutMS=timeout_ms,
+            connectTimeoutMS=min(server_selection_timeout_ms, 3000),
+            event_listeners=list(listeners),
+            appname=app_name,
+            tz_aware=True,
+            retryWrites=True,
+        )
+        return cls(client=client, db=client[name])
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    @property
+    def cities(self) -> AsyncCollection[Document]:
+        return self.db["cities"]
+
+    @property
+    def people(self) -> AsyncCollection[Document]:
+        return self.db["people"]
+
+    @property
+    def problems(self) -> AsyncCollection[Document]:
+        return self.db["problems"]
+
+    @property
+    def solutions(self) -> AsyncCollection[Document]:
+        return self.db["solutions"]
+
+    @property
+    def comments(self) -> AsyncCollection[Document]:
+        return self.db["comments"]
+
+    @property
+    def events(self) -> AsyncCollection[Document]:
+        return self.db["events"]
+
+    @property
+    def realm_keys(self) -> AsyncCollection[Document]:
+        return self.db["realm_keys"]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncClientSession]:
+        """A session with an open transaction, committed when the block ends without error."""
+        async with self.client.start_session() as session, await session.start_transaction():
+            yield session
+
+    @guarded
+    async def ping(self) -> None:
+        await self.client.admin.command("ping")
+
+    async def is_empty(self) -> bool:
+        return await self.cities.estimated_document_count() == 0

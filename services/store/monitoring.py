@@ -1,0 +1,24 @@
+"""PyMongo command monitoring, reported to whoever wants to count round trips."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pymongo import monitoring
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Reports every command PyMongo sends, a getMore included: each is one round trip."""
+
+    def __init__(self, started: Callable[[str], None], failed: Callable[[str], None]) -> None:
+        self._started = started
+        self._failed = failed
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self._started(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._failed(event.command_name)

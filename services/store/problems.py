@@ -1,0 +1,181 @@
+"""Problems in MongoDB."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from services.errors import Conflict, NotFound
+from services.listing import ListingFilter
+from services.models import FacedBy, Problem
+from services.pages import Order, Page, PageRequest
+from services.search import keywords
+from services.store.database import Database, Document, guarded, object_id, object_ids
+from services.store.listing import listing_query
+from services.store.paging import find_page
+from services.taxonomy import Hazard, ProblemStatus, Sector, Urgency
+
+
+def _editable(problem: Problem) -> Document:
+    return {
+        "title": problem.title,
+        "summary": problem.summary,
+        "body": problem.body,
+        "hazards": [h.value for h in problem.hazards],
+        "sectors": [s.value for s in problem.sectors],
+        "tags": list(problem.tags),
+        "status": problem.status.value,
+        "urgency": problem.urgency.value,
+        "stakeholders": list(problem.stakeholders),
+        "affectedPopulation": problem.affected_population,
+        "keywords": keywords(problem.title, problem.summary, extra=problem.tags),
+    }
+
+
+def _problem(doc: Document) -> Problem:
+    return Problem(
+        id=str(doc["_id"]),
+        city=doc["city"],
+        title=doc["title"],
+        summary=doc["summary"],
+        body=doc.get("body"),
+        hazards=tuple(Hazard(h) for h in doc.get("hazards", ())),
+        sectors=tuple(Sector(s) for s in doc.get("sectors", ())),
+        tags=tuple(doc.get("tags", ())),
+        status=ProblemStatus(doc["status"]),
+        urgency=Urgency(doc["urgency"]),
+        stakeholders=tuple(doc.get("stakeholders", ())),
+        affected_population=doc.get("affectedPopulation"),
+        answered_by=tuple(str(s) for s in doc.get("answeredBy", ())),
+        faced_by=tuple(FacedBy(city=f["city"], at=f["at"]) for f in doc.get("facedBy", ())),
+        version=doc["version"],
+        created_at=doc["createdAt"],
+        updated_at=doc["updatedAt"],
+    )
+
+
+@guarded
+async def insert_problem(db: Database, problem: Problem, *, session: AsyncClientSession) -> Problem:
+    doc = {
+        **_editable(problem),
+        "city": problem.city,
+        "answeredBy": [],
+        "facedBy": [],
+        "version": problem.version,
+        "createdAt": problem.created_at,
+        "updatedAt": problem.updated_at,
+    }
+    result = await db.problems.insert_one(doc, session=session)
+    return replace(problem, id=str(result.inserted_id))
+
+
+@guarded
+async def problems_by_ids(db: Database, ids: Sequence[str]) -> list[Problem | None]:
+    """Problems aligned to `ids` (None where missing), in one round trip."""
+    wanted = object_ids(list(dict.fromkeys(ids)))
+    by_id = {
+        str(doc["_id"]): _problem(doc)
+        async for doc in db.problems.find({"_id": {"$in": wanted}}).batch_size(len(wanted) + 1)
+    }
+    return [by_id.get(id_) for id_ in ids]
+
+
+@guarded
+async def get_problem(
+    db: Database, id: str, *, session: AsyncClientSession | None = None
+) -> Problem:
+    oid = object_id(id)
+    doc = await db.problems.find_one({"_id": oid}, session=session) if oid else None
+    if doc is None:
+        raise NotFound("Problem", id)
+    return _problem(doc)
+
+
+async def list_problems(
+    db: Database,
+    *,
+    listing: ListingFilter,
+    order: Order,
+    request: PageRequest,
+    city: str | None = None,
+) -> Page[Problem]:
+    return await find_page(
+        db.problems,
+        query=listing_query(listing, base={"city": city} if city else None),
+        field=order.field,
+        descending=order.descending,
+        order=f"P.{order.value}",
+        request=request,
+        to_model=_problem,
+        parse_id=object_id,
+    )
+
+
+@guarded
+async def save_problem(
+    db: Database, problem: Problem, *, expected_version: int, session: AsyncClientSession
+) -> Problem:
+    """Write `problem`'s editable fields if the stored version is still `expected_version`."""
+    return await _versioned_update(
+        db,
+        problem.id,
+        expected_version,
+        {"$set": {**_editable(problem), "updatedAt": problem.updated_at}},
+        session=session,
+    )
+
+
+@guarded
+async def add_answers(
+    db: Database,
+    problem: Problem,
+    solution_ids: Sequence[str],
+    *,
+    expected_version: int,
+    session: AsyncClientSession,
+) -> Problem:
+    return await _versioned_update(
+        db,
+        problem.id,
+        expected_version,
+        {
+            "$addToSet": {"answeredBy": {"$each": object_ids(solution_ids)}},
+            "$set": {"status": problem.status.value, "updatedAt": problem.updated_at},
+        },
+        session=session,
+    )
+
+
+@guarded
+async def add_faced_by(
+    db: Database, problem_id: str, faced: FacedBy, *, session: AsyncClientSession
+) -> Problem | None:
+    """Record that a city faces this problem too; None when it already said so."""
+    doc = await db.problems.find_one_and_update(
+        {"_id": object_id(problem_id), "facedBy.city": {"$ne": faced.city}},
+        {"$push": {"facedBy": {"city": faced.city, "at": faced.at}}},
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    return _problem(doc) if doc else None
+
+
+async def _versioned_update(
+    db: Database, id: str, expected_version: int, update: Document, *, session: AsyncClientSession
+) -> Problem:
+    oid = object_id(id)
+    doc = await db.problems.find_one_and_update(
+        {"_id": oid, "version": expected_version},
+        {**update, "$inc": {"version": 1}},
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    if doc is not None:
+        return _problem(doc)
+    current = await db.problems.find_one({"_id": oid}, {"version": 1}, session=session)
+    if current is None:
+        raise NotFound("Problem", id)
+    raise Conflict("Problem", id, expected=expected_version, actual=current["version"])
