@@ -19,7 +19,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
 from auth.errors import Unauthenticated
 from auth.realms import RealmRegistry
@@ -28,6 +30,7 @@ from cityexchange.http import BodyLimitMiddleware, RequestIdMiddleware, request_
 from cityexchange.metrics import Metrics
 from cityexchange.settings import Settings, SettingsError
 from schema.context import Context
+from schema.errors import coded_errors
 from schema.root import build_schema
 from services.errors import Unavailable
 from services.principal import Principal
@@ -59,6 +62,7 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.resources = resources
         self.metrics = metrics
+        self.production = settings.production
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -80,6 +84,20 @@ class GraphQLView(GraphQL[Context, None]):
             on_unavailable=unavailable,
             observe=self.metrics.operation_done,
         )
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        # Errors raised before an operation starts (a document that does not parse, or has
+        # too many tokens) never reach the schema's ErrorCodes extension: code them here.
+        if result.errors:
+            result.errors = coded_errors(
+                result.errors,
+                request_id=request_id_of(request.scope),
+                hide_suggestions=self.production,
+                on_unavailable=lambda: None,
+            )
+        return await super().process_result(request, result)
 
 
 async def _authenticate(

@@ -90,8 +90,9 @@ def running(data_dir: Path) -> RunningDatabase | None:
 class EmbeddedDatabase:
     """Start, reach and stop SecantusDB with its data under `data_dir`."""
 
-    def __init__(self, data_dir: Path, *, startup_timeout: float = 60.0) -> None:
+    def __init__(self, data_dir: Path, *, port: int = 0, startup_timeout: float = 60.0) -> None:
         self.data_dir = data_dir
+        self.requested_port = port
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.port: int | None = None
@@ -103,7 +104,7 @@ class EmbeddedDatabase:
         return RunningDatabase(self.process.pid, self.port).uri
 
     def start(self) -> str:
-        """Start the database on a free port; return its URI once it accepts connections."""
+        """Start the database (on a free port by default); return its URI once it answers."""
         executable = _executable()
         if running(self.data_dir) is not None:
             raise EmbeddedDatabaseError(

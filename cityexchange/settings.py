@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-
 DEFAULT_DB = "cityexchange"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 DEFAULT_AUDIENCE = "cityexchange"

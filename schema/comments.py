@@ -84,7 +84,8 @@ class Comment(Node):
     ) -> Connection[Comment]:
         if self.domain.parent_id is not None:
             return connection(
-                ChildPages[models.Comment]({}).page(self.domain.id, after=after), Comment.from_domain
+                ChildPages[models.Comment]({}).page(self.domain.id, after=after),
+                Comment.from_domain,
             )
         page = await info.context.loaders.replies_by_comment.load((self.domain.id, first, after))
         return connection(page, Comment.from_domain)

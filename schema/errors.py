@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import Enum
 
 import strawberry
@@ -74,66 +74,86 @@ def _code(error: GraphQLError) -> str | None:
     return None
 
 
+def coded_errors(
+    errors: list[GraphQLError],
+    *,
+    request_id: str,
+    hide_suggestions: bool,
+    on_unavailable: Callable[[], None],
+) -> list[GraphQLError]:
+    """Errors with a machine-readable `extensions.code`; the unexpected masked and logged.
+
+    Idempotent: an error that already carries a code is left as it is.
+    """
+    processed: list[GraphQLError] = []
+    for error in errors:
+        if error.extensions and "code" in error.extensions:
+            processed.append(error)
+            continue
+        code = _code(error)
+        if code is None:
+            log.error(
+                "unexpected error at %s (request %s)",
+                error.path,
+                request_id,
+                exc_info=error.original_error,
+            )
+            processed.append(
+                GraphQLError(
+                    f"Internal server error (request id {request_id})",
+                    nodes=error.nodes,
+                    path=error.path,
+                    extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+                )
+            )
+            continue
+        if code == "SERVICE_UNAVAILABLE":
+            on_unavailable()
+        original = error.original_error
+        extra = {"field": list(original.field)} if isinstance(original, InvalidInput) else {}
+        if isinstance(original, ServiceError | Unauthenticated):
+            message = str(original)
+        elif hide_suggestions:
+            message = _SUGGESTION.sub("", error.message)
+        else:
+            message = error.message
+        processed.append(
+            GraphQLError(
+                message,
+                nodes=error.nodes,
+                source=error.source,
+                positions=error.positions,
+                path=error.path,
+                original_error=None,
+                extensions={
+                    **(error.extensions or {}),
+                    "code": code,
+                    "requestId": request_id,
+                    **extra,
+                },
+            )
+        )
+    return processed
+
+
 class ErrorCodes(SchemaExtension):
-    """Give every error a machine-readable code; mask and log everything unexpected."""
+    """Give every error of an operation a code; mask and log everything unexpected."""
 
     hide_suggestions: bool = False
 
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        errors = getattr(result, "errors", None)
-        if not errors:
-            return
+        errors: list[GraphQLError] | None = getattr(result, "errors", None)
         context = self.execution_context.context
-        request_id = context.request_id if isinstance(context, Context) else "-"
-        processed: list[GraphQLError] = []
-        for error in errors:
-            code = _code(error)
-            if code is None:
-                log.error(
-                    "unexpected error in %s (request %s)",
-                    error.path,
-                    request_id,
-                    exc_info=error.original_error,
-                )
-                processed.append(
-                    GraphQLError(
-                        f"Internal server error (request id {request_id})",
-                        nodes=error.nodes,
-                        path=error.path,
-                        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
-                    )
-                )
-                continue
-            if code == "SERVICE_UNAVAILABLE" and isinstance(context, Context):
-                context.on_unavailable()
-            message = error.message
-            if isinstance(error.original_error, InvalidInput):
-                extra = {"field": list(error.original_error.field)}
-            else:
-                extra = {}
-            if self.hide_suggestions:
-                message = _SUGGESTION.sub("", message)
-            if isinstance(error.original_error, ServiceError | Unauthenticated):
-                message = str(error.original_error)
-            processed.append(
-                GraphQLError(
-                    message,
-                    nodes=error.nodes,
-                    source=error.source,
-                    positions=error.positions,
-                    path=error.path,
-                    original_error=None,
-                    extensions={
-                        **(error.extensions or {}),
-                        "code": code,
-                        "requestId": request_id,
-                        **extra,
-                    },
-                )
-            )
-        result.errors = processed  # type: ignore[union-attr]
+        if not errors or not isinstance(context, Context):
+            return
+        result.errors = coded_errors(  # type: ignore[union-attr]
+            errors,
+            request_id=context.request_id,
+            hide_suggestions=self.hide_suggestions,
+            on_unavailable=context.on_unavailable,
+        )
 
 
 class ProdErrorCodes(ErrorCodes):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
@@ -15,6 +16,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from schema.cities import City, Person
 from schema.comments import Comment, CommentMutations
@@ -158,6 +160,16 @@ class Mutation(ProblemMutations, SolutionMutations, CommentMutations):
     pass
 
 
+class CityExchangeSchema(strawberry.Schema):
+    """The schema; errors are coded and logged by ErrorCodes, not by strawberry's logger,
+    which would log every client mistake (and its query) as an error."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        pass
+
+
 def build_schema(*, production: bool) -> strawberry.Schema:
     """The schema with limits (BRIEF §7); production also hides introspection and hints."""
     # Classes or factories, never instances: an instance would be shared by concurrent
@@ -174,7 +186,7 @@ def build_schema(*, production: bool) -> strawberry.Schema:
     ]
     if production:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    return CityExchangeSchema(
         query=Query,
         mutation=Mutation,
         types=[City, Person, Problem, Solution, Comment],

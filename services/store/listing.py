@@ -34,7 +34,10 @@ def listing_query(listing: ListingFilter, *, base: Document | None = None) -> Do
             clauses.append({field: bounds})
     # Search terms are prefix-matched against the stored keyword list. re.escape makes what
     # the user typed literal text, and the anchor lets the multikey index bound the scan.
-    clauses.extend({"keywords": {"$regex": "^" + re.escape(term)}} for term in listing.search_terms)
+    terms = listing.search_terms
+    clauses.extend({"keywords": {"$regex": "^" + re.escape(term)}} for term in terms)
+    if listing.search and listing.search.strip() and not terms:
+        clauses.append({"_id": {"$exists": False}})  # only punctuation: nothing can match
     if not clauses:
         return {}
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}

@@ -1,0 +1,137 @@
+"""Fixtures: a real wire-protocol database, a fresh database per test, the app over HTTP."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from auth.realms import RealmRegistry
+from auth.tokens import issue_access_token
+from cityexchange.app import create_app
+from cityexchange.embedded import EmbeddedDatabase
+from cityexchange.settings import Secret, Settings
+from services import cities
+from services.clock import now
+from services.models import City
+from services.store.database import Database
+from services.store.indexes import ensure_indexes
+
+ALL_SCOPES = ("read", "publish", "comment", "admin")
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """CITYEXCHANGE_MONGODB_URI if set, else a SecantusDB process for the whole session."""
+    configured = os.environ.get("CITYEXCHANGE_MONGODB_URI")
+    if configured:
+        yield configured
+        return
+    with EmbeddedDatabase(tmp_path_factory.mktemp("secantus")) as database:
+        yield database.uri
+
+
+@pytest.fixture
+def settings(mongodb_uri: str) -> Settings:
+    """Settings of one test: its own database, so tests never see each other's data."""
+    return Settings(mongodb_uri=Secret(mongodb_uri), db_name=f"cx_test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    assert settings.mongodb_uri is not None
+    database = Database.connect(
+        settings.mongodb_uri.value,
+        settings.db_name,
+        server_selection_timeout_ms=3000,
+        timeout_ms=30_000,
+    )
+    await ensure_indexes(database)
+    yield database
+    await database.client.drop_database(settings.db_name)
+    await database.close()
+
+
+@dataclass
+class Api:
+    """A GraphQL client of the app under test, speaking HTTP through ASGI."""
+
+    http: httpx.AsyncClient
+    db: Database
+    settings: Settings
+
+    async def token(
+        self,
+        city: str,
+        scopes: tuple[str, ...] = ALL_SCOPES,
+        subject: str = "tester",
+        ttl: int = 900,
+    ) -> str:
+        registry = RealmRegistry(self.db, self.settings.public_url)
+        issued = await issue_access_token(
+            registry,
+            registry.realm(city),
+            subject=subject,
+            scopes=scopes,
+            client_id="tests",
+            audience=self.settings.audience,
+            ttl_seconds=ttl,
+        )
+        return issued.access_token
+
+    async def gql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        status: int = 200,
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code == status, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str
+    ) -> dict[str, Any]:
+        """The `data` of a query that must succeed."""
+        body = await self.gql(query, variables, token=token)
+        assert not body.get("errors"), body["errors"]
+        result: dict[str, Any] = body["data"]
+        return result
+
+
+async def add_city(db: Database, slug: str, name: str | None = None, country: str = "NL") -> City:
+    return await cities.add_city(
+        db=db, city=City(slug=slug, name=name or slug.title(), country=country, created_at=now())
+    )
+
+
+@pytest.fixture
+async def api(settings: Settings, db: Database) -> AsyncIterator[Api]:
+    app = create_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield Api(http=http, db=db, settings=settings)
+
+
+@pytest.fixture
+async def two_cities(db: Database) -> tuple[City, City]:
+    return await add_city(db, "rotterdam", "Rotterdam"), await add_city(db, "lagos", "Lagos", "NG")
+
+
+@pytest.fixture
+def project_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,77 @@
+"""The N+1 gate: a nested query costs the same database round trips for 5 items as for 50."""
+
+from __future__ import annotations
+
+import re
+
+from services import cities, comments, problems, solutions
+from services.models import Organisation, Person
+from services.principal import Principal
+from services.store.database import Database
+from services.taxonomy import Hazard, OrganisationKind, Role
+from tests.conftest import Api, add_city
+
+NESTED = """
+query Nested($first: Int!) {
+  problems(first: $first) {
+    edges { node {
+      title city { name }
+      solutions(first: 5) { edges { node {
+        title city { name }
+        comments(first: 5) { edges { node { body author { name } city { name } } } }
+      } } }
+    } }
+  }
+}"""
+SCOPES = frozenset({"read", "publish", "comment"})
+
+
+async def _seed(db: Database, count: int) -> None:
+    for slug in ("rotterdam", "lagos", "chennai"):
+        await add_city(db, slug)
+    person = await cities.add_person(db=db, person=Person(
+        id="", city="chennai", username="k.raman", name="Kavya Raman", role=Role.CRO,
+        organisation=Organisation("Greater Chennai Corporation", OrganisationKind.CITY_AGENCY)))
+    owner = Principal("rotterdam", "cro", SCOPES, "tests")
+    helper = Principal("lagos", "cro", SCOPES, "tests")
+    commenter = Principal("chennai", person.id, SCOPES, "tests")
+    for i in range(count):
+        problem = await problems.publish(db=db, actor=owner, draft=problems.ProblemDraft(
+            title=f"Problem {i}", summary="s", hazards=[Hazard.FLOOD]))
+        solution = await solutions.publish(db=db, actor=helper, draft=solutions.SolutionDraft(
+            title=f"Solution {i}", summary="s", hazards=[Hazard.FLOOD],
+            problem_ids=[problem.id]))
+        await comments.add(db=db, actor=commenter, subject_kind="Solution",
+                           subject_id=solution.id, parent_id=None, body=f"Comment {i}")
+
+
+def _commands(metrics: str) -> float:
+    return sum(float(v) for v in re.findall(
+        r"^cityexchange_db_commands_total\{[^}]*\} (\S+)$", metrics, re.MULTILINE))
+
+
+async def _round_trips(api: Api, token: str, first: int) -> float:
+    before = _commands((await api.http.get("/metrics")).text)
+    data = await api.data(NESTED, {"first": first}, token=token)
+    after = _commands((await api.http.get("/metrics")).text)
+    edges = data["problems"]["edges"]
+    assert len(edges) == first
+    for edge in edges:
+        solution = edge["node"]["solutions"]["edges"][0]["node"]
+        assert solution["city"] == {"name": "Lagos"}
+        comment = solution["comments"]["edges"][0]["node"]
+        assert comment["author"] == {"name": "Kavya Raman"}
+        assert comment["city"] == {"name": "Chennai"}
+    return after - before
+
+
+async def test_nested_query_round_trips_do_not_grow_with_page_size(api: Api) -> None:
+    await _seed(api.db, 52)
+    token = await api.token("rotterdam")
+    await api.data("{ viewer { subject } }", token=token)  # warm the realm's key cache
+    small = await _round_trips(api, token, 5)
+    large = await _round_trips(api, token, 50)
+    # One query per collection per level: problems, their cities, solutions, their cities,
+    # comments, authors and the authors' cities (cached cities cost nothing).
+    assert small == large
+    assert large <= 7, large
