@@ -167,7 +167,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
     )
     # Until uvicorn installs its own handlers, SIGTERM unwinds like Ctrl-C, so the embedded
     # database below is always stopped.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    signal.signal(signal.SIGTERM, _raise_stopped)
     data_dir = Path(args.data_dir)
     database: embedded.EmbeddedDatabase | None = None
     try:
@@ -192,10 +192,21 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         server = uvicorn.Server(
             uvicorn.Config(create_app(settings), log_level="info", lifespan="on")
         )
-        server.run(sockets=[listener])
+        try:
+            server.run(sockets=[listener])
+        except (KeyboardInterrupt, _Stopped):
+            pass  # uvicorn re-raises the signal it shut down on; the stop was orderly
     finally:
         if database is not None:
             database.stop()
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived: unwind (stopping the embedded database) and exit."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -279,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServiceError as exc:
         print(f"cityexchange: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Stopped):
         return 130
     return 0
 

@@ -115,14 +115,14 @@ class EmbeddedDatabase:
         storage.mkdir(parents=True, exist_ok=True)
         log_path = self.data_dir / "secantusd.log"
         with log_path.open("ab") as log_file:
-            log_start = log_file.tell()
+            log_start = log_file.seek(0, os.SEEK_END)  # read only this run's output
             self.process = subprocess.Popen(  # noqa: S603 - our own child, fixed arguments
                 [
                     executable,
                     "--host",
                     "127.0.0.1",
                     "--port",
-                    "0",
+                    str(self.requested_port),
                     "--storage-path",
                     str(storage),
                     "--log-level",

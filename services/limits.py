@@ -8,6 +8,8 @@ from typing import TypeVar
 from services.errors import InvalidInput
 
 T = TypeVar("T")
+Field = str | tuple[str, ...]
+"""A field name, or the path to a nested one: ("cost", "amount")."""
 
 TITLE_MAX = 200
 SUMMARY_MAX = 1_000
@@ -18,7 +20,7 @@ NOTE_MAX = 5_000
 LIST_MAX = 50
 
 
-def text(field: str, value: str, *, max_length: int) -> str:
+def text(field: Field, value: str, *, max_length: int) -> str:
     """A required text: stripped, not blank, at most `max_length` characters."""
     stripped = value.strip()
     if not stripped:
@@ -28,14 +30,14 @@ def text(field: str, value: str, *, max_length: int) -> str:
     return stripped
 
 
-def optional_text(field: str, value: str | None, *, max_length: int) -> str | None:
+def optional_text(field: Field, value: str | None, *, max_length: int) -> str | None:
     """An optional text: None or blank becomes None."""
     if value is None or not value.strip():
         return None
     return text(field, value, max_length=max_length)
 
 
-def items(field: str, values: Sequence[T] | None, *, max_items: int = LIST_MAX) -> tuple[T, ...]:
+def items(field: Field, values: Sequence[T] | None, *, max_items: int = LIST_MAX) -> tuple[T, ...]:
     """A list input of at most `max_items` distinct items, order kept."""
     if values is None:
         return ()
@@ -44,19 +46,19 @@ def items(field: str, values: Sequence[T] | None, *, max_items: int = LIST_MAX) 
     return tuple(dict.fromkeys(values))
 
 
-def tags(field: str, values: Sequence[str] | None) -> tuple[str, ...]:
+def tags(field: Field, values: Sequence[str] | None) -> tuple[str, ...]:
     """Tags: lower-cased, stripped, each 1..50 characters."""
     cleaned = [text(field, value, max_length=50).lower() for value in items(field, values)]
     return tuple(dict.fromkeys(cleaned))
 
 
 def texts(
-    field: str, values: Sequence[str] | None, *, max_length: int = SHORT_TEXT_MAX
+    field: Field, values: Sequence[str] | None, *, max_length: int = SHORT_TEXT_MAX
 ) -> tuple[str, ...]:
     """A list of short texts."""
     return tuple(text(field, value, max_length=max_length) for value in items(field, values))
 
 
-def non_negative(field: str, value: int | float | None) -> None:
+def non_negative(field: Field, value: int | float | None) -> None:
     if value is not None and value < 0:
         raise InvalidInput(field, "must not be negative")

@@ -29,11 +29,11 @@ class ListingFilter:
 
     def checked(self) -> ListingFilter:
         """The same filter, with list sizes and the search text checked."""
-        limits.items("filter.cities", self.cities)
-        limits.items("filter.hazards", self.hazards)
-        limits.items("filter.sectors", self.sectors)
-        limits.items("filter.statuses", self.statuses)
-        limits.items("filter.urgency", self.urgencies)
+        limits.items(("filter", "cities"), self.cities)
+        limits.items(("filter", "hazards"), self.hazards)
+        limits.items(("filter", "sectors"), self.sectors)
+        limits.items(("filter", "status"), self.statuses)
+        limits.items(("filter", "urgency"), self.urgencies)
         if self.search is not None and len(self.search) > limits.SHORT_TEXT_MAX:
             raise InvalidInput(
                 ("filter", "search"), f"must be at most {limits.SHORT_TEXT_MAX} characters"
@@ -42,7 +42,7 @@ class ListingFilter:
             cities=self.cities,
             hazards=self.hazards,
             sectors=self.sectors,
-            tags=tuple(t.strip().lower() for t in limits.items("filter.tags", self.tags)),
+            tags=tuple(t.strip().lower() for t in limits.items(("filter", "tags"), self.tags)),
             statuses=self.statuses,
             urgencies=self.urgencies,
             created_after=self.created_after,

@@ -50,7 +50,7 @@ def checked_details(details: SolutionDetails) -> SolutionDetails:
     """Details within the limits of BRIEF §7, with money and dates that make sense."""
     d = details
     if d.cost is not None:
-        limits.non_negative("cost.amount", d.cost.amount)
+        limits.non_negative(("cost", "amount"), d.cost.amount)
         if not _CURRENCY.match(d.cost.currency):
             raise InvalidInput(("cost", "currency"), "must be an ISO 4217 code such as 'EUR'")
         if not 1900 <= d.cost.year <= 2100:
@@ -61,18 +61,24 @@ def checked_details(details: SolutionDetails) -> SolutionDetails:
         if not link.url.startswith(("https://", "http://")) or len(link.url) > 2000:
             raise InvalidInput(("links", str(index), "url"), "must be an http(s) URL")
     for index, outcome in enumerate(limits.items("outcomes", d.outcomes)):
-        limits.text(f"outcomes.{index}.metric", outcome.metric, max_length=limits.SHORT_TEXT_MAX)
-        limits.optional_text(f"outcomes.{index}.note", outcome.note, max_length=limits.NOTE_MAX)
+        limits.text(
+            ("outcomes", str(index), "metric"), outcome.metric, max_length=limits.SHORT_TEXT_MAX
+        )
+        limits.optional_text(
+            ("outcomes", str(index), "note"), outcome.note, max_length=limits.NOTE_MAX
+        )
     transfer = d.transferability
     if transfer is not None:
         limits.texts(
-            "transferability.prerequisites", transfer.prerequisites, max_length=limits.NOTE_MAX
+            ("transferability", "prerequisites"), transfer.prerequisites, max_length=limits.NOTE_MAX
         )
         limits.optional_text(
-            "transferability.context", transfer.context, max_length=limits.NOTE_MAX
+            ("transferability", "context"), transfer.context, max_length=limits.NOTE_MAX
         )
         limits.optional_text(
-            "transferability.doDifferently", transfer.do_differently, max_length=limits.NOTE_MAX
+            ("transferability", "doDifferently"),
+            transfer.do_differently,
+            max_length=limits.NOTE_MAX,
         )
     return replace(
         d,

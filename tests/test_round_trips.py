@@ -29,25 +29,50 @@ SCOPES = frozenset({"read", "publish", "comment"})
 async def _seed(db: Database, count: int) -> None:
     for slug in ("rotterdam", "lagos", "chennai"):
         await add_city(db, slug)
-    person = await cities.add_person(db=db, person=Person(
-        id="", city="chennai", username="k.raman", name="Kavya Raman", role=Role.CRO,
-        organisation=Organisation("Greater Chennai Corporation", OrganisationKind.CITY_AGENCY)))
+    person = await cities.add_person(
+        db=db,
+        person=Person(
+            id="",
+            city="chennai",
+            username="k.raman",
+            name="Kavya Raman",
+            role=Role.CRO,
+            organisation=Organisation("Greater Chennai Corporation", OrganisationKind.CITY_AGENCY),
+        ),
+    )
     owner = Principal("rotterdam", "cro", SCOPES, "tests")
     helper = Principal("lagos", "cro", SCOPES, "tests")
     commenter = Principal("chennai", person.id, SCOPES, "tests")
     for i in range(count):
-        problem = await problems.publish(db=db, actor=owner, draft=problems.ProblemDraft(
-            title=f"Problem {i}", summary="s", hazards=[Hazard.FLOOD]))
-        solution = await solutions.publish(db=db, actor=helper, draft=solutions.SolutionDraft(
-            title=f"Solution {i}", summary="s", hazards=[Hazard.FLOOD],
-            problem_ids=[problem.id]))
-        await comments.add(db=db, actor=commenter, subject_kind="Solution",
-                           subject_id=solution.id, parent_id=None, body=f"Comment {i}")
+        problem = await problems.publish(
+            db=db,
+            actor=owner,
+            draft=problems.ProblemDraft(title=f"Problem {i}", summary="s", hazards=[Hazard.FLOOD]),
+        )
+        solution = await solutions.publish(
+            db=db,
+            actor=helper,
+            draft=solutions.SolutionDraft(
+                title=f"Solution {i}", summary="s", hazards=[Hazard.FLOOD], problem_ids=[problem.id]
+            ),
+        )
+        await comments.add(
+            db=db,
+            actor=commenter,
+            subject_kind="Solution",
+            subject_id=solution.id,
+            parent_id=None,
+            body=f"Comment {i}",
+        )
 
 
 def _commands(metrics: str) -> float:
-    return sum(float(v) for v in re.findall(
-        r"^cityexchange_db_commands_total\{[^}]*\} (\S+)$", metrics, re.MULTILINE))
+    return sum(
+        float(v)
+        for v in re.findall(
+            r"^cityexchange_db_commands_total\{[^}]*\} (\S+)$", metrics, re.MULTILINE
+        )
+    )
 
 
 async def _round_trips(api: Api, token: str, first: int) -> float:

@@ -1,0 +1,281 @@
+"""The README's promise: `cityexchange serve --demo` on the embedded database, and the admin
+commands beside it, driven as an operator would, in real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+CLI = str(Path(sys.executable).parent / "cityexchange")
+STARTUP_SECONDS = 120
+
+pytestmark = pytest.mark.skipif(
+    "CITYEXCHANGE_MONGODB_URI" in os.environ, reason="exercises the embedded database"
+)
+
+
+class Serve:
+    """A running `cityexchange serve`, its output collected line by line."""
+
+    def __init__(self, data_dir: Path, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [CLI, "serve", "--port", "0", "--data-dir", str(data_dir), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: list[str] = []
+        self.url: str | None = None
+        self.ready = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        if not self.ready.wait(STARTUP_SECONDS):
+            self.stop()
+            raise AssertionError("serve did not start:\n" + "".join(self.lines))
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if line.startswith("GraphQL endpoint:"):
+                self.url = line.split(":", 1)[1].strip()
+            if "Application startup complete" in line:
+                self.ready.set()
+        self.ready.set()
+
+    def tokens(self) -> dict[str, str]:
+        pairs = [line.split() for line in self.lines if line.startswith("  ")]
+        return {p[0]: p[1] for p in pairs if len(p) == 2}
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.process.send_signal(sig)
+        code = self.process.wait(60)
+        self.reader.join(10)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        return code
+
+
+def _run(
+    *args: str, data_dir: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env or dict(os.environ),
+        check=False,
+    )
+
+
+def _gql(url: str, token: str, query: str) -> dict[str, object]:
+    response = httpx.post(
+        url, json={"query": query}, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    body: dict[str, object] = response.json()
+    assert "errors" not in body, body
+    data: dict[str, object] = body["data"]  # type: ignore[assignment]
+    return data
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "data"
+    state = tmp_path / "data" / "embedded.json"
+    if state.exists():  # never leave a database behind, even when a test fails
+        pid = json.loads(state.read_text())["pid"]
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_serve_demo_then_admin_commands_then_restart_keeps_data(data_dir: Path) -> None:
+    serve = Serve(data_dir, "--demo")
+    try:
+        assert serve.url is not None and serve.url.endswith("/graphql")
+        tokens = serve.tokens()
+        assert len(tokens) >= 8
+        data = _gql(
+            serve.url,
+            tokens["rotterdam"],
+            "{ viewer { city { name } } problems { totalCount } cities { totalCount }"
+            ' solutions(filter: {search: "sponge"}) { edges { node {'
+            " adaptedFrom { adaptedFrom { city { slug } } } } } } }",
+        )
+        assert data["viewer"] == {"city": {"name": "Rotterdam"}}
+        assert data["cities"] == {"totalCount": 8}
+        assert data["problems"]["totalCount"] >= 8  # type: ignore[index]
+        chain = data["solutions"]["edges"][0]["node"]  # type: ignore[index]
+        assert chain["adaptedFrom"]["adaptedFrom"]["city"] == {"slug": "rotterdam"}
+
+        # Admin commands reach the database the running service uses.
+        added = _run(
+            "city",
+            "add",
+            "--slug",
+            "bristol",
+            "--name",
+            "Bristol",
+            "--country",
+            "gb",
+            "--hazard",
+            "flood",
+            data_dir=data_dir,
+        )
+        assert added.returncode == 0, added.stderr
+        assert json.loads(added.stdout)["slug"] == "bristol"
+        issued = _run(
+            "token",
+            "issue",
+            "--city",
+            "bristol",
+            "--scope",
+            "read publish",
+            "--sub",
+            "ops",
+            data_dir=data_dir,
+        )
+        assert issued.returncode == 0, issued.stderr
+        token = json.loads(issued.stdout)["access_token"]
+        data = _gql(serve.url, token, "{ viewer { subject scopes city { slug country } } }")
+        assert data["viewer"] == {
+            "subject": "ops",
+            "scopes": ["publish", "read"],
+            "city": {"slug": "bristol", "country": "GB"},
+        }
+        database_pid = json.loads((data_dir / "embedded.json").read_text())["pid"]
+    finally:
+        code = serve.stop()
+    assert code == 0, "".join(serve.lines)
+    assert not _alive(database_pid), "the embedded database outlived the service"
+    assert not (data_dir / "embedded.json").exists()
+
+    again = Serve(data_dir)  # no --demo: what is there must have survived the restart
+    try:
+        issued = _run("token", "issue", "--city", "bristol", data_dir=data_dir)
+        token = json.loads(issued.stdout)["access_token"]
+        assert again.url is not None
+        data = _gql(again.url, token, "{ cities { totalCount } problems { totalCount } }")
+        assert data["cities"] == {"totalCount": 9}
+    finally:
+        assert again.stop(signal.SIGINT) == 0, "".join(again.lines)
+
+
+def test_admin_commands_start_the_database_themselves_when_nothing_runs(data_dir: Path) -> None:
+    added = _run(
+        "city", "add", "--slug", "lagos", "--name", "Lagos", "--country", "NG", data_dir=data_dir
+    )
+    assert added.returncode == 0, added.stderr
+    issued = _run("token", "issue", "--city", "lagos", "--scope", "read", data_dir=data_dir)
+    assert issued.returncode == 0, issued.stderr
+    body = json.loads(issued.stdout)
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 900
+    assert body["issuer"].endswith("/realms/lagos")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("token", "issue", "--city", "atlantis"), "City 'atlantis' not found"),
+        (("token", "issue", "--city", "lagos", "--scope", "read sudo"), "unknown scope(s) sudo"),
+        (("city", "add", "--slug", "X!", "--name", "X", "--country", "NL"), "slug"),
+        (("city", "add", "--slug", "xx", "--name", "X", "--country", "Netherlands"), "country"),
+    ],
+)
+def test_admin_errors_go_to_stderr_with_a_non_zero_status(
+    data_dir: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = _run(*args, data_dir=data_dir)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert message in result.stderr
+
+
+def test_a_bad_setting_stops_the_start_with_a_clear_message(data_dir: Path) -> None:
+    env = {**os.environ, "CITYEXCHANGE_ENV": "staging"}
+    result = subprocess.run(
+        [CLI, "serve", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "CITYEXCHANGE_ENV='staging': use 'dev' or 'prod'" in result.stderr
+
+
+def test_without_the_extra_the_error_says_what_to_install(tmp_path: Path) -> None:
+    # The bare interpreter has neither the extra's executable beside it nor on PATH.
+    site = sysconfig.get_paths()["purelib"]
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": os.pathsep.join([str(root), site]),
+        "HOME": str(tmp_path),
+    }
+    result = subprocess.run(
+        [
+            getattr(sys, "_base_executable", sys.executable),
+            "-m",
+            "cityexchange.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'cityexchange[embedded]'" in result.stderr
+
+
+def test_schema_command_prints_the_committed_sdl() -> None:
+    committed = Path(__file__).resolve().parent.parent / "schema" / "schema.graphql"
+    result = subprocess.run([CLI, "schema"], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout == committed.read_text(), (
+        "schema/schema.graphql is stale: run `cityexchange schema > schema/schema.graphql`"
+    )
+
+
+def test_serve_survives_being_told_to_stop_during_startup(data_dir: Path) -> None:
+    process = subprocess.Popen(
+        [CLI, "serve", "--port", "0", "--demo", "--data-dir", str(data_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    state = data_dir / "embedded.json"
+    while not state.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = json.loads(state.read_text())["pid"]
+    process.send_signal(signal.SIGTERM)
+    process.wait(60)
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
