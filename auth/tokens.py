@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -95,7 +96,7 @@ class TokenVerifier:
             raise Unauthenticated("token algorithm not accepted")
         if str(header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
             raise Unauthenticated("not an access token (typ must be at+jwt)")
-        issuer = unverified.get("iss") if isinstance(unverified, dict) else None
+        issuer = _claim(unverified, "iss")
         # The city is decided by the issuer, and the issuer by the key that signed it.
         realm = self.registry.realm_for_issuer(issuer) if isinstance(issuer, str) else None
         if realm is None:
@@ -118,8 +119,9 @@ class TokenVerifier:
         except JoseError as exc:
             raise Unauthenticated(_reason(exc)) from None
         claims = decoded.claims
-        scope = claims.get("scope", "")
-        scopes = frozenset(scope.split()) & KNOWN_SCOPES if isinstance(scope, str) else frozenset()
+        scope = _claim(claims, "scope")
+        granted = scope.split() if isinstance(scope, str) else []
+        scopes = frozenset(granted) & KNOWN_SCOPES
         return Principal(
             city=realm.city,
             subject=str(claims["sub"]),
@@ -127,6 +129,13 @@ class TokenVerifier:
             client_id=str(claims["client_id"]),
             token_id=str(claims["jti"]),
         )
+
+
+def _claim(claims: object, name: str) -> object:
+    """One claim of a decoded payload, or None when the payload is not a JSON object."""
+    if not isinstance(claims, dict):
+        return None
+    return cast(dict[str, object], claims).get(name)
 
 
 def _reason(exc: JoseError) -> str:

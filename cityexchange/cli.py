@@ -11,7 +11,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
@@ -50,7 +50,7 @@ def _print_json(value: object) -> None:
 
 
 @contextlib.contextmanager
-def _database_uri(settings: Settings, data_dir: Path) -> Iterator[str]:
+def _database_uri(settings: Settings, data_dir: Path) -> Generator[str]:
     """Where admin commands find the database: the configured URI, the embedded database a
     running `serve` uses on `data_dir`, or one started just for this command."""
     if settings.mongodb_uri is not None:
@@ -192,10 +192,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         server = uvicorn.Server(
             uvicorn.Config(create_app(settings), log_level="info", lifespan="on")
         )
-        try:
+        # uvicorn re-raises the signal it shut down on; the stop was orderly.
+        with contextlib.suppress(KeyboardInterrupt, _Stopped):
             server.run(sockets=[listener])
-        except (KeyboardInterrupt, _Stopped):
-            pass  # uvicorn re-raises the signal it shut down on; the stop was orderly
     finally:
         if database is not None:
             database.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from auth.realms import RealmRegistry
 from auth.tokens import issue_access_token
@@ -31,27 +30,27 @@ DEMO_TOKEN_TTL_SECONDS = 8 * 3600
 ALL_SCOPES = frozenset(scope.value for scope in Scope)
 
 
-def _date(value: Any) -> date | None:
+def _date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
 async def _load(db: Database, people: dict[tuple[str, str], Person]) -> None:
     for c in data.CITIES:
-        slug = str(c["slug"])
+        slug = c["slug"]
         await cities.add_city(
             db=db,
             city=City(
                 slug=slug,
-                name=str(c["name"]),
-                country=str(c["country"]),
+                name=c["name"],
+                country=c["country"],
                 created_at=datetime.min,
-                region=str(c["region"]),
-                population=c["population"],  # type: ignore[arg-type]
-                location=GeoPoint(longitude=c["lon"], latitude=c["lat"]),  # type: ignore[arg-type]
-                timezone=str(c["tz"]),
-                languages=c["languages"],  # type: ignore[arg-type]
-                climate_zone=str(c["climate"]),
-                profile=ResilienceProfile(c["hazards"], str(c["strategy"]), c["year"]),  # type: ignore[arg-type]
+                region=c["region"],
+                population=c["population"],
+                location=GeoPoint(longitude=c["lon"], latitude=c["lat"]),
+                timezone=c["tz"],
+                languages=c["languages"],
+                climate_zone=c["climate"],
+                profile=ResilienceProfile(c["hazards"], c["strategy"], c["year"]),
                 contact=Contact(f"{c['name']} resilience team", f"resilience@{slug}.example.org"),
                 networks=data.NETWORKS,
             ),
@@ -184,7 +183,7 @@ async def load(settings: Settings) -> dict[str, str]:
         registry = RealmRegistry(db, settings.public_url)
         tokens: dict[str, str] = {}
         for c in data.CITIES:
-            slug = str(c["slug"])
+            slug = c["slug"]
             cro = await _demo_cro(db, people, slug)
             token = await issue_access_token(
                 registry,

@@ -5,13 +5,67 @@ People are fictional; cities, programmes and figures follow what the cities publ
 
 from __future__ import annotations
 
+from typing import NotRequired, TypedDict
+
+from services.taxonomy import Hazard
 from services.taxonomy import Hazard as H
 from services.taxonomy import OrganisationKind as O
 from services.taxonomy import Sector as S
 
 NETWORKS = ("Resilient Cities Network", "100 Resilient Cities")
 
-CITIES: list[dict[str, object]] = [
+
+class CitySeed(TypedDict):
+    slug: str
+    name: str
+    country: str
+    region: str
+    population: int
+    lat: float
+    lon: float
+    tz: str
+    languages: tuple[str, ...]
+    climate: str
+    hazards: tuple[Hazard, ...]
+    strategy: str
+    year: int
+
+
+class ProblemSeed(TypedDict):
+    city: str
+    title: str
+    summary: str
+    hazards: tuple[Hazard, ...]
+    sectors: tuple[S, ...]
+    tags: tuple[str, ...]
+    urgency: NotRequired[str]
+    affected: NotRequired[int]
+
+
+class SolutionSeed(TypedDict):
+    city: str
+    title: str
+    summary: str
+    problems: tuple[str, ...]
+    hazards: tuple[Hazard, ...]
+    sectors: tuple[S, ...]
+    tags: tuple[str, ...]
+    status: str
+    started: NotRequired[str]
+    completed: NotRequired[str]
+    cost: NotRequired[tuple[int, str, int]]
+    funding: NotRequired[tuple[str, ...]]
+    partners: NotRequired[tuple[str, ...]]
+    outcomes: NotRequired[tuple[tuple[str, float, str | None, str | None], ...]]
+    success: NotRequired[tuple[str, ...]]
+    limits: NotRequired[tuple[str, ...]]
+    prerequisites: NotRequired[tuple[str, ...]]
+    differently: NotRequired[str]
+    adapted_from: NotRequired[str]
+    notes: NotRequired[str]
+
+
+CITIES: list[CitySeed] = [
     {
         "slug": "rotterdam",
         "name": "Rotterdam",
@@ -291,7 +345,7 @@ PEOPLE = [
     ),
 ]
 
-PROBLEMS = {
+PROBLEMS: dict[str, ProblemSeed] = {
     "rotterdam-cloudbursts": {
         "city": "rotterdam",
         "title": "Cloudbursts overwhelm sewers in dense districts",
@@ -371,7 +425,7 @@ PROBLEMS = {
     },
 }
 
-SOLUTIONS = {
+SOLUTIONS: dict[str, SolutionSeed] = {
     "water-squares": {
         "city": "rotterdam",
         "title": "Water squares: public squares that store stormwater",
@@ -477,7 +531,7 @@ ANSWERED = {
 FACED_TOO = {"lagos-drains": ("semarang", "chennai"), "medellin-heat": ("melbourne",)}
 
 # (subject, author city, author username, body, replies as (city, username, body))
-COMMENTS = [
+COMMENTS: list[tuple[str, str, str, str, list[tuple[str, str, str]]]] = [
     (
         "water-squares",
         "semarang",

@@ -9,7 +9,7 @@ import strawberry
 
 from schema.context import Info
 from schema.relay import Connection, Node, connection, to_global_id
-from schema.taxonomy import Hazard, ListOrder, OrganisationKind, Role
+from schema.taxonomy import Hazard, OrganisationKind, Role
 from services import cities, models, problems, solutions
 from services.pages import Order, PageRequest
 
@@ -104,7 +104,7 @@ class City(Node):
         self,
         info: Info,
         filter: Annotated[ProblemFilter, strawberry.lazy("schema.problems")] | None = None,
-        order_by: ListOrder = Order.CREATED_AT_DESC,
+        order_by: Order = Order.CREATED_AT_DESC,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Annotated[Problem, strawberry.lazy("schema.problems")]]:
@@ -126,7 +126,7 @@ class City(Node):
         self,
         info: Info,
         filter: Annotated[SolutionFilter, strawberry.lazy("schema.solutions")] | None = None,
-        order_by: ListOrder = Order.CREATED_AT_DESC,
+        order_by: Order = Order.CREATED_AT_DESC,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Annotated[Solution, strawberry.lazy("schema.solutions")]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from schema.context import Context
@@ -23,11 +24,11 @@ class OperationObserver(SchemaExtension):
         except RuntimeError:
             kind = "unknown"  # the document did not parse
         result = ec.result
-        errors = getattr(result, "errors", None)
+        errors: list[GraphQLError] | None = getattr(result, "errors", None)
         if not errors:
             outcome = "ok"
         else:
-            codes = {(e.extensions or {}).get("code", "INTERNAL_SERVER_ERROR") for e in errors}
+            codes = {str((e.extensions or {}).get("code", "INTERNAL_SERVER_ERROR")) for e in errors}
             outcome = sorted(codes)[0] if len(codes) == 1 else "MIXED"
         name = ec.operation_name or "anonymous"
         context.observe(name[:64], kind, outcome, time.perf_counter() - started)

@@ -26,7 +26,6 @@ from schema.observer import OperationObserver
 from schema.problems import Problem, ProblemFilter, ProblemMutations
 from schema.relay import Connection, Node, connection, from_global_id
 from schema.solutions import Solution, SolutionFilter, SolutionMutations
-from schema.taxonomy import ListOrder
 from schema.viewer import Viewer
 from services import cities, problems, solutions
 from services.errors import InvalidInput, NotFound
@@ -113,7 +112,7 @@ class Query:
         self,
         info: Info,
         filter: ProblemFilter | None = None,
-        order_by: ListOrder = Order.CREATED_AT_DESC,
+        order_by: Order = Order.CREATED_AT_DESC,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
@@ -136,7 +135,7 @@ class Query:
         self,
         info: Info,
         filter: SolutionFilter | None = None,
-        order_by: ListOrder = Order.CREATED_AT_DESC,
+        order_by: Order = Order.CREATED_AT_DESC,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,

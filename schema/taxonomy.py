@@ -1,28 +1,40 @@
-"""The taxonomy as GraphQL enums, and the shared DateTime/Date scalars' companions."""
+"""The taxonomy as GraphQL enums: the domain's enums, registered with strawberry."""
 
 from __future__ import annotations
 
 import strawberry
 
-from services import taxonomy
 from services.pages import Order
-
-Hazard = strawberry.enum(taxonomy.Hazard, description="Shocks (sudden) and stresses (chronic).")
-HazardKind = strawberry.enum(taxonomy.HazardKind)
-Sector = strawberry.enum(taxonomy.Sector)
-ProblemStatus = strawberry.enum(taxonomy.ProblemStatus)
-Urgency = strawberry.enum(
-    taxonomy.Urgency, description="ACTIVE_CRISIS: the city is in the middle of a shock now."
-)
-SolutionStatus = strawberry.enum(taxonomy.SolutionStatus)
-Role = strawberry.enum(taxonomy.Role)
-OrganisationKind = strawberry.enum(taxonomy.OrganisationKind)
-ListOrder = strawberry.enum(
-    Order, name="ListOrder", description="Sort order of a list; ties are broken by id."
+from services.taxonomy import (
+    Hazard,
+    HazardKind,
+    OrganisationKind,
+    ProblemStatus,
+    Role,
+    Sector,
+    SolutionStatus,
+    Urgency,
 )
 
+# strawberry.enum registers a class in place, so the domain enums are the GraphQL enums.
+strawberry.enum(Hazard, description="Shocks (sudden) and stresses (chronic).")
+strawberry.enum(HazardKind)
+strawberry.enum(Sector)
+strawberry.enum(ProblemStatus)
+strawberry.enum(Urgency, description="ACTIVE_CRISIS: the city is in the middle of a shock now.")
+strawberry.enum(SolutionStatus)
+strawberry.enum(Role)
+strawberry.enum(OrganisationKind)
+strawberry.enum(Order, name="ListOrder", description="Sort order of a list; ties broken by id.")
 
-@strawberry.type(description="A hazard with whether it is a shock or a stress.")
-class HazardInfo:
-    hazard: Hazard
-    kind: HazardKind
+__all__ = [
+    "Hazard",
+    "HazardKind",
+    "Order",
+    "OrganisationKind",
+    "ProblemStatus",
+    "Role",
+    "Sector",
+    "SolutionStatus",
+    "Urgency",
+]

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from services.errors import InvalidInput
 
@@ -60,14 +60,16 @@ class Cursor:
             decoded: object = json.loads(raw)
         except (binascii.Error, ValueError):
             raise InvalidInput(field, "is not a cursor returned by this API") from None
-        if not (isinstance(decoded, list) and len(decoded) == 3):  # pyright: ignore[reportUnknownArgumentType]
+        parts = cast(list[object], decoded) if isinstance(decoded, list) else []
+        if len(parts) != 3:
             raise InvalidInput(field, "is not a cursor returned by this API")
-        cursor_order, value, id_ = decoded  # pyright: ignore[reportUnknownVariableType]
+        cursor_order, value, id_ = parts
         if cursor_order != order or not isinstance(id_, str):
             raise InvalidInput(field, "belongs to another list or sort order")
-        if isinstance(value, dict) and isinstance(value.get("d"), int):  # pyright: ignore[reportUnknownMemberType]
-            millis: int = value["d"]  # pyright: ignore[reportUnknownVariableType]
-            return cls(order, datetime.fromtimestamp(millis / 1000, tz=UTC), id_)
+        if isinstance(value, dict):
+            millis = cast(dict[str, object], value).get("d")
+            if isinstance(millis, int):
+                return cls(order, datetime.fromtimestamp(millis / 1000, tz=UTC), id_)
         if isinstance(value, str | int) and not isinstance(value, bool):
             return cls(order, value, id_)
         raise InvalidInput(field, "is not a cursor returned by this API")

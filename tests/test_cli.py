@@ -112,7 +112,8 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 def test_serve_demo_then_admin_commands_then_restart_keeps_data(data_dir: Path) -> None:
     serve = Serve(data_dir, "--demo")
     try:
-        assert serve.url is not None and serve.url.endswith("/graphql")
+        assert serve.url is not None
+        assert serve.url.endswith("/graphql")
         tokens = serve.tokens()
         assert len(tokens) >= 8
         data = _gql(

@@ -175,7 +175,8 @@ async def test_comments_thread_one_level_and_keep_their_shape(
     data = (await api.data(thread, {"id": problem}, token=owner))["node"]["comments"]
     assert data["totalCount"] == 1
     tombstone = data["edges"][0]["node"]
-    assert tombstone["body"] is None and tombstone["deletedAt"] is not None
+    assert tombstone["body"] is None
+    assert tombstone["deletedAt"] is not None
     assert tombstone["replies"]["edges"] == [
         {"node": {"body": "Like this.", "subject": {"id": problem}}}
     ]

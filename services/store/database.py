@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -132,7 +132,7 @@ class Database:
         return self.db["realm_keys"]
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncClientSession]:
+    async def transaction(self) -> AsyncGenerator[AsyncClientSession]:
         """A session with an open transaction, committed when the block ends without error."""
         async with self.client.start_session() as session, await session.start_transaction():
             yield session

@@ -59,7 +59,7 @@ def _problem(doc: Document) -> Problem:
 
 @guarded
 async def insert_problem(db: Database, problem: Problem, *, session: AsyncClientSession) -> Problem:
-    doc = {
+    doc: Document = {
         **_editable(problem),
         "city": problem.city,
         "answeredBy": [],
