@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -13,6 +14,8 @@ from services.store.database import Database
 # this, so random kids cannot turn every request into a database query.
 KEY_REFRESH_INTERVAL_SECONDS = 10.0
 KEY_CACHE_SECONDS = 300.0
+MAX_CACHED_REALMS = 10_000
+_SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +47,7 @@ class RealmRegistry:
         if not issuer.startswith(prefix):
             return None
         city = issuer.removeprefix(prefix)
-        if not city or "/" in city:
+        if not _SLUG.match(city):
             return None
         return self.realm(city)
 
@@ -58,6 +61,9 @@ class RealmRegistry:
             if (key is not None and age < KEY_CACHE_SECONDS) or age < KEY_REFRESH_INTERVAL_SECONDS:
                 return key
         keys = await store.signing_keys(self.db, realm.city)
+        if realm.city not in self._keys and len(self._keys) >= MAX_CACHED_REALMS:
+            # Bounded: issuers naming cities that do not exist must not grow memory.
+            self._keys.pop(next(iter(self._keys)))
         self._keys[realm.city] = _CachedKeys({k.kid: k for k in keys}, clock)
         return self._keys[realm.city].keys.get(kid)
 

@@ -102,19 +102,18 @@ class GraphQLView(GraphQL[Context, None]):
 
 async def _authenticate(
     verifier: TokenVerifier, header: str | None
-) -> tuple[Principal | None, str | None]:
+) -> tuple[Principal | None, Unauthenticated | Unavailable | None]:
     """Authenticate once per request; the outcome is kept, errors surface per field."""
     if not header:
         return None, None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return None, "the Authorization header must be 'Bearer <token>'"
+        return None, Unauthenticated("the Authorization header must be 'Bearer <token>'")
     try:
         return await verifier.verify(token.strip()), None
-    except Unauthenticated as exc:
-        return None, exc.reason
-    except Unavailable:
-        return None, "cannot verify the token while the database is unreachable"
+    except (Unauthenticated, Unavailable) as exc:
+        # Unavailable: the token could not be checked; SERVICE_UNAVAILABLE, not a bad token.
+        return None, exc
 
 
 def create_app(settings: Settings) -> Starlette:

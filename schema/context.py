@@ -9,6 +9,7 @@ import strawberry
 
 from auth.errors import Unauthenticated
 from schema.loaders import Loaders
+from services.errors import Unavailable
 from services.principal import Principal
 from services.store.database import Database
 
@@ -18,7 +19,7 @@ class Context:
     db: Database
     request_id: str
     principal: Principal | None
-    auth_error: str | None
+    auth_error: Unauthenticated | Unavailable | None
     on_unavailable: Callable[[], None] = lambda: None
     observe: Callable[[str, str, str, float], None] = lambda name, kind, outcome, seconds: None
     loaders: Loaders = field(init=False)
@@ -27,9 +28,10 @@ class Context:
         self.loaders = Loaders(db=self.db, actor=self.actor)
 
     def actor(self) -> Principal:
-        """The authenticated caller; UNAUTHENTICATED when the request carried no valid token."""
+        """The authenticated caller; UNAUTHENTICATED when the request carried no valid token
+        (SERVICE_UNAVAILABLE when it could not be checked for want of the database)."""
         if self.principal is None:
-            raise Unauthenticated(self.auth_error or "missing bearer token")
+            raise self.auth_error or Unauthenticated("missing bearer token")
         return self.principal
 
 

@@ -100,3 +100,17 @@ async def test_nested_query_round_trips_do_not_grow_with_page_size(api: Api) -> 
     # comments, authors and the authors' cities (cached cities cost nothing).
     assert small == large
     assert large <= 7, large
+
+
+async def test_nodes_of_one_kind_are_one_query(api: Api) -> None:
+    await _seed(api.db, 10)
+    token = await api.token("rotterdam")
+    data = await api.data("{ problems(first: 10) { edges { node { id } } } }", token=token)
+    ids = [edge["node"]["id"] for edge in data["problems"]["edges"]]
+    before = _commands((await api.http.get("/metrics")).text)
+    nodes = await api.data(
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ids}, token=token
+    )
+    after = _commands((await api.http.get("/metrics")).text)
+    assert [node["id"] for node in nodes["nodes"]] == ids
+    assert after - before == 1
