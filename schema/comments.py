@@ -9,7 +9,7 @@ import strawberry
 
 from schema.cities import City, Person, load_city
 from schema.context import Info
-from schema.errors import PAYLOAD_ERRORS, UserError, user_error
+from schema.errors import UserError, attempt
 from schema.problems import Problem
 from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
 from schema.solutions import Solution
@@ -137,86 +137,65 @@ def _comment_id(global_id: str, field: str = "id") -> str:
     return expect_global_id(global_id, ("Comment",), field=field)[1]
 
 
+def _maybe(comment: models.Comment | None) -> Comment | None:
+    return Comment.from_domain(comment) if comment else None
+
+
 @strawberry.type
 class CommentMutations:
     @strawberry.mutation(description="Comment on a problem or solution (scope: comment).")
     async def add_comment(self, info: Info, input: AddCommentInput) -> AddCommentPayload:
         ctx = info.context
-        try:
+
+        async def add() -> models.Comment:
             kind, subject_id = expect_global_id(
                 input.subject_id, ("Problem", "Solution"), field="subjectId"
             )
-            comment = await comments.add(
+            parent = _comment_id(input.parent_id, "parentId") if input.parent_id else None
+            return await comments.add(
                 db=ctx.db,
                 actor=ctx.actor(),
                 subject_kind=kind,
                 subject_id=subject_id,
-                parent_id=_comment_id(input.parent_id, "parentId") if input.parent_id else None,
+                parent_id=parent,
                 body=input.body,
             )
-        except PAYLOAD_ERRORS as exc:
-            return AddCommentPayload(
-                comment=None,
-                user_errors=[user_error(exc)],
-                client_mutation_id=input.client_mutation_id,
-            )
+
+        comment, errors = await attempt(add)
         return AddCommentPayload(
-            comment=Comment.from_domain(comment),
-            user_errors=[],
-            client_mutation_id=input.client_mutation_id,
+            comment=_maybe(comment), user_errors=errors, client_mutation_id=input.client_mutation_id
         )
 
     @strawberry.mutation(description="Rewrite your own comment.")
     async def edit_comment(self, info: Info, input: EditCommentInput) -> CommentPayload:
         ctx = info.context
-        try:
-            comment = await comments.edit(
+        comment, errors = await attempt(
+            lambda: comments.edit(
                 db=ctx.db, actor=ctx.actor(), id=_comment_id(input.id), body=input.body
             )
-        except PAYLOAD_ERRORS as exc:
-            return CommentPayload(
-                comment=None,
-                user_errors=[user_error(exc)],
-                client_mutation_id=input.client_mutation_id,
-            )
+        )
         return CommentPayload(
-            comment=Comment.from_domain(comment),
-            user_errors=[],
-            client_mutation_id=input.client_mutation_id,
+            comment=_maybe(comment), user_errors=errors, client_mutation_id=input.client_mutation_id
         )
 
     @strawberry.mutation(description="Delete your own comment; a tombstone keeps the thread.")
     async def delete_comment(self, info: Info, input: DeleteCommentInput) -> CommentPayload:
         ctx = info.context
-        try:
-            comment = await comments.delete(db=ctx.db, actor=ctx.actor(), id=_comment_id(input.id))
-        except PAYLOAD_ERRORS as exc:
-            return CommentPayload(
-                comment=None,
-                user_errors=[user_error(exc)],
-                client_mutation_id=input.client_mutation_id,
-            )
+        comment, errors = await attempt(
+            lambda: comments.delete(db=ctx.db, actor=ctx.actor(), id=_comment_id(input.id))
+        )
         return CommentPayload(
-            comment=Comment.from_domain(comment),
-            user_errors=[],
-            client_mutation_id=input.client_mutation_id,
+            comment=_maybe(comment), user_errors=errors, client_mutation_id=input.client_mutation_id
         )
 
     @strawberry.mutation(description="Hide a comment on your city's content (scope: admin).")
     async def hide_comment(self, info: Info, input: HideCommentInput) -> CommentPayload:
         ctx = info.context
-        try:
-            comment = await comments.hide(
+        comment, errors = await attempt(
+            lambda: comments.hide(
                 db=ctx.db, actor=ctx.actor(), id=_comment_id(input.id), reason=input.reason
             )
-        except PAYLOAD_ERRORS as exc:
-            return CommentPayload(
-                comment=None,
-                user_errors=[user_error(exc)],
-                client_mutation_id=input.client_mutation_id,
-            )
+        )
         return CommentPayload(
-            comment=Comment.from_domain(comment),
-            user_errors=[],
-            client_mutation_id=input.client_mutation_id,
+            comment=_maybe(comment), user_errors=errors, client_mutation_id=input.client_mutation_id
         )

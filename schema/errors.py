@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from enum import Enum
+from typing import TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -17,6 +18,7 @@ from schema.context import Context
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError, Unavailable
 
 log = logging.getLogger("cityexchange.graphql")
+T = TypeVar("T")
 
 PAYLOAD_ERRORS = (InvalidInput, NotFound, Conflict)
 
@@ -33,6 +35,14 @@ class UserError:
     code: UserErrorCode
     field: list[str] | None
     message: str
+
+
+async def attempt(work: Callable[[], Awaitable[T]]) -> tuple[T | None, list[UserError]]:
+    """Run a use case; its input and business errors become the payload's userErrors."""
+    try:
+        return await work(), []
+    except PAYLOAD_ERRORS as exc:
+        return None, [user_error(exc)]
 
 
 def user_error(exc: InvalidInput | NotFound | Conflict) -> UserError:

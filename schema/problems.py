@@ -9,7 +9,7 @@ import strawberry
 
 from schema.cities import City, load_city
 from schema.context import Info
-from schema.errors import PAYLOAD_ERRORS, UserError, user_error
+from schema.errors import UserError, attempt
 from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
 from schema.taxonomy import Hazard, ProblemStatus, Sector, Urgency
 from services import models, problems
@@ -206,6 +206,10 @@ def _problem_id(global_id: str, field: str) -> str:
     return expect_global_id(global_id, ("Problem",), field=field)[1]
 
 
+def _maybe(problem: models.Problem | None) -> Problem | None:
+    return Problem.from_domain(problem) if problem else None
+
+
 @strawberry.type
 class ProblemMutations:
     @strawberry.mutation(description="Publish a problem of your city (scope: publish).")
@@ -224,18 +228,11 @@ class ProblemMutations:
             stakeholders=input.stakeholders,
             affected_population=input.affected_population,
         )
-        try:
-            problem = await problems.publish(db=ctx.db, actor=ctx.actor(), draft=draft)
-        except PAYLOAD_ERRORS as exc:
-            return PublishProblemPayload(
-                problem=None,
-                user_errors=[user_error(exc)],
-                client_mutation_id=input.client_mutation_id,
-            )
+        problem, errors = await attempt(
+            lambda: problems.publish(db=ctx.db, actor=ctx.actor(), draft=draft)
+        )
         return PublishProblemPayload(
-            problem=Problem.from_domain(problem),
-            user_errors=[],
-            client_mutation_id=input.client_mutation_id,
+            problem=_maybe(problem), user_errors=errors, client_mutation_id=input.client_mutation_id
         )
 
     @strawberry.mutation(description="Edit or close one of your city's problems.")
@@ -253,24 +250,17 @@ class ProblemMutations:
             stakeholders=input.stakeholders,
             affected_population=input.affected_population,
         )
-        try:
-            problem = await problems.update(
+        problem, errors = await attempt(
+            lambda: problems.update(
                 db=ctx.db,
                 actor=ctx.actor(),
                 id=_problem_id(input.id, "id"),
                 version=input.version,
                 changes=changes,
             )
-        except PAYLOAD_ERRORS as exc:
-            return UpdateProblemPayload(
-                problem=None,
-                user_errors=[user_error(exc)],
-                client_mutation_id=input.client_mutation_id,
-            )
+        )
         return UpdateProblemPayload(
-            problem=Problem.from_domain(problem),
-            user_errors=[],
-            client_mutation_id=input.client_mutation_id,
+            problem=_maybe(problem), user_errors=errors, client_mutation_id=input.client_mutation_id
         )
 
     @strawberry.mutation(description="Mark which solution(s) answered your city's problem.")
@@ -278,45 +268,30 @@ class ProblemMutations:
         self, info: Info, input: MarkProblemAnsweredInput
     ) -> ProblemPayload:
         ctx = info.context
-        try:
-            solution_ids = [
-                expect_global_id(s, ("Solution",), field="solutionIds")[1]
-                for s in input.solution_ids
-            ]
-            problem = await problems.mark_answered(
+        problem, errors = await attempt(
+            lambda: problems.mark_answered(
                 db=ctx.db,
                 actor=ctx.actor(),
                 id=_problem_id(input.problem_id, "problemId"),
                 version=input.version,
-                solution_ids=solution_ids,
+                solution_ids=[
+                    expect_global_id(s, ("Solution",), field="solutionIds")[1]
+                    for s in input.solution_ids
+                ],
             )
-        except PAYLOAD_ERRORS as exc:
-            return ProblemPayload(
-                problem=None,
-                user_errors=[user_error(exc)],
-                client_mutation_id=input.client_mutation_id,
-            )
+        )
         return ProblemPayload(
-            problem=Problem.from_domain(problem),
-            user_errors=[],
-            client_mutation_id=input.client_mutation_id,
+            problem=_maybe(problem), user_errors=errors, client_mutation_id=input.client_mutation_id
         )
 
     @strawberry.mutation(description="Say that your city faces another city's problem too.")
     async def face_problem_too(self, info: Info, input: FaceProblemTooInput) -> ProblemPayload:
         ctx = info.context
-        try:
-            problem = await problems.face_too(
+        problem, errors = await attempt(
+            lambda: problems.face_too(
                 db=ctx.db, actor=ctx.actor(), id=_problem_id(input.problem_id, "problemId")
             )
-        except PAYLOAD_ERRORS as exc:
-            return ProblemPayload(
-                problem=None,
-                user_errors=[user_error(exc)],
-                client_mutation_id=input.client_mutation_id,
-            )
+        )
         return ProblemPayload(
-            problem=Problem.from_domain(problem),
-            user_errors=[],
-            client_mutation_id=input.client_mutation_id,
+            problem=_maybe(problem), user_errors=errors, client_mutation_id=input.client_mutation_id
         )

@@ -26,7 +26,8 @@ from schema.errors import ErrorCodes, ProdErrorCodes
 from schema.observer import OperationObserver
 from schema.problems import Problem, ProblemFilter, ProblemMutations
 from schema.relay import Connection, Node, connection, from_global_id
-from schema.solutions import Solution, SolutionFilter, SolutionMutations
+from schema.solution_mutations import SolutionMutations
+from schema.solutions import Solution, SolutionFilter
 from schema.viewer import Viewer
 from services import cities, problems, solutions
 from services.errors import InvalidInput, NotFound

@@ -3,6 +3,7 @@ commands beside it, driven as an operator would, in real processes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -17,10 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import Api
+
 CLI = str(Path(sys.executable).parent / "cityexchange")
 STARTUP_SECONDS = 120
 
-pytestmark = pytest.mark.skipif(
+embedded_only = pytest.mark.skipif(
     "CITYEXCHANGE_MONGODB_URI" in os.environ, reason="exercises the embedded database"
 )
 
@@ -109,6 +112,7 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
             os.kill(pid, signal.SIGKILL)
 
 
+@embedded_only
 def test_serve_demo_then_admin_commands_then_restart_keeps_data(data_dir: Path) -> None:
     serve = Serve(data_dir, "--demo")
     try:
@@ -182,6 +186,7 @@ def test_serve_demo_then_admin_commands_then_restart_keeps_data(data_dir: Path) 
         assert again.stop(signal.SIGINT) == 0, "".join(again.lines)
 
 
+@embedded_only
 def test_admin_commands_start_the_database_themselves_when_nothing_runs(data_dir: Path) -> None:
     added = _run(
         "city", "add", "--slug", "lagos", "--name", "Lagos", "--country", "NG", data_dir=data_dir
@@ -195,6 +200,7 @@ def test_admin_commands_start_the_database_themselves_when_nothing_runs(data_dir
     assert body["issuer"].endswith("/realms/lagos")
 
 
+@embedded_only
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -213,6 +219,7 @@ def test_admin_errors_go_to_stderr_with_a_non_zero_status(
     assert message in result.stderr
 
 
+@embedded_only
 def test_a_bad_setting_stops_the_start_with_a_clear_message(data_dir: Path) -> None:
     env = {**os.environ, "CITYEXCHANGE_ENV": "staging"}
     result = subprocess.run(
@@ -227,6 +234,7 @@ def test_a_bad_setting_stops_the_start_with_a_clear_message(data_dir: Path) -> N
     assert "CITYEXCHANGE_ENV='staging': use 'dev' or 'prod'" in result.stderr
 
 
+@embedded_only
 def test_without_the_extra_the_error_says_what_to_install(tmp_path: Path) -> None:
     # The bare interpreter has neither the extra's executable beside it nor on PATH.
     site = sysconfig.get_paths()["purelib"]
@@ -263,6 +271,7 @@ def test_schema_command_prints_the_committed_sdl() -> None:
     )
 
 
+@embedded_only
 def test_serve_survives_being_told_to_stop_during_startup(data_dir: Path) -> None:
     process = subprocess.Popen(
         [CLI, "serve", "--port", "0", "--demo", "--data-dir", str(data_dir)],
@@ -280,3 +289,27 @@ def test_serve_survives_being_told_to_stop_during_startup(data_dir: Path) -> Non
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(pid)
+
+
+async def test_admin_commands_use_the_configured_database(api: Api) -> None:
+    uri = api.settings.mongodb_uri
+    assert uri is not None
+    env = {
+        **os.environ,
+        "CITYEXCHANGE_MONGODB_URI": uri.value,
+        "CITYEXCHANGE_DB": api.settings.db_name,
+    }
+
+    async def run(*args: str) -> dict[str, str]:
+        process = await asyncio.create_subprocess_exec(
+            CLI, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        result: dict[str, str] = json.loads(out)
+        return result
+
+    await run("city", "add", "--slug", "medellin", "--name", "Medellín", "--country", "CO")
+    token = await run("token", "issue", "--city", "medellin", "--scope", "read")
+    data = await api.data("{ viewer { city { name } } }", token=token["access_token"])
+    assert data["viewer"] == {"city": {"name": "Medellín"}}
