@@ -24,7 +24,7 @@ class SigningKey:
     created_at: datetime
 
 
-def _signing_key(doc: dict[str, Any]) -> SigningKey:
+def signing_key_from_doc(doc: dict[str, Any]) -> SigningKey:
     return SigningKey(
         kid=doc["_id"],
         city=doc["city"],
@@ -37,24 +37,48 @@ def _signing_key(doc: dict[str, Any]) -> SigningKey:
 async def signing_keys(db: Database, city: str) -> list[SigningKey]:
     """A realm's keys, newest first; the newest signs, all of them verify."""
     cursor = db.realm_keys.find({"city": city}).sort("createdAt", DESCENDING).limit(10)
-    return [_signing_key(doc) async for doc in cursor]
+    return [signing_key_from_doc(doc) async for doc in cursor]
 
 
 @guarded
 async def add_signing_key(db: Database, city: str) -> SigningKey:
     """Generate and store a new P-256 key for a realm."""
+    record = new_signing_key(city)
+    await db.realm_keys.insert_one(signing_key_doc(record))
+    return record
+
+
+def new_signing_key(city: str) -> SigningKey:
+    """A fresh P-256 key for a realm (not stored yet)."""
     kid = f"{city}-{secrets.token_urlsafe(9)}"
     key = ECKey.generate_key(
         "P-256", parameters={"kid": kid, "use": "sig", "alg": SIGNING_ALG}, private=True
     )
-    record = SigningKey(kid=kid, city=city, key=key, created_at=now())
-    await db.realm_keys.insert_one(
-        {"_id": kid, "city": city, "jwk": key.as_dict(private=True), "createdAt": record.created_at}
-    )
-    return record
+    return SigningKey(kid=kid, city=city, key=key, created_at=now())
+
+
+def signing_key_doc(key: SigningKey) -> dict[str, Any]:
+    return {
+        "_id": key.kid,
+        "city": key.city,
+        "jwk": key.key.as_dict(private=True),
+        "createdAt": key.created_at,
+    }
 
 
 async def current_signing_key(db: Database, city: str) -> SigningKey:
     """The key new tokens of `city` are signed with, created on first use."""
     keys = await signing_keys(db, city)
     return keys[0] if keys else await add_signing_key(db, city)
+
+
+@guarded
+async def revocations(db: Database) -> dict[str, datetime]:
+    """The denylist: revoked token ids, clients and people, with when they were revoked."""
+    return {doc["_id"]: doc["revokedAt"] async for doc in db.db["revocations"].find({})}
+
+
+@guarded
+async def trusted_issuers(db: Database) -> list[dict[str, Any]]:
+    """Identity providers whose tokens a city accepts (federation)."""
+    return [doc async for doc in db.db["trusted_issuers"].find({})]

@@ -7,14 +7,16 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 
+from auth.denylist import Denylist
 from auth.errors import Unauthenticated
+from auth.federation import Federation
 from auth.realms import Realm, RealmRegistry
-from auth.store import SIGNING_ALG
+from auth.store import SIGNING_ALG, SigningKey
 from services.principal import Principal, Scope
 
 # Only asymmetric algorithms we sign with; "none" and HMAC (alg confusion) never pass.
@@ -46,20 +48,18 @@ def parse_scopes(scope: str | Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-async def issue_access_token(
-    registry: RealmRegistry,
+def sign_access_token(
+    key: SigningKey,
     realm: Realm,
     *,
     subject: str,
-    scopes: Iterable[str],
+    scope: str,
     client_id: str,
     audience: str,
     ttl_seconds: int,
 ) -> IssuedToken:
-    """Sign an RFC 9068 access token with the realm's current key."""
-    key = await registry.signing_key(realm)
+    """An RFC 9068 access token: `typ: at+jwt`, signed with `key`, identified by `jti`."""
     issued_at = int(time.time())
-    scope = " ".join(parse_scopes(scopes))
     jti = secrets.token_urlsafe(16)
     claims = {
         "iss": realm.issuer,
@@ -76,12 +76,37 @@ async def issue_access_token(
     return IssuedToken(token, ttl_seconds, scope, realm.issuer, jti)
 
 
+async def issue_access_token(
+    registry: RealmRegistry,
+    realm: Realm,
+    *,
+    subject: str,
+    scopes: Iterable[str],
+    client_id: str,
+    audience: str,
+    ttl_seconds: int,
+) -> IssuedToken:
+    """Sign an RFC 9068 access token with the realm's current key."""
+    key = await registry.signing_key(realm)
+    return sign_access_token(
+        key,
+        realm,
+        subject=subject,
+        scope=" ".join(parse_scopes(scopes)),
+        client_id=client_id,
+        audience=audience,
+        ttl_seconds=ttl_seconds,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class TokenVerifier:
     """Validates a bearer token and says which city, subject and scopes it speaks for."""
 
     registry: RealmRegistry
     audience: str
+    denylist: Denylist | None = None
+    federation: Federation | None = None
 
     async def verify(self, token: str) -> Principal:
         if not token or len(token) > MAX_TOKEN_LENGTH:
@@ -92,15 +117,28 @@ class TokenVerifier:
         except (JoseError, ValueError):
             raise Unauthenticated("malformed token") from None
         header = compact.protected
+        issuer = _claim(unverified, "iss")
+        if not isinstance(issuer, str):
+            raise Unauthenticated("token has no issuer")
+        # The city is decided by the issuer, and the issuer by the key that signed it.
+        realm = self.registry.realm_for_issuer(issuer)
+        if realm is None:
+            trusted = await self.federation.trusted(issuer) if self.federation else None
+            if trusted is None or self.federation is None:
+                raise Unauthenticated("token issuer is not trusted by any city")
+            return await self.federation.verify(token, header, trusted)
+        principal, issued_at = await self._verify_own(token, header, realm)
+        if self.denylist is not None and await self.denylist.is_denied(principal, issued_at):
+            raise Unauthenticated("token revoked")
+        return principal
+
+    async def _verify_own(
+        self, token: str, header: dict[str, Any], realm: Realm
+    ) -> tuple[Principal, int]:
         if header.get("alg") not in ALLOWED_ALGS:
             raise Unauthenticated("token algorithm not accepted")
         if str(header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
             raise Unauthenticated("not an access token (typ must be at+jwt)")
-        issuer = _claim(unverified, "iss")
-        # The city is decided by the issuer, and the issuer by the key that signed it.
-        realm = self.registry.realm_for_issuer(issuer) if isinstance(issuer, str) else None
-        if realm is None:
-            raise Unauthenticated("token issuer is not a realm of this service")
         kid = header.get("kid")
         key = await self.registry.verification_key(realm, kid) if isinstance(kid, str) else None
         if key is None:
@@ -112,6 +150,7 @@ class TokenVerifier:
                 iss={"essential": True, "value": realm.issuer},
                 aud={"essential": True, "value": self.audience},
                 exp={"essential": True},
+                iat={"essential": True},
                 sub={"essential": True},
                 jti={"essential": True},
                 client_id={"essential": True},
@@ -121,14 +160,14 @@ class TokenVerifier:
         claims = decoded.claims
         scope = _claim(claims, "scope")
         granted = scope.split() if isinstance(scope, str) else []
-        scopes = frozenset(granted) & KNOWN_SCOPES
-        return Principal(
+        principal = Principal(
             city=realm.city,
             subject=str(claims["sub"]),
-            scopes=scopes,
+            scopes=frozenset(granted) & KNOWN_SCOPES,
             client_id=str(claims["client_id"]),
             token_id=str(claims["jti"]),
         )
+        return principal, int(claims["iat"])
 
 
 def _claim(claims: object, name: str) -> object:

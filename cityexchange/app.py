@@ -140,13 +140,15 @@ def create_app(settings: Settings) -> Starlette:
         resources.verifier = TokenVerifier(
             RealmRegistry(db, settings.public_url), settings.audience
         )
-        indexing = asyncio.create_task(_ensure_indexes_until_done(db))
+        stopping = asyncio.Event()
+        indexing = asyncio.create_task(_ensure_indexes_until_done(db, stopping))
         try:
             yield
         finally:
-            indexing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await indexing
+            # Let an attempt in flight finish (its operations are bounded by timeoutMS):
+            # cancelling a driver call halfway can leave a socket behind.
+            stopping.set()
+            await indexing
             resources.db = resources.verifier = None
             await db.close()
 
@@ -182,9 +184,9 @@ def create_app(settings: Settings) -> Starlette:
     )
 
 
-async def _ensure_indexes_until_done(db: Database) -> None:
+async def _ensure_indexes_until_done(db: Database, stopping: asyncio.Event) -> None:
     """Create indexes at start; if the database is down, keep trying instead of dying."""
-    while True:
+    while not stopping.is_set():
         try:
             await ensure_indexes(db)
             return
@@ -192,7 +194,8 @@ async def _ensure_indexes_until_done(db: Database) -> None:
             log.warning(
                 "database unreachable; creating indexes again in %.0fs", INDEX_RETRY_SECONDS
             )
-            await asyncio.sleep(INDEX_RETRY_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), INDEX_RETRY_SECONDS)
 
 
 def app_from_env() -> Starlette:

@@ -1,0 +1,56 @@
+"""Revocation reaches the API: a denylist of token ids, clients and people, cached briefly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from auth import store
+from services.errors import Unavailable
+from services.principal import Principal
+from services.store.database import Database
+
+log = logging.getLogger("cityexchange.auth")
+
+REFRESH_SECONDS = 2.0  # a revocation is seen by every API process within this, plus a query
+STALE_SECONDS = 60.0  # past this without a fresh copy, fail closed
+
+
+@dataclass(slots=True)
+class Denylist:
+    db: Database
+    _entries: dict[str, datetime] = field(default_factory=dict[str, datetime])
+    _loaded_at: float = float("-inf")
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def _fresh(self) -> dict[str, datetime]:
+        if time.monotonic() - self._loaded_at < REFRESH_SECONDS:
+            return self._entries
+        async with self._lock:
+            if time.monotonic() - self._loaded_at >= REFRESH_SECONDS:
+                try:
+                    self._entries = await store.revocations(self.db)
+                    self._loaded_at = time.monotonic()
+                except Unavailable:
+                    if time.monotonic() - self._loaded_at > STALE_SECONDS:
+                        raise
+                    log.warning(
+                        "denylist refresh failed; using the copy from %.0fs ago",
+                        time.monotonic() - self._loaded_at,
+                    )
+        return self._entries
+
+    async def is_denied(self, principal: Principal, issued_at: int) -> bool:
+        """Whether the token was revoked, or its client or person was after it was issued."""
+        entries = await self._fresh()
+        city = principal.city
+        if f"jti:{city}:{principal.token_id}" in entries:
+            return True
+        for key in (f"client:{city}:{principal.client_id}", f"person:{city}:{principal.subject}"):
+            revoked_at = entries.get(key)
+            if revoked_at is not None and revoked_at.timestamp() >= issued_at:
+                return True
+        return False

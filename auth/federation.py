@@ -1,0 +1,162 @@
+"""Federation: a city may accept tokens from its own identity provider (Azure AD, Keycloak,
+Okta, ...). Tokens are checked like ours; the provider's JWKS is fetched asynchronously,
+cached, and re-fetched on an unknown `kid` at most once a minute."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import httpx
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from auth import store
+from auth.errors import Unauthenticated
+from services.errors import Unavailable
+from services.principal import Principal
+from services.store.database import Database
+
+log = logging.getLogger("cityexchange.federation")
+
+FEDERATED_ALGS = ["RS256", "PS256", "ES256"]  # asymmetric only: no "none", no HMAC
+FEDERATED_TYPES = frozenset({"", "jwt", "at+jwt", "application/at+jwt"})
+ISSUERS_REFRESH_SECONDS = 30.0
+JWKS_MAX_AGE_SECONDS = 600.0
+JWKS_REFETCH_SECONDS = 60.0
+FETCH_TIMEOUT_SECONDS = 3.0
+LEEWAY_SECONDS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedIssuer:
+    issuer: str
+    city: str
+    jwks_uri: str
+    audience: str
+    scope_claim: str = "scope"
+    subject_claim: str = "sub"
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> TrustedIssuer:
+        return cls(
+            issuer=doc["_id"],
+            city=doc["city"],
+            jwks_uri=doc["jwksUri"],
+            audience=doc["audience"],
+            scope_claim=doc.get("scopeClaim") or "scope",
+            subject_claim=doc.get("subjectClaim") or "sub",
+        )
+
+
+@dataclass(slots=True)
+class _Keys:
+    keys: KeySet | None = None
+    fetched_at: float = float("-inf")
+    attempted_at: float = float("-inf")
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass(slots=True)
+class Federation:
+    db: Database
+    http: httpx.AsyncClient
+    known_scopes: frozenset[str]
+    _issuers: dict[str, TrustedIssuer] = field(default_factory=dict[str, TrustedIssuer])
+    _issuers_at: float = float("-inf")
+    _keys: dict[str, _Keys] = field(default_factory=dict[str, _Keys])
+
+    async def trusted(self, issuer: str) -> TrustedIssuer | None:
+        if time.monotonic() - self._issuers_at >= ISSUERS_REFRESH_SECONDS:
+            try:
+                docs = await store.trusted_issuers(self.db)
+                self._issuers = {d["_id"]: TrustedIssuer.from_doc(d) for d in docs}
+                self._issuers_at = time.monotonic()
+            except Unavailable:
+                log.warning("could not reload trusted issuers; using the cached list")
+        return self._issuers.get(issuer)
+
+    async def _fetch(self, trusted: TrustedIssuer, entry: _Keys) -> None:
+        entry.attempted_at = time.monotonic()
+        try:
+            response = await self.http.get(trusted.jwks_uri, timeout=FETCH_TIMEOUT_SECONDS)
+            response.raise_for_status()
+            entry.keys = KeySet.import_key_set(response.json())
+            entry.fetched_at = time.monotonic()
+        except (httpx.HTTPError, ValueError, JoseError) as exc:
+            log.warning(
+                "JWKS of %s (%s) unreachable: %s; its tokens are refused until it answers",
+                trusted.issuer,
+                trusted.jwks_uri,
+                type(exc).__name__,
+            )
+
+    async def _key_set(self, trusted: TrustedIssuer, kid: str | None) -> KeySet | None:
+        entry = self._keys.setdefault(trusted.issuer, _Keys())
+        now = time.monotonic()
+        known = entry.keys is not None and (
+            kid is None or any(k.kid == kid for k in entry.keys.keys)
+        )
+        if known and now - entry.fetched_at < JWKS_MAX_AGE_SECONDS:
+            return entry.keys
+        if known:
+            # Stale but usable: refresh in the background, answer from the cache now.
+            if now - entry.attempted_at >= JWKS_REFETCH_SECONDS and not entry.lock.locked():
+                asyncio.get_running_loop().create_task(self._refresh(trusted, entry))
+            return entry.keys
+        if now - entry.attempted_at < JWKS_REFETCH_SECONDS:
+            return None  # an unknown kid re-fetches at most once a minute
+        await self._refresh(trusted, entry)
+        return entry.keys
+
+    async def _refresh(self, trusted: TrustedIssuer, entry: _Keys) -> None:
+        async with entry.lock:
+            if time.monotonic() - entry.attempted_at >= JWKS_REFETCH_SECONDS:
+                await self._fetch(trusted, entry)
+
+    async def verify(
+        self, token: str, header: Mapping[str, Any], trusted: TrustedIssuer
+    ) -> Principal:
+        """A principal of the trusted issuer's city, after the same checks as our tokens."""
+        if header.get("alg") not in FEDERATED_ALGS:
+            raise Unauthenticated("token algorithm not accepted")
+        if str(header.get("typ", "")).lower() not in FEDERATED_TYPES:
+            raise Unauthenticated("not an access token")
+        kid = header.get("kid")
+        keys = await self._key_set(trusted, kid if isinstance(kid, str) else None)
+        if keys is None:
+            raise Unauthenticated("the identity provider's keys are unavailable")
+        try:
+            decoded = jwt.decode(token, keys, algorithms=FEDERATED_ALGS)
+            jwt.JWTClaimsRegistry(
+                leeway=LEEWAY_SECONDS,
+                iss={"essential": True, "value": trusted.issuer},
+                aud={"essential": True, "value": trusted.audience},
+                exp={"essential": True},
+            ).validate(decoded.claims)
+        except JoseError as exc:
+            raise Unauthenticated(f"token rejected: {exc.description or exc.error}") from None
+        claims: dict[str, Any] = decoded.claims
+        subject = claims.get(trusted.subject_claim)
+        if not isinstance(subject, str) or not subject:
+            raise Unauthenticated(f"token has no '{trusted.subject_claim}' claim")
+        raw = claims.get(trusted.scope_claim, "")
+        if isinstance(raw, str):
+            granted = raw.split()
+        elif isinstance(raw, list):
+            granted = [str(s) for s in cast(list[Any], raw)]
+        else:
+            granted = []
+        client = claims.get("client_id") or claims.get("azp") or claims.get("appid") or ""
+        return Principal(
+            city=trusted.city,
+            subject=subject,
+            scopes=frozenset(granted) & self.known_scopes,
+            client_id=str(client) or trusted.issuer,
+            token_id=str(claims.get("jti", "")),
+        )

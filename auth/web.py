@@ -1,0 +1,322 @@
+"""The realms' HTTP endpoints: RFC 8414 metadata, JWKS, authorize (with sign-in), token,
+revocation (RFC 7009) and introspection (RFC 7662). authlib runs in the thread pool."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import parse_qs
+
+from authlib.oauth2 import OAuth2Error
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from auth import pages
+from auth.oauth_server import Consent, FormRequest, OAuthResponse, RealmServer, ResourceOwner
+from auth.oauth_store import OAuthStore
+from auth.passwords import hash_secret, verify_password
+from auth.realms import RealmRegistry
+
+log = logging.getLogger("cityexchange.oauth")
+T = TypeVar("T")
+
+CSRF_COOKIE = "cx_csrf"
+TICKET_TTL_SECONDS = 300
+ACCOUNT_FAILURES = 5  # per account and window: then the account is throttled
+ADDRESS_FAILURES = 20  # per client address and window
+FAILURE_WINDOW_SECONDS = 900
+GENERIC_LOGIN_ERROR = "Wrong username or password."
+
+
+@dataclass(slots=True)
+class OAuthRealms:
+    """One authorization server per city, built on first use and kept."""
+
+    store: OAuthStore
+    registry: RealmRegistry
+    audience: str
+    access_ttl_seconds: int
+    secure_cookies: bool
+    _servers: dict[str, RealmServer] = field(default_factory=dict[str, RealmServer])
+
+    def server(self, city: str) -> RealmServer | None:
+        """The realm server of an existing city (synchronous: call in the thread pool)."""
+        if city in self._servers:
+            return self._servers[city]
+        if self.store.city_name(city) is None:
+            return None
+        server = RealmServer(
+            realm=self.registry.realm(city),
+            store=self.store,
+            audience=self.audience,
+            access_ttl_seconds=self.access_ttl_seconds,
+        )
+        self._servers[city] = server
+        return server
+
+
+async def _thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
+def _oauth_response(status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+    header_map = dict(headers)
+    if status in (301, 302, 303) and "Location" in header_map:
+        return RedirectResponse(
+            header_map["Location"], status_code=302, headers={"Cache-Control": "no-store"}
+        )
+    return JSONResponse(body, status_code=status, headers=header_map)
+
+
+async def _form(request: Request) -> dict[str, list[str]]:
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return parse_qs(body, keep_blank_values=True)
+
+
+def routes(realms: OAuthRealms) -> list[Route]:
+    """Routes of every realm, under /realms/<city>, plus RFC 8414's well-known location."""
+
+    async def server_for(request: Request) -> RealmServer | None:
+        return await _thread(realms.server, request.path_params["city"])
+
+    def oauth_request(
+        server: RealmServer, request: Request, endpoint: str, form: dict[str, list[str]]
+    ) -> FormRequest:
+        uri = f"{server.realm.issuer}/{endpoint}"
+        if request.url.query:
+            uri = f"{uri}?{request.url.query}"
+        return FormRequest(
+            request.method,
+            uri,
+            dict(request.headers),
+            parse_qs(request.url.query, keep_blank_values=True),
+            form,
+        )
+
+    async def metadata(request: Request) -> Response:
+        server = await server_for(request)
+        if server is None:
+            return JSONResponse({"error": "unknown realm"}, status_code=404)
+        return JSONResponse(server.metadata(), headers={"Cache-Control": "max-age=300"})
+
+    async def jwks(request: Request) -> Response:
+        server = await server_for(request)
+        if server is None:
+            return JSONResponse({"error": "unknown realm"}, status_code=404)
+        keys = await _thread(server.jwks)
+        return JSONResponse(keys, headers={"Cache-Control": "max-age=60"})
+
+    def endpoint(
+        name: str, run: Callable[[RealmServer, FormRequest], OAuthResponse]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            server = await server_for(request)
+            if server is None:
+                return JSONResponse(
+                    {"error": "invalid_request", "error_description": "unknown realm"},
+                    status_code=404,
+                )
+            oauth = oauth_request(server, request, name, await _form(request))
+            return _oauth_response(*await _thread(run, server, oauth))
+
+        return handle
+
+    token = endpoint("token", lambda s, r: s.token_response(r))
+    revoke = endpoint("revoke", lambda s, r: s.endpoint_response("revocation", r))
+    introspect = endpoint("introspect", lambda s, r: s.endpoint_response("introspection", r))
+
+    async def authorize(request: Request) -> Response:
+        server = await server_for(request)
+        if server is None:
+            return _html(pages.error(title="Unknown realm", detail="No such city."), 404)
+        oauth = oauth_request(server, request, "authorize", {})
+        try:
+            grant = await _thread(server.consent, oauth)
+        except OAuth2Error as exc:
+            if exc.redirect_uri:
+                return _oauth_response(*server.error_response(oauth, exc))
+            detail = str(exc.description or exc.error)
+            return _html(pages.error(title="This sign-in link is not valid", detail=detail), 400)
+        city_name = await _thread(server.store.city_name, server.realm.city) or ""
+        action = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        client_name = grant.client.name
+        if request.method == "GET":
+            return _sign_in(realms, city_name, client_name, action)
+        form = await _form(request)
+        csrf = _first(form, "csrf_token")
+        if not csrf or not hmac.compare_digest(csrf, request.cookies.get(CSRF_COOKIE, "")):
+            return _html(
+                pages.error(title="Session expired", detail="Please go back and sign in again."),
+                400,
+            )
+        request_hash = hashlib.sha256(request.url.query.encode()).hexdigest()
+        if "ticket" in form:
+            return await _after_consent(server, oauth, grant, form, request_hash)
+        return await _after_password(
+            realms,
+            server,
+            oauth,
+            grant,
+            form,
+            request,
+            city_name,
+            client_name,
+            action,
+            request_hash,
+        )
+
+    return [
+        Route("/.well-known/oauth-authorization-server/realms/{city}", metadata),
+        Route("/realms/{city}/.well-known/oauth-authorization-server", metadata),
+        Route("/realms/{city}/jwks", jwks),
+        Route("/realms/{city}/authorize", authorize, methods=["GET", "POST"]),
+        Route("/realms/{city}/token", token, methods=["POST"]),
+        Route("/realms/{city}/revoke", revoke, methods=["POST"]),
+        Route("/realms/{city}/introspect", introspect, methods=["POST"]),
+    ]
+
+
+def _first(form: dict[str, list[str]], name: str) -> str:
+    values = form.get(name) or [""]
+    return values[0]
+
+
+def _html(content: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(content, status_code=status, headers=pages.SECURITY_HEADERS)
+
+
+def _sign_in(
+    realms: OAuthRealms,
+    city_name: str,
+    client_name: str,
+    action: str,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    csrf = secrets.token_urlsafe(24)
+    response = _html(
+        pages.sign_in(
+            city_name=city_name, client_name=client_name, action=action, csrf=csrf, error=error
+        ),
+        status,
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        csrf,
+        httponly=True,
+        samesite="strict",
+        secure=realms.secure_cookies,
+        path=action.split("?")[0],
+    )
+    return response
+
+
+async def _after_password(
+    realms: OAuthRealms,
+    server: RealmServer,
+    oauth: FormRequest,
+    grant: Consent,
+    form: dict[str, list[str]],
+    request: Request,
+    city_name: str,
+    client_name: str,
+    action: str,
+    request_hash: str,
+) -> Response:
+    store, city = server.store, server.realm.city
+    username = _first(form, "username").strip()[:100]
+    password = _first(form, "password")
+    address = request.client.host if request.client else "unknown"
+    account_key = f"account:{city}:{username.casefold()}"
+    address_key = f"address:{address}"
+    failures = await _thread(store.failures, [account_key, address_key])
+    if (
+        failures.get(account_key, 0) >= ACCOUNT_FAILURES
+        or failures.get(address_key, 0) >= ADDRESS_FAILURES
+    ):
+        log.warning("sign-in throttled for realm %s", city)  # no username: logs are not a
+        return _sign_in(
+            realms,
+            city_name,
+            client_name,
+            action,  # user directory
+            "Too many failed attempts. Wait a few minutes and try again.",
+            429,
+        )
+    credentials = await _thread(store.credentials, city, username) if username else None
+    valid = await _thread(
+        verify_password, password, credentials.password_hash if credentials else None
+    )
+    if credentials is None or not valid or credentials.revoked_at is not None:
+        for key in (account_key, address_key):
+            await _thread(store.count_failure, key, window_seconds=FAILURE_WINDOW_SECONDS)
+        return _sign_in(realms, city_name, client_name, action, GENERIC_LOGIN_ERROR, 401)
+    await _thread(store.clear_failures, account_key)
+    scope = grant.scope
+    client_id = grant.client.client_id
+    if await _thread(store.has_consent, city, credentials.person_id, client_id, scope):
+        return await _issue_code(server, oauth, grant, credentials.person_id)
+    ticket = secrets.token_urlsafe(24)
+    await _thread(
+        store.save_ticket,
+        hash_secret(ticket),
+        city,
+        credentials.person_id,
+        request_hash,
+        ttl_seconds=TICKET_TTL_SECONDS,
+    )
+    csrf = secrets.token_urlsafe(24)
+    response = _html(
+        pages.consent(
+            city_name=city_name,
+            client_name=client_name,
+            scopes=scope.split(),
+            action=action,
+            csrf=csrf,
+            ticket=ticket,
+        )
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        csrf,
+        httponly=True,
+        samesite="strict",
+        secure=realms.secure_cookies,
+        path=action.split("?")[0],
+    )
+    return response
+
+
+async def _after_consent(
+    server: RealmServer,
+    oauth: FormRequest,
+    grant: Consent,
+    form: dict[str, list[str]],
+    request_hash: str,
+) -> Response:
+    store, city = server.store, server.realm.city
+    person_id = await _thread(
+        store.take_ticket, hash_secret(_first(form, "ticket")), city, request_hash
+    )
+    if person_id is None:
+        return _html(
+            pages.error(title="Session expired", detail="Please go back and sign in again."), 400
+        )
+    if _first(form, "decision") != "allow":
+        return await _issue_code(server, oauth, grant, None)  # access_denied, to the client
+    await _thread(store.add_consent, city, person_id, grant.client.client_id, grant.scope)
+    return await _issue_code(server, oauth, grant, person_id)
+
+
+async def _issue_code(
+    server: RealmServer, oauth: FormRequest, grant: Consent, person_id: str | None
+) -> Response:
+    owner = ResourceOwner(person_id, server.realm.city) if person_id else None
+    return _oauth_response(*await _thread(server.authorization_response, oauth, grant, owner))
