@@ -14,7 +14,10 @@ from services.store.database import Database
 # this, so random kids cannot turn every request into a database query.
 KEY_REFRESH_INTERVAL_SECONDS = 10.0
 KEY_CACHE_SECONDS = 300.0
-MAX_CACHED_REALMS = 10_000
+# An unknown city re-reads the list of cities (one small query) at most this often (5 per
+# second): a city registered a moment ago is found at once, while made-up realms in unsigned
+# tokens cannot flood the database.
+CITY_MISS_REFRESH_SECONDS = 0.2
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 
 
@@ -37,6 +40,8 @@ class RealmRegistry:
     db: Database
     public_url: str
     _keys: dict[str, _CachedKeys] = field(default_factory=dict[str, _CachedKeys])
+    _cities: frozenset[str] = frozenset()
+    _cities_at: float = float("-inf")
 
     def realm(self, city: str) -> Realm:
         return Realm(city=city, issuer=f"{self.public_url.rstrip('/')}/realms/{city}")
@@ -60,12 +65,20 @@ class RealmRegistry:
             key = cached.keys.get(kid)
             if (key is not None and age < KEY_CACHE_SECONDS) or age < KEY_REFRESH_INTERVAL_SECONDS:
                 return key
+        if not await self._is_city(realm.city):
+            return None
         keys = await store.signing_keys(self.db, realm.city)
-        if realm.city not in self._keys and len(self._keys) >= MAX_CACHED_REALMS:
-            # Bounded: issuers naming cities that do not exist must not grow memory.
-            self._keys.pop(next(iter(self._keys)))
         self._keys[realm.city] = _CachedKeys({k.kid: k for k in keys}, clock)
         return self._keys[realm.city].keys.get(kid)
+
+    async def _is_city(self, city: str) -> bool:
+        """Whether `city` is registered. Unsigned tokens can name any realm, so unknown names
+        cost at most one query per interval for all of them, and are never cached."""
+        clock = time.monotonic()
+        if city not in self._cities and clock - self._cities_at >= CITY_MISS_REFRESH_SECONDS:
+            self._cities = await store.city_slugs(self.db)
+            self._cities_at = clock
+        return city in self._cities
 
     async def signing_key(self, realm: Realm) -> SigningKey:
         return await store.current_signing_key(self.db, realm.city)

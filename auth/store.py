@@ -82,3 +82,9 @@ async def revocations(db: Database) -> dict[str, datetime]:
 async def trusted_issuers(db: Database) -> list[dict[str, Any]]:
     """Identity providers whose tokens a city accepts (federation)."""
     return [doc async for doc in db.db["trusted_issuers"].find({})]
+
+
+@guarded
+async def city_slugs(db: Database) -> frozenset[str]:
+    """Every registered city, i.e. every realm."""
+    return frozenset([doc["_id"] async for doc in db.cities.find({}, {"_id": 1})])

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 EXECUTABLE = "secantusd-py"
-INSTALL_HINT = "pip install 'cityexchange[embedded]'"
+INSTALL_HINT = "pip install -e '.[embedded]'"
 STATE_FILE = "embedded.json"
 _LISTENING = re.compile(r"listening on ([\d.]+):(\d+)")
 
@@ -48,7 +48,8 @@ def _executable() -> str:
     if found is None:
         raise EmbeddedDatabaseError(
             f"The embedded database (SecantusDB) is not installed. Install it with "
-            f"`{INSTALL_HINT}`, or point CITYEXCHANGE_MONGODB_URI at a MongoDB replica set."
+            f"`{INSTALL_HINT}` in the project (./dev does it for you), or point "
+            "CITYEXCHANGE_MONGODB_URI at a MongoDB replica set."
         )
     return found
 

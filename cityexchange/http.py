@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import MutableMapping
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
+# A key of our own in the scope: scope["state"] may be the lifespan's state, shared by
+# every request of the app.
+REQUEST_ID_KEY = "cityexchange.request_id"
+
+
 def request_id_of(scope: Scope) -> str:
-    state: MutableMapping[str, Any] = scope.setdefault("state", {})
-    return str(state.get("request_id", "-"))
+    return str(scope.get(REQUEST_ID_KEY, "-"))
 
 
 class RequestIdMiddleware:
@@ -29,7 +31,7 @@ class RequestIdMiddleware:
             return
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
-        scope.setdefault("state", {})["request_id"] = request_id
+        scope[REQUEST_ID_KEY] = request_id
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -9,6 +10,10 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from schema.context import Context
+
+MAX_OPERATION_NAMES = 200
+_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,63}$")
+_seen: set[str] = set()  # process-wide on purpose: it bounds the metric's label set
 
 
 class OperationObserver(SchemaExtension):
@@ -30,5 +35,19 @@ class OperationObserver(SchemaExtension):
         else:
             codes = {str((e.extensions or {}).get("code", "INTERNAL_SERVER_ERROR")) for e in errors}
             outcome = sorted(codes)[0] if len(codes) == 1 else "MIXED"
-        name = ec.operation_name or "anonymous"
-        context.observe(name[:64], kind, outcome, time.perf_counter() - started)
+        context.observe(
+            self._label(ec.operation_name, context), kind, outcome, time.perf_counter() - started
+        )
+
+    @staticmethod
+    def _label(name: str | None, context: Context) -> str:
+        """Operation names are client input: only authenticated callers' names become
+        labels, and only the first MAX_OPERATION_NAMES of them, so /metrics stays bounded."""
+        if not name:
+            return "anonymous"
+        if context.principal is None:
+            return "unauthenticated"
+        if name in _seen or (len(_seen) < MAX_OPERATION_NAMES and _NAME.match(name)):
+            _seen.add(name)
+            return name
+        return "other"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from services import limits
 from services.clock import now
@@ -82,12 +81,12 @@ async def add(
         deleted_at=None,
         hidden=None,
     )
-    async with db.transaction() as session:
-        comment = await store.insert_comment(db, comment, session=session)
-        await event_store.append_event(
-            db, _event(EventType.COMMENT_ADDED, comment, actor), session=session
-        )
-    return comment
+    draft_comment = comment
+    return await event_store.record(
+        db,
+        lambda session: store.insert_comment(db, draft_comment, session=session),
+        lambda saved: _event(EventType.COMMENT_ADDED, saved, actor),
+    )
 
 
 async def _own(db: Database, actor: Principal, id: str) -> Comment:
@@ -100,29 +99,33 @@ async def _own(db: Database, actor: Principal, id: str) -> Comment:
     return comment
 
 
+def _present(comment: Comment | None) -> Comment:
+    if comment is None:
+        raise InvalidInput("id", "this comment was deleted")
+    return comment
+
+
 async def edit(*, db: Database, actor: Principal, id: str, body: str) -> Comment:
     """The author rewrites a comment; `editedAt` records when."""
-    comment = await _own(db, actor, id)
+    await _own(db, actor, id)
     text = limits.text("body", body, max_length=limits.COMMENT_MAX)
-    edited = replace(comment, body=text, edited_at=now())
-    async with db.transaction() as session:
-        saved = await store.save_comment(db, edited, session=session)
-        await event_store.append_event(
-            db, _event(EventType.COMMENT_EDITED, saved, actor), session=session
-        )
-    return saved
+    edited = await event_store.record(
+        db,
+        lambda session: store.edit_comment(db, id, text, at=now(), session=session),
+        lambda saved: _event(EventType.COMMENT_EDITED, saved, actor) if saved else None,
+    )
+    return _present(edited)
 
 
 async def delete(*, db: Database, actor: Principal, id: str) -> Comment:
     """The author deletes a comment; a tombstone keeps the thread's shape."""
-    comment = await _own(db, actor, id)
-    tombstone = replace(comment, body="", deleted_at=now())
-    async with db.transaction() as session:
-        saved = await store.save_comment(db, tombstone, session=session)
-        await event_store.append_event(
-            db, _event(EventType.COMMENT_DELETED, saved, actor), session=session
-        )
-    return saved
+    await _own(db, actor, id)
+    deleted = await event_store.record(
+        db,
+        lambda session: store.delete_comment(db, id, at=now(), session=session),
+        lambda saved: _event(EventType.COMMENT_DELETED, saved, actor) if saved else None,
+    )
+    return _present(deleted)
 
 
 async def hide(*, db: Database, actor: Principal, id: str, reason: str) -> Comment:
@@ -131,12 +134,14 @@ async def hide(*, db: Database, actor: Principal, id: str, reason: str) -> Comme
     comment = await store.get_comment(db, id)
     actor.require_own_city(comment.subject_city, "discussion")
     why = limits.text("reason", reason, max_length=limits.SUMMARY_MAX)
-    hidden = replace(comment, hidden=Hidden(by=actor.subject, reason=why, at=now()))
-    async with db.transaction() as session:
-        saved = await store.save_comment(db, hidden, session=session)
-        await event_store.append_event(
-            db, _event(EventType.COMMENT_HIDDEN, saved, actor), session=session
-        )
+    hidden = Hidden(by=actor.subject, reason=why, at=now())
+    saved = await event_store.record(
+        db,
+        lambda session: store.hide_comment(db, id, hidden, session=session),
+        lambda saved: _event(EventType.COMMENT_HIDDEN, saved, actor) if saved else None,
+    )
+    if saved is None:
+        raise NotFound("Comment", id)
     return saved
 
 

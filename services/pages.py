@@ -104,6 +104,10 @@ class PageRequest:
             raise InvalidInput("last", "cannot be combined with 'first'")
         if self.after is not None and self.before is not None:
             raise InvalidInput("before", "cannot be combined with 'after'")
+        if self.first is not None and self.before is not None:
+            raise InvalidInput("before", "goes with 'last'; use 'after' with 'first'")
+        if self.last is not None and self.after is not None:
+            raise InvalidInput("after", "goes with 'first'; use 'before' with 'last'")
         _ = self.size
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from services import limits
 from services.clock import now
@@ -94,12 +95,12 @@ async def publish(*, db: Database, actor: Principal, draft: ProblemDraft) -> Pro
         created_at=moment,
         updated_at=moment,
     )
-    async with db.transaction() as session:
-        problem = await store.insert_problem(db, problem, session=session)
-        await event_store.append_event(
-            db, _event(EventType.PROBLEM_PUBLISHED, problem, actor), session=session
-        )
-    return problem
+    draft_problem = problem
+    return await event_store.record(
+        db,
+        lambda session: store.insert_problem(db, draft_problem, session=session),
+        lambda saved: _event(EventType.PROBLEM_PUBLISHED, saved, actor),
+    )
 
 
 async def update(
@@ -135,12 +136,11 @@ async def update(
         else c.affected_population,
         updated_at=now(),
     )
-    async with db.transaction() as session:
-        saved = await store.save_problem(db, edited, expected_version=version, session=session)
-        await event_store.append_event(
-            db, _event(EventType.PROBLEM_UPDATED, saved, actor), session=session
-        )
-    return saved
+    return await event_store.record(
+        db,
+        lambda session: store.save_problem(db, edited, expected_version=version, session=session),
+        lambda saved: _event(EventType.PROBLEM_UPDATED, saved, actor),
+    )
 
 
 async def mark_answered(
@@ -157,15 +157,21 @@ async def mark_answered(
     for solution_id, solution in zip(wanted, found, strict=True):
         if solution is None:
             raise NotFound("Solution", solution_id)
-    edited = replace(current, status=ProblemStatus.ADDRESSED, updated_at=now())
-    async with db.transaction() as session:
-        saved = await store.add_answers(
+        if current.id not in solution.problem_ids:
+            raise InvalidInput(
+                "solutionIds",
+                f"solution {solution_id} does not address this "
+                "problem (it must list it in its problemIds)",
+            )
+    status = current.status if current.status is ProblemStatus.CLOSED else ProblemStatus.ADDRESSED
+    edited = replace(current, status=status, updated_at=now())
+    return await event_store.record(
+        db,
+        lambda session: store.add_answers(
             db, edited, wanted, expected_version=version, session=session
-        )
-        await event_store.append_event(
-            db, _event(EventType.PROBLEM_ANSWERED, saved, actor), session=session
-        )
-    return saved
+        ),
+        lambda saved: _event(EventType.PROBLEM_ANSWERED, saved, actor),
+    )
 
 
 async def face_too(*, db: Database, actor: Principal, id: str) -> Problem:
@@ -176,16 +182,21 @@ async def face_too(*, db: Database, actor: Principal, id: str) -> Problem:
         raise InvalidInput("problemId", "is your own city's problem")
     if any(f.city == actor.city for f in current.faced_by):
         return current
-    async with db.transaction() as session:
-        saved = await store.add_faced_by(db, id, FacedBy(actor.city, now()), session=session)
-        if saved is None:
-            return await store.get_problem(db, id, session=session)
-        await event_store.append_event(
-            db,
-            replace(_event(EventType.PROBLEM_FACED_TOO, saved, actor), occurred_at=now()),
-            session=session,
-        )
-    return saved
+    faced = FacedBy(actor.city, now())
+
+    async def write(session: Any) -> Problem | None:
+        return await store.add_faced_by(db, id, faced, session=session)
+
+    saved = await event_store.record(
+        db,
+        write,
+        lambda saved: (
+            replace(_event(EventType.PROBLEM_FACED_TOO, saved, actor), occurred_at=faced.at)
+            if saved
+            else None
+        ),
+    )
+    return saved if saved is not None else await store.get_problem(db, id)
 
 
 async def get(*, db: Database, actor: Principal, id: str) -> Problem:

@@ -67,6 +67,15 @@ def checked_details(details: SolutionDetails) -> SolutionDetails:
         limits.optional_text(
             ("outcomes", str(index), "note"), outcome.note, max_length=limits.NOTE_MAX
         )
+        limits.optional_text(("outcomes", str(index), "unit"), outcome.unit, max_length=50)
+    for index, link in enumerate(d.links):
+        limits.optional_text(
+            ("links", str(index), "title"), link.title, max_length=limits.SHORT_TEXT_MAX
+        )
+    if d.contact is not None:
+        for name in ("name", "email", "url"):
+            value = getattr(d.contact, name)
+            limits.optional_text(("contact", name), value, max_length=limits.SHORT_TEXT_MAX)
     transfer = d.transferability
     if transfer is not None:
         limits.texts(
@@ -157,10 +166,12 @@ async def publish(*, db: Database, actor: Principal, draft: SolutionDraft) -> So
         updated_at=moment,
     )
     kind = EventType.SOLUTION_ADAPTED if adaptation else EventType.SOLUTION_PUBLISHED
-    async with db.transaction() as session:
-        solution = await store.insert_solution(db, solution, session=session)
-        await event_store.append_event(db, _event(kind, solution, actor), session=session)
-    return solution
+    draft_solution = solution
+    return await event_store.record(
+        db,
+        lambda session: store.insert_solution(db, draft_solution, session=session),
+        lambda saved: _event(kind, saved, actor),
+    )
 
 
 async def update(
@@ -186,12 +197,11 @@ async def update(
         details=checked_details(replace(current.details, **c.details)),
         updated_at=now(),
     )
-    async with db.transaction() as session:
-        saved = await store.save_solution(db, edited, expected_version=version, session=session)
-        await event_store.append_event(
-            db, _event(EventType.SOLUTION_UPDATED, saved, actor), session=session
-        )
-    return saved
+    return await event_store.record(
+        db,
+        lambda session: store.save_solution(db, edited, expected_version=version, session=session),
+        lambda saved: _event(EventType.SOLUTION_UPDATED, saved, actor),
+    )
 
 
 async def get(*, db: Database, actor: Principal, id: str) -> Solution:

@@ -260,7 +260,7 @@ def test_without_the_extra_the_error_says_what_to_install(tmp_path: Path) -> Non
         check=False,
     )
     assert result.returncode == 2, result.stderr
-    assert "pip install 'cityexchange[embedded]'" in result.stderr
+    assert "pip install -e '.[embedded]'" in result.stderr
 
 
 def test_schema_command_prints_the_committed_sdl() -> None:

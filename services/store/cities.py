@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from services.errors import Conflict, NotFound
+from services.errors import InvalidInput, NotFound
 from services.models import City, Contact, GeoPoint, Organisation, Person, ResilienceProfile
 from services.pages import Page, PageRequest
 from services.store.database import Database, Document, guarded, object_id, object_ids
@@ -85,7 +85,7 @@ async def insert_city(db: Database, city: City) -> City:
     try:
         await db.cities.insert_one(_city_doc(city))
     except DuplicateKeyError:
-        raise Conflict("City", city.slug, expected=0, actual=None) from None
+        raise InvalidInput("slug", f"a city '{city.slug}' is already registered") from None
     return city
 
 
@@ -152,8 +152,8 @@ async def insert_person(db: Database, person: Person) -> Person:
     try:
         result = await db.people.insert_one(_person_doc(person))
     except DuplicateKeyError:
-        raise Conflict(
-            "Person", f"{person.city}/{person.username}", expected=0, actual=None
+        raise InvalidInput(
+            "username", f"{person.city} already has a person '{person.username}'"
         ) from None
     return replace(person, id=str(result.inserted_id))
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from services.errors import NotFound
@@ -110,22 +112,45 @@ async def replies_of(
     )
 
 
-@guarded
-async def save_comment(db: Database, comment: Comment, *, session: AsyncClientSession) -> Comment:
-    """Write a comment's body, edit, deletion and moderation state."""
-    hidden = comment.hidden
-    await db.comments.update_one(
-        {"_id": object_id(comment.id)},
-        {
-            "$set": {
-                "body": comment.body,
-                "editedAt": comment.edited_at,
-                "deletedAt": comment.deleted_at,
-                "hidden": {"by": hidden.by, "reason": hidden.reason, "at": hidden.at}
-                if hidden
-                else None,
-            }
-        },
+async def _update(
+    db: Database, id: str, guard: Document, changes: Document, *, session: AsyncClientSession
+) -> Comment | None:
+    doc = await db.comments.find_one_and_update(
+        {"_id": object_id(id), **guard},
+        {"$set": changes},
+        return_document=ReturnDocument.AFTER,
         session=session,
     )
-    return comment
+    return _comment(doc) if doc else None
+
+
+# Each verb sets only its own fields, guarded, so concurrent edits, deletions and
+# moderation never overwrite each other with a stale copy.
+
+
+@guarded
+async def edit_comment(
+    db: Database, id: str, body: str, *, at: datetime, session: AsyncClientSession
+) -> Comment | None:
+    """None when the comment was deleted meanwhile."""
+    return await _update(
+        db, id, {"deletedAt": None}, {"body": body, "editedAt": at}, session=session
+    )
+
+
+@guarded
+async def delete_comment(
+    db: Database, id: str, *, at: datetime, session: AsyncClientSession
+) -> Comment | None:
+    """Leave a tombstone; None when it was already deleted."""
+    return await _update(
+        db, id, {"deletedAt": None}, {"body": "", "deletedAt": at}, session=session
+    )
+
+
+@guarded
+async def hide_comment(
+    db: Database, id: str, hidden: Hidden, *, session: AsyncClientSession
+) -> Comment | None:
+    changes = {"hidden": {"by": hidden.by, "reason": hidden.reason, "at": hidden.at}}
+    return await _update(db, id, {}, changes, session=session)

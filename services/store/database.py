@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -19,6 +18,7 @@ from pymongo.errors import (
     ConnectionFailure,
     ExecutionTimeout,
     NetworkTimeout,
+    OperationFailure,
     PyMongoError,
     ServerSelectionTimeoutError,
     WTimeoutError,
@@ -31,6 +31,7 @@ Document = dict[str, Any]
 P = ParamSpec("P")
 R = TypeVar("R")
 
+WRITE_CONFLICT = 112
 _UNREACHABLE = (
     AutoReconnect,
     ConnectionFailure,
@@ -49,10 +50,10 @@ def guarded(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         try:
             return await fn(*args, **kwargs)
         except _UNREACHABLE as exc:
-            raise Unavailable(type(exc).__name__) from exc
+            raise Unavailable() from exc
         except PyMongoError as exc:
             if "timed out" in str(exc).lower():
-                raise Unavailable(type(exc).__name__) from exc
+                raise Unavailable() from exc
             raise
 
     return wrapper
@@ -131,11 +132,18 @@ class Database:
     def realm_keys(self) -> AsyncCollection[Document]:
         return self.db["realm_keys"]
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncGenerator[AsyncClientSession]:
-        """A session with an open transaction, committed when the block ends without error."""
-        async with self.client.start_session() as session, await session.start_transaction():
-            yield session
+    @guarded
+    async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[R]]) -> R:
+        """Run `work` in a transaction; transient conflicts and unknown commit results are
+        retried by the driver (within the operation timeout), so concurrent writers queue
+        up instead of failing."""
+        try:
+            async with self.client.start_session() as session:
+                return await session.with_transaction(work)
+        except OperationFailure as exc:
+            if exc.code == WRITE_CONFLICT or exc.has_error_label("TransientTransactionError"):
+                raise Unavailable("too many concurrent changes; try again") from exc
+            raise
 
     @guarded
     async def ping(self) -> None:

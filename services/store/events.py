@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from services.models import Event
 from services.store.database import Database, guarded
+
+T = TypeVar("T")
 
 
 @guarded
@@ -23,3 +28,22 @@ async def append_event(db: Database, event: Event, *, session: AsyncClientSessio
         },
         session=session,
     )
+
+
+async def record(
+    db: Database,
+    write: Callable[[AsyncClientSession], Awaitable[T]],
+    event: Callable[[T], Event | None],
+) -> T:
+    """Apply `write` and append its event in one transaction; no event when `event` says
+    None. The transaction is retried on transient conflicts, so `write` must be idempotent
+    up to its own guards (versions, `$ne` filters)."""
+
+    async def work(session: AsyncClientSession) -> T:
+        result = await write(session)
+        happened = event(result)
+        if happened is not None:
+            await append_event(db, happened, session=session)
+        return result
+
+    return await db.in_transaction(work)
