@@ -10,8 +10,8 @@ import strawberry
 from schema.context import Info
 from schema.relay import Connection, Node, connection, to_global_id
 from schema.taxonomy import Hazard, OrganisationKind, Role
-from services import cities, models, problems, solutions
-from services.pages import Order, PageRequest
+from services import models
+from services.pages import Order
 
 if TYPE_CHECKING:
     from schema.problems import Problem, ProblemFilter
@@ -90,13 +90,7 @@ class City(Node):
     async def people(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Person]:
-        ctx = info.context
-        page = await cities.people_of(
-            db=ctx.db,
-            actor=ctx.actor(),
-            city=self.slug,
-            request=PageRequest(first=first, after=after),
-        )
+        page = await info.context.loaders.people_by_city.load((self.slug, first, after, None))
         return connection(page, Person.from_domain)
 
     @strawberry.field
@@ -110,15 +104,8 @@ class City(Node):
     ) -> Connection[Annotated[Problem, strawberry.lazy("schema.problems")]]:
         from schema.problems import Problem, listing_of
 
-        ctx = info.context
-        page = await problems.list_problems(
-            db=ctx.db,
-            actor=ctx.actor(),
-            listing=listing_of(filter),
-            order=order_by,
-            request=PageRequest(first=first, after=after),
-            city=self.slug,
-        )
+        key = (self.slug, first, after, (listing_of(filter), order_by))
+        page = await info.context.loaders.problems_by_city.load(key)
         return connection(page, Problem.from_domain)
 
     @strawberry.field
@@ -132,15 +119,8 @@ class City(Node):
     ) -> Connection[Annotated[Solution, strawberry.lazy("schema.solutions")]]:
         from schema.solutions import Solution, listing_of
 
-        ctx = info.context
-        page = await solutions.list_solutions(
-            db=ctx.db,
-            actor=ctx.actor(),
-            listing=listing_of(filter),
-            order=order_by,
-            request=PageRequest(first=first, after=after),
-            city=self.slug,
-        )
+        key = (self.slug, first, after, (listing_of(filter), order_by))
+        page = await info.context.loaders.solutions_by_city.load(key)
         return connection(page, Solution.from_domain)
 
 

@@ -14,7 +14,7 @@ from schema.problems import Problem
 from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
 from schema.solutions import Solution
 from services import comments, models
-from services.store.grouped import ChildPages
+from services.pages import ChildPages
 
 CommentSubject = Annotated[Problem | Solution, strawberry.union("CommentSubject")]
 
@@ -87,7 +87,9 @@ class Comment(Node):
                 ChildPages[models.Comment]({}).page(self.domain.id, after=after),
                 Comment.from_domain,
             )
-        page = await info.context.loaders.replies_by_comment.load((self.domain.id, first, after))
+        page = await info.context.loaders.replies_by_comment.load(
+            (self.domain.id, first, after, None)
+        )
         return connection(page, Comment.from_domain)
 
 

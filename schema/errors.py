@@ -81,7 +81,7 @@ def _code(error: GraphQLError) -> str | None:
         if _TOO_COMPLEX.search(error.message):
             return "QUERY_TOO_COMPLEX"
         return "GRAPHQL_VALIDATION_FAILED"
-    if error.path is None and isinstance(original, ValueError | TypeError):
+    if error.path is None and isinstance(original, ValueError | TypeError | GraphQLError):
         return "BAD_USER_INPUT"  # a variable that does not coerce, e.g. a malformed DateTime
     return None
 

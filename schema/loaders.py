@@ -3,40 +3,44 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from strawberry.dataloader import DataLoader
 
 from services import cities, comments, problems, solutions
+from services.listing import ListingFilter
 from services.models import City, Comment, Person, Problem, Solution
-from services.pages import Page, PageRequest
+from services.pages import ChildPages, Order, Page, PageRequest
 from services.principal import Principal
 from services.store.database import Database
-from services.store.grouped import ChildPages
 
 T = TypeVar("T")
+E = TypeVar("E")
 
-# (parent id, first, after): pages of the same size and cursor share one query.
-ChildKey = tuple[str, int | None, str | None]
+# (parent id, first, after, what else shapes the list: filter and order, or None).
+# Children asked for with the same page size, cursor and filter share one query.
+ChildKey = tuple[str, int | None, str | None, Hashable]
+Listing = tuple[ListingFilter, Order]
 
 
 @dataclass(frozen=True, slots=True)
-class _ChildLoader(Generic[T]):
-    """Loads a page of children per parent, one service call per (first, after) group."""
+class _ChildLoader(Generic[T, E]):
+    """Loads a page of children per parent, one service call per (first, after, extra)."""
 
-    fetch: Callable[[Sequence[str], PageRequest], Awaitable[ChildPages[T]]]
+    fetch: Callable[[Sequence[str], PageRequest, E], Awaitable[ChildPages[T]]]
 
     async def __call__(self, keys: Sequence[ChildKey]) -> list[Page[T]]:
-        groups: dict[tuple[int | None, str | None], list[str]] = defaultdict(list)
-        for parent, first, after in keys:
-            groups[(first, after)].append(parent)
+        groups: dict[tuple[int | None, str | None, Hashable], list[str]] = defaultdict(list)
+        for parent, first, after, extra in keys:
+            groups[(first, after, extra)].append(parent)
         results: dict[ChildKey, Page[T]] = {}
-        for (first, after), parents in groups.items():
-            pages = await self.fetch(parents, PageRequest(first=first, after=after))
+        for (first, after, extra), parents in groups.items():
+            request = PageRequest(first=first, after=after)
+            pages = await self.fetch(parents, request, cast(E, extra))
             for parent in parents:
-                results[(parent, first, after)] = pages.page(parent, after=after)
+                results[(parent, first, after, extra)] = pages.page(parent, after=after)
         return [results[key] for key in keys]
 
 
@@ -55,6 +59,9 @@ class Loaders:
     adaptations_by_solution: DataLoader[ChildKey, Page[Solution]] = field(init=False)
     comments_by_subject: DataLoader[ChildKey, Page[Comment]] = field(init=False)
     replies_by_comment: DataLoader[ChildKey, Page[Comment]] = field(init=False)
+    problems_by_city: DataLoader[ChildKey, Page[Problem]] = field(init=False)
+    solutions_by_city: DataLoader[ChildKey, Page[Solution]] = field(init=False)
+    people_by_city: DataLoader[ChildKey, Page[Person]] = field(init=False)
 
     def __post_init__(self) -> None:
         db, actor = self.db, self.actor
@@ -74,20 +81,54 @@ class Loaders:
         async def comments_by_ids(ids: Sequence[str]) -> list[Comment | None]:
             return await comments.by_ids(db=db, actor=actor(), ids=ids)
 
-        async def solutions_of(ids: Sequence[str], page: PageRequest) -> ChildPages[Solution]:
+        async def solutions_of(
+            ids: Sequence[str], page: PageRequest, _: None
+        ) -> ChildPages[Solution]:
             return await problems.solutions_of(db=db, actor=actor(), problem_ids=ids, request=page)
 
-        async def adaptations_of(ids: Sequence[str], page: PageRequest) -> ChildPages[Solution]:
+        async def adaptations_of(
+            ids: Sequence[str], page: PageRequest, _: None
+        ) -> ChildPages[Solution]:
             return await solutions.adaptations_of(
                 db=db, actor=actor(), solution_ids=ids, request=page
             )
 
-        async def threads_of(ids: Sequence[str], page: PageRequest) -> ChildPages[Comment]:
+        async def threads_of(ids: Sequence[str], page: PageRequest, _: None) -> ChildPages[Comment]:
             return await comments.threads_of(db=db, actor=actor(), subject_ids=ids, request=page)
 
-        async def replies_of(ids: Sequence[str], page: PageRequest) -> ChildPages[Comment]:
+        async def replies_of(ids: Sequence[str], page: PageRequest, _: None) -> ChildPages[Comment]:
             return await comments.replies_of(db=db, actor=actor(), comment_ids=ids, request=page)
 
+        async def problems_of(
+            slugs: Sequence[str], page: PageRequest, listing: Listing
+        ) -> ChildPages[Problem]:
+            return await problems.of_cities(
+                db=db,
+                actor=actor(),
+                cities=slugs,
+                listing=listing[0],
+                order=listing[1],
+                request=page,
+            )
+
+        async def solutions_of_cities(
+            slugs: Sequence[str], page: PageRequest, listing: Listing
+        ) -> ChildPages[Solution]:
+            return await solutions.of_cities(
+                db=db,
+                actor=actor(),
+                cities=slugs,
+                listing=listing[0],
+                order=listing[1],
+                request=page,
+            )
+
+        async def people_of(slugs: Sequence[str], page: PageRequest, _: None) -> ChildPages[Person]:
+            return await cities.people_of(db=db, actor=actor(), cities=slugs, request=page)
+
+        self.problems_by_city = DataLoader(load_fn=_ChildLoader(problems_of))
+        self.solutions_by_city = DataLoader(load_fn=_ChildLoader(solutions_of_cities))
+        self.people_by_city = DataLoader(load_fn=_ChildLoader(people_of))
         self.city_by_slug = DataLoader(load_fn=cities_by_slugs)
         self.person_by_id = DataLoader(load_fn=people_by_ids)
         self.problem_by_id = DataLoader(load_fn=problems_by_ids)

@@ -123,7 +123,9 @@ class Problem(Node):
     ) -> Connection[Annotated[Solution, strawberry.lazy("schema.solutions")]]:
         from schema.solutions import Solution
 
-        page = await info.context.loaders.solutions_by_problem.load((self.domain.id, first, after))
+        page = await info.context.loaders.solutions_by_problem.load(
+            (self.domain.id, first, after, None)
+        )
         return connection(page, Solution.from_domain)
 
     @strawberry.field(description="Top-level comments, oldest first.")
@@ -132,7 +134,9 @@ class Problem(Node):
     ) -> Connection[Annotated[Comment, strawberry.lazy("schema.comments")]]:
         from schema.comments import Comment
 
-        page = await info.context.loaders.comments_by_subject.load((self.domain.id, first, after))
+        page = await info.context.loaders.comments_by_subject.load(
+            (self.domain.id, first, after, None)
+        )
         return connection(page, Comment.from_domain)
 
 

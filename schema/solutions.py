@@ -176,7 +176,7 @@ class Solution(Node):
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Solution]:
         page = await info.context.loaders.adaptations_by_solution.load(
-            (self.domain.id, first, after)
+            (self.domain.id, first, after, None)
         )
         return connection(page, Solution.from_domain)
 
@@ -186,5 +186,7 @@ class Solution(Node):
     ) -> Connection[Annotated[Comment, strawberry.lazy("schema.comments")]]:
         from schema.comments import Comment
 
-        page = await info.context.loaders.comments_by_subject.load((self.domain.id, first, after))
+        page = await info.context.loaders.comments_by_subject.load(
+            (self.domain.id, first, after, None)
+        )
         return connection(page, Comment.from_domain)

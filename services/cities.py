@@ -10,7 +10,7 @@ from services import limits
 from services.clock import now
 from services.errors import InvalidInput
 from services.models import City, Person
-from services.pages import Page, PageRequest
+from services.pages import ChildPages, Page, PageRequest
 from services.principal import Principal, Scope
 from services.store import cities as store
 from services.store.database import Database
@@ -72,10 +72,12 @@ async def people_by_ids(
 
 
 async def people_of(
-    *, db: Database, actor: Principal, city: str, request: PageRequest
-) -> Page[Person]:
+    *, db: Database, actor: Principal, cities: Sequence[str], request: PageRequest
+) -> ChildPages[Person]:
+    """People of each of many cities, batched."""
     actor.require(Scope.READ)
-    return await store.people_of_city(db, city=city, request=request)
+    request.validate()
+    return await store.people_of_cities(db, cities, first=request.size, after=request.after)
 
 
 async def person_of_principal(*, db: Database, actor: Principal) -> Person | None:

@@ -8,7 +8,7 @@ from services import limits
 from services.clock import now
 from services.errors import Forbidden, InvalidInput, NotFound
 from services.models import Comment, Event, EventType, Hidden
-from services.pages import PageRequest
+from services.pages import ChildPages, PageRequest
 from services.principal import Principal, Scope
 from services.store import cities as city_store
 from services.store import comments as store
@@ -16,7 +16,6 @@ from services.store import events as event_store
 from services.store import problems as problem_store
 from services.store import solutions as solution_store
 from services.store.database import Database
-from services.store.grouped import ChildPages
 
 SUBJECT_KINDS = ("Problem", "Solution")
 

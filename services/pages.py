@@ -122,3 +122,24 @@ class Page(Generic[T]):
     async def total_count(self) -> int:
         """Number of items matching the list's filter, across all pages."""
         return await self.count()
+
+
+@dataclass(frozen=True, slots=True)
+class ChildPages(Generic[T]):
+    """A forward page of children for each of many parents, with each parent's total."""
+
+    pages: dict[str, tuple[list[T], list[str], bool, int]]
+
+    def page(self, parent: str, *, after: str | None) -> Page[T]:
+        items, cursors, more, total = self.pages.get(parent, ([], [], False, 0))
+
+        async def count() -> int:
+            return total
+
+        return Page(
+            items=items,
+            cursors=cursors,
+            has_next_page=more,
+            has_previous_page=after is not None,
+            count=count,
+        )

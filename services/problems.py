@@ -11,13 +11,12 @@ from services.clock import now
 from services.errors import InvalidInput, NotFound
 from services.listing import ListingFilter
 from services.models import Event, EventType, FacedBy, Problem, Solution
-from services.pages import Order, Page, PageRequest
+from services.pages import ChildPages, Order, Page, PageRequest
 from services.principal import Principal, Scope
 from services.store import events as event_store
 from services.store import problems as store
 from services.store import solutions as solution_store
 from services.store.database import Database
-from services.store.grouped import ChildPages
 from services.taxonomy import Hazard, ProblemStatus, Sector, Urgency
 
 
@@ -232,4 +231,21 @@ async def solutions_of(
     request.validate()
     return await solution_store.solutions_of_problems(
         db, problem_ids, first=request.size, after=request.after
+    )
+
+
+async def of_cities(
+    *,
+    db: Database,
+    actor: Principal,
+    cities: Sequence[str],
+    listing: ListingFilter,
+    order: Order,
+    request: PageRequest,
+) -> ChildPages[Problem]:
+    """Problems of each of many cities, batched."""
+    actor.require(Scope.READ)
+    request.validate()
+    return await store.problems_of_cities(
+        db, cities, listing=listing.checked(), order=order, first=request.size, after=request.after
     )

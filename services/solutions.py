@@ -11,13 +11,12 @@ from services.clock import now
 from services.errors import InvalidInput, NotFound
 from services.listing import ListingFilter
 from services.models import Adaptation, Event, EventType, Solution, SolutionDetails
-from services.pages import Order, Page, PageRequest
+from services.pages import ChildPages, Order, Page, PageRequest
 from services.principal import Principal, Scope
 from services.store import events as event_store
 from services.store import problems as problem_store
 from services.store import solutions as store
 from services.store.database import Database
-from services.store.grouped import ChildPages
 from services.taxonomy import Hazard
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -236,3 +235,20 @@ async def adaptations_of(
     actor.require(Scope.READ)
     request.validate()
     return await store.adaptations_of(db, solution_ids, first=request.size, after=request.after)
+
+
+async def of_cities(
+    *,
+    db: Database,
+    actor: Principal,
+    cities: Sequence[str],
+    listing: ListingFilter,
+    order: Order,
+    request: PageRequest,
+) -> ChildPages[Solution]:
+    """Solutions of each of many cities, batched."""
+    actor.require(Scope.READ)
+    request.validate()
+    return await store.solutions_of_cities(
+        db, cities, listing=listing.checked(), order=order, first=request.size, after=request.after
+    )

@@ -114,3 +114,28 @@ async def test_nodes_of_one_kind_are_one_query(api: Api) -> None:
     after = _commands((await api.http.get("/metrics")).text)
     assert [node["id"] for node in nodes["nodes"]] == ids
     assert after - before == 1
+
+
+async def test_city_relations_are_batched_across_cities(api: Api) -> None:
+    await _seed(api.db, 6)
+    for i in range(8):
+        await add_city(api.db, f"extra-{i}")
+    token = await api.token("rotterdam")
+    query = """query($first: Int!) { cities(first: $first) { edges { node { slug
+        problems(first: 2, filter: {hazards: [FLOOD]}) { totalCount edges { node { title } } }
+        solutions(first: 2) { totalCount edges { node { title } } }
+        people { totalCount edges { node { name } } } } } } }"""
+    counts = []
+    for first in (2, 11):
+        await api.data("{ viewer { subject } }", token=token)
+        before = _commands((await api.http.get("/metrics")).text)
+        data = await api.data(query, {"first": first}, token=token)
+        counts.append(_commands((await api.http.get("/metrics")).text) - before)
+        assert len(data["cities"]["edges"]) == first
+    assert counts[0] == counts[1] == 4  # cities, problems, solutions, people
+    by_slug = {e["node"]["slug"]: e["node"] for e in data["cities"]["edges"]}
+    assert by_slug["rotterdam"]["problems"]["totalCount"] == 6
+    assert len(by_slug["rotterdam"]["problems"]["edges"]) == 2
+    assert by_slug["lagos"]["solutions"]["totalCount"] == 6
+    assert by_slug["chennai"]["people"]["edges"] == [{"node": {"name": "Kavya Raman"}}]
+    assert by_slug["extra-0"]["problems"] == {"totalCount": 0, "edges": []}

@@ -10,8 +10,9 @@ from pymongo.errors import DuplicateKeyError
 
 from services.errors import InvalidInput, NotFound
 from services.models import City, Contact, GeoPoint, Organisation, Person, ResilienceProfile
-from services.pages import Page, PageRequest
+from services.pages import ChildPages, Page, PageRequest
 from services.store.database import Database, Document, guarded, object_id, object_ids
+from services.store.grouped import child_pages
 from services.store.paging import find_page
 from services.taxonomy import Hazard, OrganisationKind, Role
 
@@ -178,20 +179,18 @@ async def person_in_city(db: Database, *, city: str, id: str) -> Person | None:
     return _person(doc) if doc else None
 
 
-async def people_of_city(db: Database, *, city: str, request: PageRequest) -> Page[Person]:
-    return await find_page(
-        db.people,
-        query={"city": city},
-        field="_id",
-        descending=False,
-        order="PERSON",
-        request=request,
-        to_model=_person,
-        parse_id=object_id,
-    )
-
-
 @guarded
 async def person_by_username(db: Database, *, city: str, username: str) -> Person | None:
     doc = await db.people.find_one({"city": city, "username": username})
     return _person(doc) if doc else None
+
+
+async def people_of_cities(
+    db: Database, cities: Sequence[str], *, first: int, after: str | None
+) -> ChildPages[Person]:
+    """A page of people for each of many cities, in one round trip."""
+    return await child_pages(
+        db.people, parent_field="city", parents=list(cities), match=None, field="_id",
+        descending=False, order="PERSON", first=first, after=after, to_model=_person,
+        parse_id=object_id,
+    )  # fmt: skip

@@ -11,8 +11,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from services.errors import NotFound
 from services.models import Comment, Hidden
+from services.pages import ChildPages
 from services.store.database import Database, Document, guarded, object_id, object_ids
-from services.store.grouped import ChildPages, child_pages
+from services.store.grouped import child_pages
 
 CHILD_ORDER = "C.CREATED_AT_ASC"
 

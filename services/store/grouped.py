@@ -3,37 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.errors import InvalidInput
-from services.pages import Cursor, Page
+from services.pages import ChildPages, Cursor
 from services.store.database import Document, guarded
+from services.store.paging import keyset
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class ChildPages(Generic[T]):
-    """A forward page of children per parent, with each parent's total."""
-
-    pages: dict[str, tuple[list[T], list[str], bool, int]]
-
-    def page(self, parent: str, *, after: str | None) -> Page[T]:
-        items, cursors, more, total = self.pages.get(parent, ([], [], False, 0))
-
-        async def count() -> int:
-            return total
-
-        return Page(
-            items=items,
-            cursors=cursors,
-            has_next_page=more,
-            has_previous_page=after is not None,
-            count=count,
-        )
+def _sort_value(doc: Document, field: str) -> datetime | str:
+    return str(doc["_id"]) if field == "_id" else doc[field]
 
 
 @guarded
@@ -43,6 +28,7 @@ async def child_pages(
     parent_field: str,
     parents: Sequence[Any],
     match: Document | None,
+    field: str = "createdAt",
     descending: bool,
     order: str,
     first: int,
@@ -50,54 +36,51 @@ async def child_pages(
     to_model: Callable[[Document], T],
     parse_id: Callable[[str], Any],
 ) -> ChildPages[T]:
-    """Children of every parent, sorted by (createdAt, _id), `first` after `after` each."""
-    direction = -1 if descending else 1
-    page_filter: Document = {"$literal": True}
+    """Children of every parent sorted by (`field`, _id), `first` after `after` each.
+
+    One round trip: a $facet counts each parent's children and, beside it, keeps only the
+    top `first + 1` of each parent past the cursor ($topN, MongoDB 5.2+), so the server never
+    gathers whole child lists.
+    """
+    page_match: Document = {}
     if after is not None:
         cursor = Cursor.decode(after, field="after", order=order)
         cursor_id = parse_id(cursor.id)
         if cursor_id is None:
             raise InvalidInput("after", "is not a cursor returned by this API")
-        op = "$lt" if descending else "$gt"
-        page_filter = {
-            "$or": [
-                {op: ["$$this.createdAt", cursor.value]},
-                {
-                    "$and": [
-                        {"$eq": ["$$this.createdAt", cursor.value]},
-                        {op: ["$$this._id", cursor_id]},
-                    ]
-                },
-            ]
-        }
+        page_match = keyset(field, descending, cursor, cursor_id)
+    direction = DESCENDING if descending else ASCENDING
+    sort_by = {"_id": direction} if field == "_id" else {field: direction, "_id": direction}
     wanted = list(dict.fromkeys(parents))
     pipeline: list[Document] = [
         {"$match": {parent_field: {"$in": wanted}, **(match or {})}},
-        {"$sort": {"createdAt": direction, "_id": direction}},
-        # Unwinding makes array-valued parent fields (a solution addressing several problems)
-        # group under each parent; on a scalar it is a no-op.
+        # Copying and unwinding the parent field makes array-valued fields (a solution
+        # addressing several problems) count under each parent; on a scalar it is a no-op.
         {"$addFields": {"_parent": f"${parent_field}"}},
         {"$unwind": "$_parent"},
         {"$match": {"_parent": {"$in": wanted}}},
-        {"$group": {"_id": "$_parent", "docs": {"$push": "$$ROOT"}, "n": {"$sum": 1}}},
-        {
-            "$project": {
-                "n": 1,
-                "docs": {
-                    "$slice": [{"$filter": {"input": "$docs", "cond": page_filter}}, first + 1]
-                },
-            }
-        },
-    ]
+        {"$facet": {
+            "totals": [{"$group": {"_id": "$_parent", "n": {"$sum": 1}}}],
+            "pages": [
+                {"$match": page_match},
+                {"$group": {"_id": "$_parent", "docs": {
+                    "$topN": {"n": first + 1, "sortBy": sort_by, "output": "$$ROOT"}}}},
+            ],
+        }},
+    ]  # fmt: skip
+    result = await (await collection.aggregate(pipeline)).to_list(1)
+    facets: Document = result[0] if result else {"totals": [], "pages": []}
+    totals = {str(t["_id"]): int(t["n"]) for t in facets["totals"]}
     pages: dict[str, tuple[list[T], list[str], bool, int]] = {}
-    cursor_batch = len(wanted) + 1  # one batch for every group: no getMore round trip
-    async for group in await collection.aggregate(pipeline, batchSize=cursor_batch):
+    for group in facets["pages"]:
         docs: list[Document] = group["docs"]
         shown = docs[:first]
         pages[str(group["_id"])] = (
             [to_model(doc) for doc in shown],
-            [Cursor(order, doc["createdAt"], str(doc["_id"])).encode() for doc in shown],
+            [Cursor(order, _sort_value(doc, field), str(doc["_id"])).encode() for doc in shown],
             len(docs) > first,
-            group["n"],
+            totals.get(str(group["_id"]), 0),
         )
+    for parent, total in totals.items():
+        pages.setdefault(parent, ([], [], False, total))
     return ChildPages(pages)

@@ -15,7 +15,7 @@ from services.store.database import Document, guarded
 T = TypeVar("T")
 
 
-def _keyset(field: str, descending: bool, cursor: Cursor, cursor_id: Any) -> Document:
+def keyset(field: str, descending: bool, cursor: Cursor, cursor_id: Any) -> Document:
     op = "$lt" if descending else "$gt"
     if field == "_id":
         return {"_id": {op: cursor_id}}
@@ -47,7 +47,7 @@ async def find_page(
         cursor_id = parse_id(cursor.id)
         if cursor_id is None:
             raise InvalidInput(arg, "is not a cursor returned by this API")
-        full = {"$and": [query, _keyset(field, walk_descending, cursor, cursor_id)]}
+        full = {"$and": [query, keyset(field, walk_descending, cursor, cursor_id)]}
     direction = DESCENDING if walk_descending else ASCENDING
     sort = [("_id", direction)] if field == "_id" else [(field, direction), ("_id", direction)]
     # limit(0) means "no limit" to MongoDB, so an empty page still asks for one document

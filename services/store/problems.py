@@ -11,9 +11,10 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from services.errors import Conflict, NotFound
 from services.listing import ListingFilter
 from services.models import FacedBy, Problem
-from services.pages import Order, Page, PageRequest
+from services.pages import ChildPages, Order, Page, PageRequest
 from services.search import keywords
 from services.store.database import Database, Document, guarded, object_id, object_ids
+from services.store.grouped import child_pages
 from services.store.listing import listing_query
 from services.store.paging import find_page
 from services.taxonomy import Hazard, ProblemStatus, Sector, Urgency
@@ -179,3 +180,20 @@ async def _versioned_update(
     if current is None:
         raise NotFound("Problem", id)
     raise Conflict("Problem", id, expected=expected_version, actual=current["version"])
+
+
+async def problems_of_cities(
+    db: Database,
+    cities: Sequence[str],
+    *,
+    listing: ListingFilter,
+    order: Order,
+    first: int,
+    after: str | None,
+) -> ChildPages[Problem]:
+    """A page of problems for each of many cities, in one round trip."""
+    return await child_pages(
+        db.problems, parent_field="city", parents=list(cities), match=listing_query(listing),
+        field=order.field, descending=order.descending, order=f"P.{order.value}",
+        first=first, after=after, to_model=_problem, parse_id=object_id,
+    )  # fmt: skip

@@ -21,11 +21,11 @@ from services.models import (
     SolutionDetails,
     Transferability,
 )
-from services.pages import Order, Page, PageRequest
+from services.pages import ChildPages, Order, Page, PageRequest
 from services.search import keywords
 from services.store.cities import contact_from_doc
 from services.store.database import Database, Document, guarded, object_id, object_ids
-from services.store.grouped import ChildPages, child_pages
+from services.store.grouped import child_pages
 from services.store.listing import listing_query
 from services.store.paging import find_page
 from services.taxonomy import Hazard, Sector, SolutionStatus
@@ -243,3 +243,20 @@ async def save_solution(
     if current is None:
         raise NotFound("Solution", solution.id)
     raise Conflict("Solution", solution.id, expected=expected_version, actual=current["version"])
+
+
+async def solutions_of_cities(
+    db: Database,
+    cities: Sequence[str],
+    *,
+    listing: ListingFilter,
+    order: Order,
+    first: int,
+    after: str | None,
+) -> ChildPages[Solution]:
+    """A page of solutions for each of many cities, in one round trip."""
+    return await child_pages(
+        db.solutions, parent_field="city", parents=list(cities), match=listing_query(listing),
+        field=order.field, descending=order.descending, order=f"S.{order.value}",
+        first=first, after=after, to_model=_solution, parse_id=object_id,
+    )  # fmt: skip
