@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bson import ObjectId
+from bson.errors import InvalidId
 from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient, ReturnDocument
 from pymongo.database import Database as SyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -74,10 +76,6 @@ class OAuthStore:
 
     def close(self) -> None:
         self.client.close()
-
-    def ensure_indexes(self) -> None:
-        for collection, indexes in INDEXES.items():
-            self.db[collection].create_indexes(indexes)
 
     # Realms and their keys
 
@@ -153,10 +151,18 @@ class OAuthStore:
         )
         return result.matched_count == 1
 
-    def person_revoked(self, person_id: str) -> bool:
-        from bson import ObjectId
-        from bson.errors import InvalidId
+    def revoke_person(self, city: str, person_id: str, *, access_ttl: int) -> None:
+        moment = now()
+        self.db.people.update_one(
+            {"_id": ObjectId(person_id), "city": city}, {"$set": {"revokedAt": moment}}
+        )
+        self.db.refresh_tokens.update_many(
+            {"city": city, "personId": person_id, "revokedAt": None},
+            {"$set": {"revokedAt": moment}},
+        )
+        self.deny("person", city, person_id, at=moment, ttl=access_ttl)
 
+    def person_revoked(self, person_id: str) -> bool:
         try:
             doc = self.db.people.find_one({"_id": ObjectId(person_id)}, {"revokedAt": 1})
         except InvalidId:

@@ -80,11 +80,12 @@ async def _form(request: Request) -> dict[str, list[str]]:
     return parse_qs(body, keep_blank_values=True)
 
 
-def routes(realms: OAuthRealms) -> list[Route]:
-    """Routes of every realm, under /realms/<city>, plus RFC 8414's well-known location."""
+def routes(get_realms: Callable[[], OAuthRealms]) -> list[Route]:
+    """Routes of every realm, under /realms/<city>, plus RFC 8414's well-known location.
+    `get_realms` hands over the realms the app's lifespan opened."""
 
     async def server_for(request: Request) -> RealmServer | None:
-        return await _thread(realms.server, request.path_params["city"])
+        return await _thread(get_realms().server, request.path_params["city"])
 
     def oauth_request(
         server: RealmServer, request: Request, endpoint: str, form: dict[str, list[str]]
@@ -147,6 +148,7 @@ def routes(realms: OAuthRealms) -> list[Route]:
         city_name = await _thread(server.store.city_name, server.realm.city) or ""
         action = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         client_name = grant.client.name
+        realms = get_realms()
         if request.method == "GET":
             return _sign_in(realms, city_name, client_name, action)
         form = await _form(request)

@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -23,9 +24,15 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
+from auth.denylist import Denylist
 from auth.errors import Unauthenticated
+from auth.federation import Federation
+from auth.oauth_store import INDEXES as OAUTH_INDEXES
+from auth.oauth_store import OAuthStore
 from auth.realms import RealmRegistry
-from auth.tokens import TokenVerifier
+from auth.tokens import KNOWN_SCOPES, TokenVerifier
+from auth.web import OAuthRealms
+from auth.web import routes as oauth_routes
 from cityexchange.http import BodyLimitMiddleware, RequestIdMiddleware, request_id_of
 from cityexchange.metrics import Metrics
 from cityexchange.settings import Settings, SettingsError
@@ -49,6 +56,13 @@ class Resources:
 
     db: Database | None = None
     verifier: TokenVerifier | None = None
+    oauth: OAuthStore | None = None
+    realms: OAuthRealms | None = None
+
+    def oauth_realms(self) -> OAuthRealms:
+        if self.realms is None:
+            raise RuntimeError("the app's lifespan is not running")
+        return self.realms
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -116,8 +130,11 @@ async def _authenticate(
         return None, exc
 
 
-def create_app(settings: Settings) -> Starlette:
-    """Build the ASGI app; nothing connects until the lifespan starts."""
+def create_app(
+    settings: Settings, *, http_transport: httpx.AsyncBaseTransport | None = None
+) -> Starlette:
+    """Build the ASGI app; nothing connects until the lifespan starts. `http_transport`
+    carries outbound HTTP (identity providers' JWKS); tests pass a fake one."""
     if settings.mongodb_uri is None:
         raise SettingsError(
             "CITYEXCHANGE_MONGODB_URI is not set (`cityexchange serve` starts "
@@ -136,10 +153,25 @@ def create_app(settings: Settings) -> Starlette:
             timeout_ms=settings.operation_timeout_ms,
             listeners=[CommandCounter(metrics.command_started, metrics.command_failed)],
         )
-        resources.db = db
+        # authlib's server core is synchronous: it gets its own synchronous client and runs
+        # in the thread pool, so the event loop never waits on it.
+        oauth = OAuthStore.connect(
+            uri, settings.db_name,
+            server_selection_timeout_ms=settings.server_selection_timeout_ms,
+            timeout_ms=settings.operation_timeout_ms,
+        )  # fmt: skip
+        http = httpx.AsyncClient(transport=http_transport, follow_redirects=False)
+        registry = RealmRegistry(db, settings.public_url)
+        resources.db, resources.oauth = db, oauth
         resources.verifier = TokenVerifier(
-            RealmRegistry(db, settings.public_url), settings.audience
-        )
+            registry, settings.audience, denylist=Denylist(db),
+            federation=Federation(db, http, KNOWN_SCOPES),
+        )  # fmt: skip
+        resources.realms = OAuthRealms(
+            store=oauth, registry=registry, audience=settings.audience,
+            access_ttl_seconds=settings.access_token_ttl_seconds,
+            secure_cookies=settings.public_url.startswith("https://"),
+        )  # fmt: skip
         stopping = asyncio.Event()
         indexing = asyncio.create_task(_ensure_indexes_until_done(db, stopping))
         try:
@@ -149,8 +181,10 @@ def create_app(settings: Settings) -> Starlette:
             # cancelling a driver call halfway can leave a socket behind.
             stopping.set()
             await indexing
-            resources.db = resources.verifier = None
+            resources.db = resources.verifier = resources.oauth = resources.realms = None
+            await http.aclose()
             await db.close()
+            await asyncio.to_thread(oauth.close)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -171,6 +205,7 @@ def create_app(settings: Settings) -> Starlette:
     graphql = GraphQLView(resources=resources, metrics=metrics, settings=settings)
     return Starlette(
         routes=[
+            *oauth_routes(resources.oauth_realms),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -188,7 +223,7 @@ async def _ensure_indexes_until_done(db: Database, stopping: asyncio.Event) -> N
     """Create indexes at start; if the database is down, keep trying instead of dying."""
     while not stopping.is_set():
         try:
-            await ensure_indexes(db)
+            await ensure_indexes(db, OAUTH_INDEXES)
             return
         except Unavailable:
             log.warning(

@@ -17,9 +17,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
+from auth.oauth_store import INDEXES as OAUTH_INDEXES
+from auth.oauth_store import OAuthStore
 from auth.realms import RealmRegistry
 from auth.tokens import issue_access_token, parse_scopes
-from cityexchange import embedded
+from cityexchange import embedded, realm_commands
 from cityexchange.settings import Secret, Settings, SettingsError
 from services import cities
 from services.errors import ServiceError
@@ -45,7 +47,7 @@ def _json_default(value: object) -> object:
     raise TypeError(type(value).__name__)
 
 
-def _print_json(value: object) -> None:
+def print_json(value: object) -> None:
     print(json.dumps(value, default=_json_default, indent=2, ensure_ascii=False))
 
 
@@ -64,7 +66,8 @@ def _database_uri(settings: Settings, data_dir: Path) -> Generator[str]:
         yield database.uri
 
 
-def _with_db(settings: Settings, data_dir: Path, work: Callable[[Database], Awaitable[T]]) -> T:
+def with_db(settings: Settings, data_dir: Path, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run an async admin action against the database `data_dir` or the settings name."""
     with _database_uri(settings, data_dir) as uri:
 
         async def run() -> T:
@@ -75,12 +78,26 @@ def _with_db(settings: Settings, data_dir: Path, work: Callable[[Database], Awai
                 timeout_ms=max(settings.operation_timeout_ms, 30_000),
             )
             try:
-                await ensure_indexes(db)
+                await ensure_indexes(db, OAUTH_INDEXES)
                 return await work(db)
             finally:
                 await db.close()
 
         return asyncio.run(run())
+
+
+def with_store(settings: Settings, data_dir: Path, work: Callable[[OAuthStore], T]) -> T:
+    """Run a realm-administration action with the authorization server's store."""
+    with _database_uri(settings, data_dir) as uri:
+        store = OAuthStore.connect(
+            uri, settings.db_name,
+            server_selection_timeout_ms=settings.server_selection_timeout_ms,
+            timeout_ms=max(settings.operation_timeout_ms, 30_000),
+        )  # fmt: skip
+        try:
+            return work(store)
+        finally:
+            store.close()
 
 
 def _city_add(args: argparse.Namespace, settings: Settings) -> None:
@@ -114,9 +131,9 @@ def _city_add(args: argparse.Namespace, settings: Settings) -> None:
     async def work(db: Database) -> City:
         return await cities.add_city(db=db, city=city)
 
-    added = _with_db(settings, Path(args.data_dir), work)
+    added = with_db(settings, Path(args.data_dir), work)
     registry_issuer = f"{settings.public_url}/realms/{added.slug}"
-    _print_json({**dataclasses.asdict(added), "issuer": registry_issuer})
+    print_json({**dataclasses.asdict(added), "issuer": registry_issuer})
 
 
 def _token_issue(args: argparse.Namespace, settings: Settings) -> None:
@@ -147,7 +164,7 @@ def _token_issue(args: argparse.Namespace, settings: Settings) -> None:
             "issuer": token.issuer,
         }
 
-    _print_json(_with_db(settings, Path(args.data_dir), work))
+    print_json(with_db(settings, Path(args.data_dir), work))
 
 
 def _schema(_: argparse.Namespace, __: Settings) -> None:
@@ -253,6 +270,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--network", action="append", default=[])
     data_dir_option(add)
     add.set_defaults(run=_city_add)
+    realm_commands.add_trust_issuer(city, data_dir_option)
 
     token = commands.add_parser("token", help="access tokens").add_subparsers(
         dest="token_command", required=True
@@ -270,6 +288,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     data_dir_option(issue)
     issue.set_defaults(run=_token_issue)
+
+    realm_commands.add_parsers(commands, data_dir_option)
 
     schema = commands.add_parser("schema", help="print the GraphQL SDL")
     schema.set_defaults(run=_schema)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import CollectionInvalid
@@ -65,10 +66,11 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 
 @guarded
-async def ensure_indexes(db: Database) -> None:
-    """Create missing indexes; existing ones with the same definition are left alone."""
+async def ensure_indexes(db: Database, extra: Mapping[str, list[IndexModel]] | None = None) -> None:
+    """Create missing indexes (ours and `extra`, e.g. the authorization server's); existing
+    ones with the same definition are left alone."""
     existing = set(await db.db.list_collection_names())
-    for collection, indexes in INDEXES.items():
+    for collection, indexes in {**INDEXES, **(extra or {})}.items():
         if collection not in existing:
             # Creating collections outside transactions: MongoDB cannot create them inside one
             # on every version, and the first write of a collection is often transactional.

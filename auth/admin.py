@@ -1,0 +1,168 @@
+"""Administration of a city's realm: clients, people's passwords, keys and trusted identity
+providers. Synchronous (the authorization server's store); shared by the CLI and GraphQL."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from auth.oauth_store import OAuthStore
+from auth.passwords import (
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    hash_password,
+    hash_secret,
+    new_secret,
+)
+from auth.records import GRANTS, ClientType, OAuthClient
+from auth.store import new_signing_key, signing_key_doc
+from auth.tokens import KNOWN_SCOPES
+from services.clock import now
+from services.errors import InvalidInput, NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredClient:
+    client: OAuthClient
+    secret: str | None  # shown once, stored only as a hash
+
+
+def _city(store: OAuthStore, city: str) -> None:
+    if store.city_name(city) is None:
+        raise NotFound("City", city)
+
+
+def _redirect_uri(uri: str) -> str:
+    """RFC 8252/9700: https, loopback http for native apps, or a private-use scheme; no
+    fragment; compared later by exact string match."""
+    parts = urlsplit(uri)
+    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    if parts.fragment or not parts.scheme or len(uri) > 2000:
+        raise InvalidInput("redirectUris", f"{uri!r} is not a valid redirect URI")
+    if parts.scheme == "https" and parts.hostname:
+        return uri
+    if parts.scheme == "http" and loopback:
+        return uri
+    if parts.scheme not in ("http", "https") and "." in parts.scheme:
+        return uri  # private-use scheme such as org.example.app:/callback (RFC 8252 §7.1)
+    raise InvalidInput(
+        "redirectUris", f"{uri!r}: use https, loopback http, or a reverse-DNS private-use scheme"
+    )
+
+
+def register_client(
+    store: OAuthStore,
+    *,
+    city: str,
+    name: str,
+    client_type: ClientType,
+    grants: Sequence[str],
+    redirect_uris: Sequence[str],
+    scopes: Sequence[str],
+) -> RegisteredClient:
+    """Register a client of `city`'s realm; a confidential client gets its secret once."""
+    _city(store, city)
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("name", "must be 1-200 characters")
+    grants = tuple(dict.fromkeys(grants))
+    if not grants or set(grants) - set(GRANTS):
+        raise InvalidInput("grants", f"choose from {', '.join(GRANTS)}")
+    if client_type is ClientType.PUBLIC and "client_credentials" in grants:
+        raise InvalidInput("grants", "a public client cannot use client_credentials")
+    uris = tuple(_redirect_uri(u) for u in dict.fromkeys(redirect_uris))
+    if "authorization_code" in grants and not uris:
+        raise InvalidInput("redirectUris", "authorization_code needs at least one")
+    wanted = tuple(dict.fromkeys(scopes))
+    if not wanted or set(wanted) - KNOWN_SCOPES:
+        raise InvalidInput("scope", f"choose from {' '.join(sorted(KNOWN_SCOPES))}")
+    secret = new_secret() if client_type is ClientType.CONFIDENTIAL else None
+    client = OAuthClient(
+        client_id=f"{city}-{secrets.token_urlsafe(12)}", city=city, name=name,
+        type=client_type, grants=grants, redirect_uris=uris, scopes=wanted,
+        secret_hash=hash_secret(secret) if secret else None, created_at=now(),
+    )  # fmt: skip
+    return RegisteredClient(store.add_client(client), secret)
+
+
+def clients(store: OAuthStore, *, city: str) -> list[OAuthClient]:
+    _city(store, city)
+    return store.list_clients(city)
+
+
+def rotate_secret(store: OAuthStore, *, city: str, client_id: str) -> str:
+    """A new secret for a confidential client; the old one stops working at once."""
+    client = store.get_client(city, client_id)
+    if client is None or client.revoked_at is not None:
+        raise NotFound("Client", client_id)
+    if client.type is not ClientType.CONFIDENTIAL:
+        raise InvalidInput("clientId", "public clients have no secret")
+    secret = new_secret()
+    store.set_client_secret(city, client_id, hash_secret(secret))
+    return secret
+
+
+def revoke_client(store: OAuthStore, *, city: str, client_id: str, access_ttl: int) -> None:
+    """Revoke a client: no new tokens, and its live access tokens are refused within seconds."""
+    if not store.revoke_client(city, client_id, access_ttl=access_ttl):
+        raise NotFound("Client", client_id)
+
+
+def check_password(password: str) -> None:
+    """Passwords of 10 to 1024 characters (NIST SP 800-63B: length, not composition rules)."""
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise InvalidInput(
+            "password", f"must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
+        )
+
+
+def set_password(store: OAuthStore, *, city: str, username: str, password: str) -> None:
+    check_password(password)
+    if not store.set_password(city, username, hash_password(password)):
+        raise NotFound("Person", f"{city}/{username}")
+
+
+def revoke_person(store: OAuthStore, *, city: str, username: str, access_ttl: int) -> None:
+    """Stop a person: no sign-in, no refresh, and live access tokens refused within seconds."""
+    credentials = store.credentials(city, username)
+    if credentials is None:
+        raise NotFound("Person", f"{city}/{username}")
+    store.revoke_person(city, credentials.person_id, access_ttl=access_ttl)
+
+
+def rotate_key(store: OAuthStore, *, city: str) -> str:
+    """Sign new tokens with a new key at once; older keys stay published and verifying."""
+    _city(store, city)
+    key = new_signing_key(city)
+    store.db.realm_keys.insert_one(signing_key_doc(key))
+    return key.kid
+
+
+def trust_issuer(
+    store: OAuthStore,
+    *,
+    city: str,
+    issuer: str,
+    jwks_uri: str,
+    audience: str,
+    scope_claim: str = "scope",
+    subject_claim: str = "sub",
+) -> None:
+    """Accept tokens of `issuer` (an identity provider) as `city`'s, and only `city`'s."""
+    _city(store, city)
+    for field, value in (("issuer", issuer), ("jwksUri", jwks_uri)):
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+        if not parts.hostname or not (
+            parts.scheme == "https" or (parts.scheme == "http" and loopback)
+        ):
+            raise InvalidInput(field, "must be an https URL")
+    if not audience.strip():
+        raise InvalidInput("audience", "must not be blank")
+    store.add_trusted_issuer({
+        "_id": issuer,  # compared with the token's `iss` exactly
+        "city": city, "jwksUri": jwks_uri, "audience": audience, "scopeClaim": scope_claim,
+        "subjectClaim": subject_claim, "createdAt": now(),
+    })  # fmt: skip
