@@ -101,7 +101,7 @@ class FormRequest(OAuth2Request):
         query: Mapping[str, list[str]],
         form: Mapping[str, list[str]],
     ) -> None:
-        super().__init__(method, uri, headers=dict(headers))
+        super().__init__(method, uri, headers=headers)  # case-insensitive, like HTTP
         self._args = {k: v[0] for k, v in query.items() if v}
         self._form = {k: v[0] for k, v in form.items() if v}
         datalist: dict[str, list[str]] = {k: list(v) for k, v in query.items()}
@@ -270,7 +270,7 @@ class RealmServer(AuthorizationServer):
         generator: Any = BearerTokenGenerator
         self.register_token_generator("default", generator(
             access_token_generator=self._access_token,
-            refresh_token_generator=lambda *_: secrets.token_urlsafe(48),  # pyright: ignore[reportUnknownLambdaType]
+            refresh_token_generator=lambda **_: secrets.token_urlsafe(48),  # pyright: ignore[reportUnknownLambdaType]
             expires_generator=lambda *_: self.access_ttl_seconds,  # pyright: ignore[reportUnknownLambdaType]
         ))  # fmt: skip
         self.register_grant(ClientCredentialsGrant)

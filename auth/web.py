@@ -96,7 +96,7 @@ def routes(get_realms: Callable[[], OAuthRealms]) -> list[Route]:
         return FormRequest(
             request.method,
             uri,
-            dict(request.headers),
+            request.headers,
             parse_qs(request.url.query, keep_blank_values=True),
             form,
         )
