@@ -19,6 +19,7 @@ from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
     InvalidGrantError,
     InvalidRequestError,
+    InvalidScopeError,
     OAuth2Request,
 )
 from authlib.oauth2.rfc6749.grants import (
@@ -163,7 +164,26 @@ class StrictPKCE(CodeChallenge):
         super().validate_code_challenge(grant, redirect_uri)
 
 
-class CodeGrant(AuthorizationCodeGrant):
+class _ClientScopes:
+    """RFC 6749 §3.3: a scope beyond what the client is registered for is invalid_scope
+    (rather than silently narrowed), so a misconfigured client learns it at once."""
+
+    request: OAuth2Request
+
+    def validate_requested_scope(self) -> None:
+        super().validate_requested_scope()  # type: ignore[misc]
+        client = cast(OAuthClient | None, self.request.client)
+        asked = set(str(_data(self.request).get("scope") or "").split())
+        if client is not None and asked - set(client.scopes):
+            extra = " ".join(sorted(asked - set(client.scopes)))
+            raise InvalidScopeError(f"this client may not ask for: {extra}")
+
+
+class CredentialsGrant(_ClientScopes, ClientCredentialsGrant):
+    pass
+
+
+class CodeGrant(_ClientScopes, AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
     server: RealmServer
 
@@ -273,7 +293,7 @@ class RealmServer(AuthorizationServer):
             refresh_token_generator=lambda **_: secrets.token_urlsafe(48),  # pyright: ignore[reportUnknownLambdaType]
             expires_generator=lambda *_: self.access_ttl_seconds,  # pyright: ignore[reportUnknownLambdaType]
         ))  # fmt: skip
-        self.register_grant(ClientCredentialsGrant)
+        self.register_grant(CredentialsGrant)
         self.register_grant(CodeGrant, [StrictPKCE(required=True)])
         self.register_grant(RotatingRefreshGrant)
         self.register_endpoint(Revocation)
