@@ -3,9 +3,11 @@ providers. Synchronous (the authorization server's store); shared by the CLI and
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from auth.oauth_store import OAuthStore
@@ -21,6 +23,7 @@ from auth.store import new_signing_key, signing_key_doc
 from auth.tokens import KNOWN_SCOPES
 from services.clock import now
 from services.errors import InvalidInput, NotFound
+from services.principal import Principal, Scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,3 +169,79 @@ def trust_issuer(
         "city": city, "jwksUri": jwks_uri, "audience": audience, "scopeClaim": scope_claim,
         "subjectClaim": subject_claim, "createdAt": now(),
     })  # fmt: skip
+
+
+INVITATION_DAYS = 7
+
+
+def invite(store: OAuthStore, *, city: str, username: str) -> str:
+    """A single-use code with which a person sets their password (7 days); shown once."""
+    code = new_secret()
+    if not store.set_invitation(
+        city, username, hash_secret(code), expires_at=now() + timedelta(days=INVITATION_DAYS)
+    ):
+        raise NotFound("Person", f"{city}/{username}")
+    return code
+
+
+def accept_invitation(
+    store: OAuthStore, *, city: str, username: str, code: str, password: str
+) -> bool:
+    """Set a password with an invitation code; False when the code is wrong or used."""
+    check_password(password)
+    return store.accept_invitation(city, username, hash_secret(code), hash_password(password))
+
+
+@dataclass(frozen=True, slots=True)
+class RealmAdmin:
+    """A city admin's realm administration for the async API: the caller must hold `admin`,
+    acts on its own city only, and the synchronous store runs in a worker thread."""
+
+    store: OAuthStore
+    access_ttl: int
+
+    async def register_client(
+        self,
+        actor: Principal,
+        *,
+        name: str,
+        client_type: ClientType,
+        grants: Sequence[str],
+        redirect_uris: Sequence[str],
+        scopes: Sequence[str],
+    ) -> RegisteredClient:
+        actor.require(Scope.ADMIN)
+        return await asyncio.to_thread(
+            register_client,
+            self.store,
+            city=actor.city,
+            name=name,
+            client_type=client_type,
+            grants=grants,
+            redirect_uris=redirect_uris,
+            scopes=scopes,
+        )
+
+    async def clients(self, actor: Principal) -> list[OAuthClient]:
+        actor.require(Scope.ADMIN)
+        return await asyncio.to_thread(clients, self.store, city=actor.city)
+
+    async def rotate_secret(self, actor: Principal, client_id: str) -> str:
+        actor.require(Scope.ADMIN)
+        return await asyncio.to_thread(
+            rotate_secret, self.store, city=actor.city, client_id=client_id
+        )
+
+    async def revoke_client(self, actor: Principal, client_id: str) -> None:
+        actor.require(Scope.ADMIN)
+        await asyncio.to_thread(
+            revoke_client,
+            self.store,
+            city=actor.city,
+            client_id=client_id,
+            access_ttl=self.access_ttl,
+        )
+
+    async def invite(self, actor: Principal, username: str) -> str:
+        actor.require(Scope.ADMIN)
+        return await asyncio.to_thread(invite, self.store, city=actor.city, username=username)

@@ -162,6 +162,31 @@ class OAuthStore:
         )
         self.deny("person", city, person_id, at=moment, ttl=access_ttl)
 
+    def set_invitation(
+        self, city: str, username: str, code_hash: str, *, expires_at: datetime
+    ) -> bool:
+        result = self.db.people.update_one(
+            {"city": city, "username": username},
+            {"$set": {"invitation": {"hash": code_hash, "expiresAt": expires_at}}},
+        )
+        return result.matched_count == 1
+
+    def accept_invitation(
+        self, city: str, username: str, code_hash: str, password_hash: str
+    ) -> bool:
+        """Set the password and use the invitation up, in one atomic update."""
+        result = self.db.people.update_one(
+            {
+                "city": city,
+                "username": username,
+                "invitation.hash": code_hash,
+                "invitation.expiresAt": {"$gt": now()},
+                "revokedAt": None,
+            },
+            {"$set": {"passwordHash": password_hash}, "$unset": {"invitation": ""}},
+        )
+        return result.modified_count == 1
+
     def person_revoked(self, person_id: str) -> bool:
         try:
             doc = self.db.people.find_one({"_id": ObjectId(person_id)}, {"revokedAt": 1})

@@ -18,11 +18,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from auth import pages
+from auth import admin, pages
 from auth.oauth_server import Consent, FormRequest, OAuthResponse, RealmServer, ResourceOwner
 from auth.oauth_store import OAuthStore
 from auth.passwords import hash_secret, verify_password
 from auth.realms import RealmRegistry
+from services.errors import InvalidInput
 
 log = logging.getLogger("cityexchange.oauth")
 T = TypeVar("T")
@@ -174,7 +175,62 @@ def routes(get_realms: Callable[[], OAuthRealms]) -> list[Route]:
             request_hash,
         )
 
+    async def join(request: Request) -> Response:
+        """The invitation page: a person sets a first password with a single-use code."""
+        server = await server_for(request)
+        if server is None:
+            return _html(pages.error(title="Unknown realm", detail="No such city."), 404)
+        realms = get_realms()
+        store, city = server.store, server.realm.city
+        city_name = await _thread(store.city_name, city) or ""
+        action = request.url.path
+
+        def form_page(error: str | None = None, status: int = 200) -> Response:
+            csrf = secrets.token_urlsafe(24)
+            response = _html(
+                pages.invitation(city_name=city_name, action=action, csrf=csrf, error=error), status
+            )
+            response.set_cookie(
+                CSRF_COOKIE,
+                csrf,
+                httponly=True,
+                samesite="strict",
+                secure=realms.secure_cookies,
+                path=action,
+            )
+            return response
+
+        if request.method == "GET":
+            return form_page()
+        form = await _form(request)
+        csrf = _first(form, "csrf_token")
+        if not csrf or not hmac.compare_digest(csrf, request.cookies.get(CSRF_COOKIE, "")):
+            return form_page("Your session expired; please try again.", 400)
+        address_key = f"address:{request.client.host if request.client else 'unknown'}"
+        if (await _thread(store.failures, [address_key])).get(address_key, 0) >= ADDRESS_FAILURES:
+            return form_page("Too many failed attempts. Wait a few minutes and try again.", 429)
+        try:
+            accepted = await _thread(
+                admin.accept_invitation,
+                store,
+                city=city,
+                username=_first(form, "username").strip()[:100],
+                code=_first(form, "code").strip(),
+                password=_first(form, "password"),
+            )
+        except InvalidInput as exc:
+            return form_page(f"The password {exc.message}.", 400)
+        if not accepted:
+            await _thread(store.count_failure, address_key, window_seconds=FAILURE_WINDOW_SECONDS)
+            return form_page("This invitation is not valid (wrong, used or expired).", 400)
+        return _html(
+            pages.done(
+                title="Password set", detail=f"You can now sign in to {city_name} from your app."
+            )
+        )
+
     return [
+        Route("/realms/{city}/invitation", join, methods=["GET", "POST"]),
         Route("/.well-known/oauth-authorization-server/realms/{city}", metadata),
         Route("/realms/{city}/.well-known/oauth-authorization-server", metadata),
         Route("/realms/{city}/jwks", jwks),

@@ -24,6 +24,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
+from auth.admin import RealmAdmin
 from auth.denylist import Denylist
 from auth.errors import Unauthenticated
 from auth.federation import Federation
@@ -77,6 +78,8 @@ class GraphQLView(GraphQL[Context, None]):
         self.resources = resources
         self.metrics = metrics
         self.production = settings.production
+        self.access_ttl = settings.access_token_ttl_seconds
+        self.public_url = settings.public_url
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -97,6 +100,10 @@ class GraphQLView(GraphQL[Context, None]):
             auth_error=auth_error,
             on_unavailable=unavailable,
             observe=self.metrics.operation_done,
+            realm_admin=RealmAdmin(self.resources.oauth, self.access_ttl)
+            if self.resources.oauth
+            else None,
+            public_url=self.public_url,
         )
 
     async def process_result(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import strawberry
 
+from auth.admin import RealmAdmin
 from auth.errors import Unauthenticated
 from schema.loaders import Loaders
 from services.errors import Unavailable
@@ -22,6 +23,8 @@ class Context:
     auth_error: Unauthenticated | Unavailable | None
     on_unavailable: Callable[[], None] = lambda: None
     observe: Callable[[str, str, str, float], None] = lambda name, kind, outcome, seconds: None
+    realm_admin: RealmAdmin | None = None
+    public_url: str = ""
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

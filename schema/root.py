@@ -25,6 +25,7 @@ from schema.context import Info
 from schema.errors import ErrorCodes, ProdErrorCodes
 from schema.observer import OperationObserver
 from schema.problems import Problem, ProblemFilter, ProblemMutations
+from schema.realm_admin import RealmAdminMutations, RealmAdminQueries
 from schema.relay import Connection, Node, connection, from_global_id
 from schema.solution_mutations import SolutionMutations
 from schema.solutions import Solution, SolutionFilter
@@ -61,7 +62,7 @@ async def _node(info: Info, global_id: str) -> Node | None:
 
 
 @strawberry.type
-class Query:
+class Query(RealmAdminQueries):
     @strawberry.field(description="Who you are: your city, scopes and subject.")
     def viewer(self, info: Info) -> Viewer:
         actor = info.context.actor()
@@ -158,7 +159,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation(ProblemMutations, SolutionMutations, CommentMutations):
+class Mutation(ProblemMutations, SolutionMutations, CommentMutations, RealmAdminMutations):
     pass
 
 

@@ -93,3 +93,9 @@ async def require_city(*, db: Database, slug: str) -> City:
 async def person_by_username(*, db: Database, city: str, username: str) -> Person | None:
     """A city's person by username, for operator tools."""
     return await store.person_by_username(db, city=city, username=username)
+
+
+async def invite_person(*, db: Database, actor: Principal, person: Person) -> Person:
+    """A city admin adds one of its city's people (who then sets a password)."""
+    actor.require(Scope.ADMIN)
+    return await add_person(db=db, person=replace(person, city=actor.city))

@@ -1,0 +1,208 @@
+"""A city admin's realm in GraphQL: OAuth clients and inviting people — own city only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from auth.admin import RealmAdmin
+from auth.records import ClientType, OAuthClient
+from schema.cities import Person
+from schema.context import Info
+from schema.errors import UserError, attempt
+from schema.taxonomy import OrganisationKind, Role
+from services import cities, models
+
+strawberry.enum(
+    ClientType,
+    name="ClientType",
+    description="CONFIDENTIAL: a back end with a secret; PUBLIC: an app with PKCE.",
+)
+
+
+@strawberry.type(name="OAuthClient", description="A client of your city's realm.")
+class OAuthClientType:
+    client_id: str
+    name: str
+    type: ClientType
+    grants: list[str]
+    redirect_uris: list[str]
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def from_domain(cls, client: OAuthClient) -> OAuthClientType:
+        return cls(
+            client_id=client.client_id,
+            name=client.name,
+            type=client.type,
+            grants=list(client.grants),
+            redirect_uris=list(client.redirect_uris),
+            scopes=list(client.scopes),
+            created_at=client.created_at,
+            revoked_at=client.revoked_at,
+        )
+
+
+def _admin(info: Info) -> RealmAdmin:
+    admin = info.context.realm_admin
+    if admin is None:
+        raise RuntimeError("realm administration is not configured")
+    return admin
+
+
+@strawberry.input
+class RegisterClientInput:
+    name: str
+    type: ClientType
+    grants: list[str] = strawberry.field(
+        description="authorization_code, client_credentials and/or refresh_token"
+    )
+    scope: str = strawberry.field(description='Space-separated, e.g. "read publish".')
+    redirect_uris: list[str] | None = None
+
+
+@strawberry.type
+class RegisterClientPayload:
+    client: OAuthClientType | None
+    client_secret: str | None = strawberry.field(
+        description="Shown once, for confidential clients; only its hash is kept."
+    )
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class ClientIdInput:
+    client_id: str
+
+
+@strawberry.type
+class RotateClientSecretPayload:
+    client_id: str
+    client_secret: str | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class RevokeClientPayload:
+    client_id: str
+    revoked: bool
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class InvitePersonInput:
+    username: str
+    name: str
+    role: Role
+    organisation_name: str
+    organisation_kind: OrganisationKind
+    title: str | None = None
+
+
+@strawberry.type
+class InvitePersonPayload:
+    person: Person | None
+    invitation_code: str | None = strawberry.field(
+        description="Single use, 7 days; give it to the person with invitationUrl."
+    )
+    invitation_url: str | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class RealmAdminQueries:
+    @strawberry.field(description="Your city's OAuth clients (scope: admin).")
+    async def oauth_clients(self, info: Info) -> list[OAuthClientType]:
+        found = await _admin(info).clients(info.context.actor())
+        return [OAuthClientType.from_domain(c) for c in found]
+
+
+@strawberry.type
+class RealmAdminMutations:
+    @strawberry.mutation(description="Register an OAuth client of your city (scope: admin).")
+    async def register_client(
+        self, info: Info, input: RegisterClientInput
+    ) -> RegisterClientPayload:
+        actor = info.context.actor()
+        registered, errors = await attempt(
+            lambda: _admin(info).register_client(
+                actor,
+                name=input.name,
+                client_type=input.type,
+                grants=input.grants,
+                redirect_uris=input.redirect_uris or [],
+                scopes=input.scope.split(),
+            )
+        )
+        return RegisterClientPayload(
+            client=OAuthClientType.from_domain(registered.client) if registered else None,
+            client_secret=registered.secret if registered else None,
+            user_errors=errors,
+        )
+
+    @strawberry.mutation(
+        description="Give a confidential client a new secret; the old one stops working at once."
+    )
+    async def rotate_client_secret(
+        self, info: Info, input: ClientIdInput
+    ) -> RotateClientSecretPayload:
+        actor = info.context.actor()
+        secret, errors = await attempt(lambda: _admin(info).rotate_secret(actor, input.client_id))
+        return RotateClientSecretPayload(
+            client_id=input.client_id, client_secret=secret, user_errors=errors
+        )
+
+    @strawberry.mutation(description="Revoke a client: its tokens stop working within seconds.")
+    async def revoke_client(self, info: Info, input: ClientIdInput) -> RevokeClientPayload:
+        actor = info.context.actor()
+
+        async def revoke() -> bool:
+            await _admin(info).revoke_client(actor, input.client_id)
+            return True
+
+        revoked, errors = await attempt(revoke)
+        return RevokeClientPayload(
+            client_id=input.client_id, revoked=bool(revoked), user_errors=errors
+        )
+
+    @strawberry.mutation(
+        description="Add a person to your city and get a single-use "
+        "invitation code to hand over (scope: admin)."
+    )
+    async def invite_person(self, info: Info, input: InvitePersonInput) -> InvitePersonPayload:
+        ctx = info.context
+        actor = ctx.actor()
+
+        async def invite() -> tuple[models.Person, str]:
+            person = await cities.invite_person(
+                db=ctx.db,
+                actor=actor,
+                person=models.Person(
+                    id="",
+                    city=actor.city,
+                    username=input.username,
+                    name=input.name,
+                    role=input.role,
+                    organisation=models.Organisation(
+                        input.organisation_name, input.organisation_kind
+                    ),
+                    title=input.title,
+                ),
+            )
+            return person, await _admin(info).invite(actor, person.username)
+
+        invited, errors = await attempt(invite)
+        if invited is None:
+            return InvitePersonPayload(
+                person=None, invitation_code=None, invitation_url=None, user_errors=errors
+            )
+        person, code = invited
+        return InvitePersonPayload(
+            person=Person.from_domain(person),
+            invitation_code=code,
+            invitation_url=f"{ctx.public_url}/realms/{actor.city}/invitation",
+            user_errors=[],
+        )
