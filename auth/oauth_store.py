@@ -3,22 +3,31 @@ in a thread pool with its own MongoClient and never blocks the event loop."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient, ReturnDocument
 from pymongo.database import Database as SyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    NetworkTimeout,
+    ServerSelectionTimeoutError,
+)
 
 from auth.records import AuthorizationCode, ClientType, OAuthClient, RefreshToken
 from auth.store import SigningKey, new_signing_key, signing_key_doc, signing_key_from_doc
 from services.clock import now
+from services.errors import Unavailable
 
 Document = dict[str, Any]
+T = TypeVar("T")
 
 _TTL = {"expireAfterSeconds": 0}
 INDEXES: dict[str, list[IndexModel]] = {
@@ -37,8 +46,27 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-class StoreUnavailable(RuntimeError):
-    """The database did not answer the authorization server."""
+_UNREACHABLE = (ConnectionFailure, ExecutionTimeout, NetworkTimeout, ServerSelectionTimeoutError)
+
+
+def _guard_methods(cls: type[T]) -> type[T]:
+    """Every public method turns 'database unreachable' into the domain's Unavailable."""
+    for name, method in list(vars(cls).items()):
+        if name.startswith("_") or not callable(method) or isinstance(method, classmethod):
+            continue
+
+        def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(fn)
+            def guarded(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return fn(*args, **kwargs)
+                except _UNREACHABLE as exc:
+                    raise Unavailable() from exc
+
+            return guarded
+
+        setattr(cls, name, wrap(method))
+    return cls
 
 
 def _client(doc: Document) -> OAuthClient:
@@ -59,6 +87,7 @@ class Credentials:
     revoked_at: datetime | None
 
 
+@_guard_methods
 @dataclass(frozen=True, slots=True)
 class OAuthStore:
     client: MongoClient[Document]
@@ -382,4 +411,4 @@ def _refresh(doc: Document) -> RefreshToken:
     )  # fmt: skip
 
 
-__all__ = ["Credentials", "OAuthStore", "PyMongoError", "StoreUnavailable"]
+__all__ = ["Credentials", "OAuthStore"]

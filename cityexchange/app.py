@@ -148,6 +148,8 @@ def create_app(
             "the embedded database and sets it for you)"
         )
     uri = settings.mongodb_uri.value
+    # authlib logs issued tokens at DEBUG: keep its logger above that whatever the app's level.
+    logging.getLogger("authlib").setLevel(max(logging.INFO, log.getEffectiveLevel()))
     metrics = Metrics()
     resources = Resources()
 
@@ -223,6 +225,20 @@ def create_app(
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
         ],
         lifespan=lifespan,
+        exception_handlers={Unavailable: _unavailable},
+    )
+
+
+async def _unavailable(_: Request, __: Exception) -> Response:
+    """The database is unreachable outside GraphQL (the realms' OAuth endpoints): 503, in the
+    error format OAuth clients understand (RFC 6749 §4.1.2.1 temporarily_unavailable)."""
+    return JSONResponse(
+        {
+            "error": "temporarily_unavailable",
+            "error_description": "the database is unreachable; try again",
+        },
+        status_code=503,
+        headers={"Retry-After": "5"},
     )
 
 

@@ -53,6 +53,14 @@ async def test_outage_is_reported_fast_and_recovery_needs_no_restart(tmp_path: P
             async with asyncio.timeout(OUTAGE_ANSWER_SECONDS):
                 body = await api.gql(query, token=token, status=503)
             assert body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+            async with asyncio.timeout(OUTAGE_ANSWER_SECONDS * 2):
+                token_response = await http.post(
+                    "/realms/rotterdam/token",
+                    data={"grant_type": "client_credentials"},
+                    auth=("some-client", "some-secret"),
+                )
+            assert token_response.status_code == 503
+            assert token_response.json()["error"] == "temporarily_unavailable"
 
             restarted = EmbeddedDatabase(tmp_path, port=port or 0)
             restarted.start()
