@@ -217,8 +217,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
             database.stop()
 
 
-class _Stopped(Exception):
-    """SIGTERM arrived: unwind (stopping the embedded database) and exit."""
+class _Stopped(SystemExit):
+    """SIGTERM arrived: unwind (stopping the embedded database) and exit. A SystemExit, so
+    that asyncio re-raises it from a callback instead of logging and swallowing it."""
 
 
 def _raise_stopped(signum: int, frame: object) -> None:
@@ -309,7 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServiceError as exc:
         print(f"cityexchange: {exc}", file=sys.stderr)
         return 1
-    except (KeyboardInterrupt, _Stopped):
+    except _Stopped:
+        return 0  # SIGTERM: an orderly stop, even when it came during start-up
+    except KeyboardInterrupt:
         return 130
     return 0
 

@@ -273,18 +273,25 @@ def test_schema_command_prints_the_committed_sdl() -> None:
 
 @embedded_only
 def test_serve_survives_being_told_to_stop_during_startup(data_dir: Path) -> None:
+    # SIGTERM lands while the embedded database starts or the demo loads: the service must
+    # still stop, and take its database with it.
     process = subprocess.Popen(
         [CLI, "serve", "--port", "0", "--demo", "--data-dir", str(data_dir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    state = data_dir / "embedded.json"
-    while not state.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    pid = json.loads(state.read_text())["pid"]
-    process.send_signal(signal.SIGTERM)
-    process.wait(60)
+    try:
+        deadline = time.monotonic() + 60
+        state = data_dir / "embedded.json"
+        while not state.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pid = json.loads(state.read_text())["pid"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     deadline = time.monotonic() + 30
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
