@@ -182,7 +182,9 @@ def create_app(
             secure_cookies=settings.public_url.startswith("https://"),
         )  # fmt: skip
         stopping = asyncio.Event()
-        indexing = asyncio.create_task(_ensure_indexes_until_done(db, stopping))
+        indexing = asyncio.create_task(
+            _ensure_indexes_until_done(db, stopping, settings.event_retention_days)
+        )
         try:
             yield
         finally:
@@ -242,11 +244,13 @@ async def _unavailable(_: Request, __: Exception) -> Response:
     )
 
 
-async def _ensure_indexes_until_done(db: Database, stopping: asyncio.Event) -> None:
+async def _ensure_indexes_until_done(
+    db: Database, stopping: asyncio.Event, retention_days: int
+) -> None:
     """Create indexes at start; if the database is down, keep trying instead of dying."""
     while not stopping.is_set():
         try:
-            await ensure_indexes(db, OAUTH_INDEXES)
+            await ensure_indexes(db, OAUTH_INDEXES, event_retention_seconds=retention_days * 86_400)
             return
         except Unavailable:
             log.warning(

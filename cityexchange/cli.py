@@ -78,7 +78,11 @@ def with_db(settings: Settings, data_dir: Path, work: Callable[[Database], Await
                 timeout_ms=max(settings.operation_timeout_ms, 30_000),
             )
             try:
-                await ensure_indexes(db, OAUTH_INDEXES)
+                await ensure_indexes(
+                    db,
+                    OAUTH_INDEXES,
+                    event_retention_seconds=settings.event_retention_days * 86_400,
+                )
                 return await work(db)
             finally:
                 await db.close()

@@ -43,6 +43,7 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
+    event_retention_days: int = 30
 
     @property
     def production(self) -> bool:
@@ -110,4 +111,5 @@ class Settings:
             max_body_bytes=integer("MAX_BODY_BYTES", 256 * 1024, 1024, 16 * 1024 * 1024),
             allowed_origins=origins,
             log_level=level,
+            event_retention_days=integer("EVENT_RETENTION_DAYS", 30, 1, 3650),
         )

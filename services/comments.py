@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from services import limits
 from services.clock import now
@@ -16,30 +17,41 @@ from services.store import events as event_store
 from services.store import problems as problem_store
 from services.store import solutions as solution_store
 from services.store.database import Database
+from services.taxonomy import Hazard, Sector
 
 SUBJECT_KINDS = ("Problem", "Solution")
 
 
-def _event(type: EventType, comment: Comment, actor: Principal) -> Event:
-    return Event(
-        type=type,
-        occurred_at=now(),
-        city=actor.city,
-        actor=actor.subject,
-        subject_kind="Comment",
-        subject_id=comment.id,
-    )
+@dataclass(frozen=True, slots=True)
+class _Thread:
+    """What a discussion is about, as events need it for filtering."""
+
+    id: str
+    city: str
+    hazards: tuple[Hazard, ...]
+    sectors: tuple[Sector, ...]
+    tags: tuple[str, ...]
+
+    def event(self, type: EventType, comment: Comment | None, actor: Principal) -> Event | None:
+        if comment is None:
+            return None
+        return Event(
+            type=type, occurred_at=now(), city=actor.city, actor=actor.subject,
+            subject_kind="Comment", subject_id=comment.id, subject_city=self.city,
+            thread_id=self.id, hazards=self.hazards, sectors=self.sectors, tags=self.tags,
+        )  # fmt: skip
 
 
-async def _subject_city(db: Database, kind: str, id: str) -> str:
+async def _thread(db: Database, kind: str, id: str) -> _Thread:
     if kind == "Problem":
         (problem,) = await problem_store.problems_by_ids(db, [id])
         if problem is not None:
-            return problem.city
+            return _Thread(problem.id, problem.city, problem.hazards, problem.sectors, problem.tags)
     elif kind == "Solution":
         (solution,) = await solution_store.solutions_by_ids(db, [id])
         if solution is not None:
-            return solution.city
+            d = solution.details
+            return _Thread(solution.id, solution.city, solution.hazards, d.sectors, d.tags)
     raise NotFound(kind if kind in SUBJECT_KINDS else "Subject", id)
 
 
@@ -55,7 +67,7 @@ async def add(
     """Comment on a problem or solution, or reply to a top-level comment on it."""
     actor.require(Scope.COMMENT)
     text = limits.text("body", body, max_length=limits.COMMENT_MAX)
-    subject_city = await _subject_city(db, subject_kind, subject_id)
+    thread = await _thread(db, subject_kind, subject_id)
     if parent_id is not None:
         parent = await store.get_comment(db, parent_id)
         if parent.subject_id != subject_id:
@@ -69,7 +81,7 @@ async def add(
         id="",
         subject_kind=subject_kind,
         subject_id=subject_id,
-        subject_city=subject_city,
+        subject_city=thread.city,
         parent_id=parent_id,
         city=actor.city,
         author_subject=actor.subject,
@@ -84,7 +96,7 @@ async def add(
     return await event_store.record(
         db,
         lambda session: store.insert_comment(db, draft_comment, session=session),
-        lambda saved: _event(EventType.COMMENT_ADDED, saved, actor),
+        lambda saved: thread.event(EventType.COMMENT_ADDED, saved, actor),
     )
 
 
@@ -106,23 +118,25 @@ def _present(comment: Comment | None) -> Comment:
 
 async def edit(*, db: Database, actor: Principal, id: str, body: str) -> Comment:
     """The author rewrites a comment; `editedAt` records when."""
-    await _own(db, actor, id)
+    comment = await _own(db, actor, id)
     text = limits.text("body", body, max_length=limits.COMMENT_MAX)
+    thread = await _thread(db, comment.subject_kind, comment.subject_id)
     edited = await event_store.record(
         db,
         lambda session: store.edit_comment(db, id, text, at=now(), session=session),
-        lambda saved: _event(EventType.COMMENT_EDITED, saved, actor) if saved else None,
+        lambda saved: thread.event(EventType.COMMENT_EDITED, saved, actor),
     )
     return _present(edited)
 
 
 async def delete(*, db: Database, actor: Principal, id: str) -> Comment:
     """The author deletes a comment; a tombstone keeps the thread's shape."""
-    await _own(db, actor, id)
+    comment = await _own(db, actor, id)
+    thread = await _thread(db, comment.subject_kind, comment.subject_id)
     deleted = await event_store.record(
         db,
         lambda session: store.delete_comment(db, id, at=now(), session=session),
-        lambda saved: _event(EventType.COMMENT_DELETED, saved, actor) if saved else None,
+        lambda saved: thread.event(EventType.COMMENT_DELETED, saved, actor),
     )
     return _present(deleted)
 
@@ -134,10 +148,11 @@ async def hide(*, db: Database, actor: Principal, id: str, reason: str) -> Comme
     actor.require_own_city(comment.subject_city, "discussion")
     why = limits.text("reason", reason, max_length=limits.SUMMARY_MAX)
     hidden = Hidden(by=actor.subject, reason=why, at=now())
+    thread = await _thread(db, comment.subject_kind, comment.subject_id)
     saved = await event_store.record(
         db,
         lambda session: store.hide_comment(db, id, hidden, session=session),
-        lambda saved: _event(EventType.COMMENT_HIDDEN, saved, actor) if saved else None,
+        lambda saved: thread.event(EventType.COMMENT_HIDDEN, saved, actor),
     )
     if saved is None:
         raise NotFound("Comment", id)

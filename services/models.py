@@ -214,10 +214,13 @@ class Event:
 
     type: EventType
     occurred_at: datetime
-    city: str
-    actor: str
+    city: str  # the acting city
+    actor: str  # the acting token's subject (a person id for people)
     subject_kind: str
     subject_id: str
+    subject_city: str = ""  # the city whose problem or solution this is about
+    thread_id: str = ""  # the problem or solution this is about (a comment's subject)
     hazards: tuple[Hazard, ...] = ()
     sectors: tuple[Sector, ...] = ()
     tags: tuple[str, ...] = ()
+    seq: int = 0  # the log's position, given when it is appended; the resumable cursor

@@ -57,6 +57,8 @@ def _event(type: EventType, problem: Problem, actor: Principal) -> Event:
         actor=actor.subject,
         subject_kind="Problem",
         subject_id=problem.id,
+        subject_city=problem.city,
+        thread_id=problem.id,
         hazards=problem.hazards,
         sectors=problem.sectors,
         tags=problem.tags,

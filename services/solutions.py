@@ -128,6 +128,8 @@ def _event(type: EventType, solution: Solution, actor: Principal) -> Event:
         actor=actor.subject,
         subject_kind="Solution",
         subject_id=solution.id,
+        subject_city=solution.city,
+        thread_id=solution.id,
         hazards=solution.hazards,
         sectors=solution.details.sectors,
         tags=solution.details.tags,

@@ -1,33 +1,66 @@
-"""The append-only event log, written in the same transaction as the change it records."""
+"""The append-only event log, written in the same transaction as the change it records.
+
+Every event gets the next number of one counter inside that transaction; the number is the
+event's `_id` and its cursor. Two transactions that both take a number conflict on the counter,
+so one waits for the other: numbers follow commit order, and a reader that has seen event N
+has seen every event before it (no gap, no duplicate when resuming from a cursor).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from services.models import Event
-from services.store.database import Database, guarded
+from services.models import Event, EventType
+from services.store.database import Database, Document, guarded
+from services.taxonomy import Hazard, Sector
 
 T = TypeVar("T")
+COUNTER = "events"
+
+
+def event_doc(event: Event, seq: int) -> Document:
+    return {
+        "_id": seq,
+        "type": event.type.value,
+        "occurredAt": event.occurred_at,
+        "city": event.city,
+        "actor": event.actor,
+        "subject": {"kind": event.subject_kind, "id": event.subject_id},
+        "subjectCity": event.subject_city,
+        "thread": event.thread_id,
+        "hazards": [h.value for h in event.hazards],
+        "sectors": [s.value for s in event.sectors],
+        "tags": list(event.tags),
+    }
+
+
+def event_from_doc(doc: Document) -> Event:
+    return Event(
+        type=EventType(doc["type"]), occurred_at=doc["occurredAt"], city=doc["city"],
+        actor=doc["actor"], subject_kind=doc["subject"]["kind"],
+        subject_id=str(doc["subject"]["id"]), subject_city=doc.get("subjectCity", ""),
+        thread_id=doc.get("thread", ""), hazards=tuple(Hazard(h) for h in doc["hazards"]),
+        sectors=tuple(Sector(s) for s in doc["sectors"]), tags=tuple(doc["tags"]),
+        seq=int(doc["_id"]),
+    )  # fmt: skip
 
 
 @guarded
-async def append_event(db: Database, event: Event, *, session: AsyncClientSession) -> None:
-    await db.events.insert_one(
-        {
-            "type": event.type.value,
-            "occurredAt": event.occurred_at,
-            "city": event.city,
-            "actor": event.actor,
-            "subject": {"kind": event.subject_kind, "id": event.subject_id},
-            "hazards": [h.value for h in event.hazards],
-            "sectors": [s.value for s in event.sectors],
-            "tags": list(event.tags),
-        },
+async def append_event(db: Database, event: Event, *, session: AsyncClientSession) -> int:
+    counter = await db.db["counters"].find_one_and_update(
+        {"_id": COUNTER},
+        {"$inc": {"seq": 1}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
         session=session,
     )
+    seq = int(counter["seq"]) if counter else 1
+    await db.events.insert_one(event_doc(event, seq), session=session)
+    return seq
 
 
 async def record(
@@ -47,3 +80,56 @@ async def record(
         return result
 
     return await db.in_transaction(work)
+
+
+@guarded
+async def events_after(db: Database, query: Document, *, after: int, limit: int) -> list[Event]:
+    """Events past `after` matching `query`, oldest first (replay and catch-up)."""
+    cursor = db.events.find({"_id": {"$gt": after}, **query}).sort("_id", ASCENDING)
+    return [event_from_doc(doc) async for doc in cursor.limit(limit).batch_size(limit)]
+
+
+@guarded
+async def latest_seq(db: Database) -> int:
+    doc = await db.events.find_one({}, {"_id": 1}, sort=[("_id", DESCENDING)])
+    return int(doc["_id"]) if doc else 0
+
+
+def event_query(
+    *,
+    cities: Sequence[str] = (),
+    hazards: Sequence[str] = (),
+    sectors: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    types: Sequence[str] = (),
+    threads: Sequence[str] = (),
+) -> Document:
+    """A query over typed filter values only; values within a field are alternatives."""
+    clauses: list[Document] = []
+    if cities:  # an event concerns a city when it acts, or when its subject is the city's
+        clauses.append(
+            {"$or": [{"city": {"$in": list(cities)}}, {"subjectCity": {"$in": list(cities)}}]}
+        )
+    for field, values in (
+        ("hazards", hazards),
+        ("sectors", sectors),
+        ("tags", tags),
+        ("type", types),
+        ("thread", threads),
+    ):
+        if values:
+            clauses.append({field: {"$in": [str(v) for v in values]}})
+    if not clauses:
+        return {}
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+__all__ = [
+    "Any",
+    "append_event",
+    "event_from_doc",
+    "event_query",
+    "events_after",
+    "latest_seq",
+    "record",
+]

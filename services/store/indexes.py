@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Mapping
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.errors import CollectionInvalid
+from pymongo.errors import CollectionInvalid, OperationFailure
 
 from services.store.database import Database, guarded
 
@@ -58,15 +58,27 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="replies",
         ),
     ],
-    "events": [IndexModel([("occurredAt", ASCENDING)], name="occurred_at")],
+    "events": [
+        IndexModel([("thread", ASCENDING), ("_id", ASCENDING)], name="thread"),
+        IndexModel([("city", ASCENDING), ("_id", ASCENDING)], name="city"),
+    ],
+    "counters": [],
     "realm_keys": [
         IndexModel([("city", ASCENDING), ("createdAt", DESCENDING)], name="city_keys"),
     ],
 }
 
 
+DEFAULT_EVENT_RETENTION_SECONDS = 30 * 86_400
+
+
 @guarded
-async def ensure_indexes(db: Database, extra: Mapping[str, list[IndexModel]] | None = None) -> None:
+async def ensure_indexes(
+    db: Database,
+    extra: Mapping[str, list[IndexModel]] | None = None,
+    *,
+    event_retention_seconds: int = DEFAULT_EVENT_RETENTION_SECONDS,
+) -> None:
     """Create missing indexes (ours and `extra`, e.g. the authorization server's); existing
     ones with the same definition are left alone."""
     existing = set(await db.db.list_collection_names())
@@ -76,4 +88,21 @@ async def ensure_indexes(db: Database, extra: Mapping[str, list[IndexModel]] | N
             # on every version, and the first write of a collection is often transactional.
             with contextlib.suppress(CollectionInvalid):  # another process was first
                 await db.db.create_collection(collection)
-        await db.db[collection].create_indexes(indexes)
+        if indexes:
+            await db.db[collection].create_indexes(indexes)
+    await _event_retention(db, event_retention_seconds)
+
+
+async def _event_retention(db: Database, seconds: int) -> None:
+    """The event log's TTL index; a changed retention is applied in place (collMod)."""
+    ttl = IndexModel([("occurredAt", ASCENDING)], name="retention", expireAfterSeconds=seconds)
+    try:
+        await db.events.create_indexes([ttl])
+    except OperationFailure as exc:
+        if exc.code not in (85, 86):  # IndexOptionsConflict, IndexKeySpecsConflict
+            raise
+        await db.db.command(
+            "collMod",
+            "events",
+            index={"keyPattern": {"occurredAt": 1}, "expireAfterSeconds": seconds},
+        )
