@@ -159,4 +159,5 @@ class Federation:
             scopes=frozenset(granted) & self.known_scopes,
             client_id=str(client) or trusted.issuer,
             token_id=str(claims.get("jti", "")),
+            expires_at=int(claims.get("exp", 0)),
         )

@@ -166,6 +166,7 @@ class TokenVerifier:
             scopes=frozenset(granted) & KNOWN_SCOPES,
             client_id=str(claims["client_id"]),
             token_id=str(claims["jti"]),
+            expires_at=int(claims["exp"]),
         )
         return principal, int(claims["iat"])
 

@@ -24,6 +24,7 @@ class Principal:
     scopes: frozenset[str]
     client_id: str
     token_id: str = ""
+    expires_at: int = 0  # the token's `exp`: live connections end with it
 
     def require(self, scope: Scope) -> None:
         """Raise Forbidden unless the token carries `scope`."""

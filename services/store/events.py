@@ -124,6 +124,11 @@ def event_query(
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
+@guarded
+async def count_events(db: Database, query: Document) -> int:
+    return await db.events.count_documents(query)
+
+
 __all__ = [
     "Any",
     "append_event",

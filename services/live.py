@@ -1,0 +1,118 @@
+"""Live events: filters, and the in-process hub that fans one change stream out to every
+subscriber of this process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from services import limits
+from services.models import Event, EventType
+from services.taxonomy import Hazard, Sector
+
+log = logging.getLogger("cityexchange.live")
+
+QUEUE_LIMIT = 1_000  # events waiting for one subscriber; past this it is closed (it resumes)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Values within a field are alternatives (OR); fields combine with AND."""
+
+    cities: tuple[str, ...] = ()
+    hazards: tuple[Hazard, ...] = ()
+    sectors: tuple[Sector, ...] = ()
+    tags: tuple[str, ...] = ()
+    types: tuple[EventType, ...] = ()
+    threads: tuple[str, ...] = ()  # problem or solution ids: the event and its discussion
+
+    def checked(self) -> EventFilter:
+        for name in ("cities", "hazards", "sectors", "tags", "types", "threads"):
+            limits.items(("filter", name), getattr(self, name))
+        return EventFilter(
+            self.cities,
+            self.hazards,
+            self.sectors,
+            tuple(t.strip().lower() for t in self.tags),
+            self.types,
+            self.threads,
+        )
+
+    def matches(self, event: Event) -> bool:
+        if (
+            self.cities
+            and event.city not in self.cities
+            and (event.subject_city not in self.cities)
+        ):
+            return False
+        if self.hazards and not set(self.hazards) & set(event.hazards):
+            return False
+        if self.sectors and not set(self.sectors) & set(event.sectors):
+            return False
+        if self.tags and not set(self.tags) & set(event.tags):
+            return False
+        if self.types and event.type not in self.types:
+            return False
+        return not self.threads or event.thread_id in self.threads
+
+
+class SubscriberTooSlow(Exception):
+    """A subscriber fell QUEUE_LIMIT events behind and was let go; it resumes by cursor."""
+
+
+@dataclass(eq=False, slots=True)
+class Subscriber:
+    filter: EventFilter
+    queue: asyncio.Queue[Event | None] = field(
+        default_factory=lambda: asyncio.Queue[Event | None](QUEUE_LIMIT)
+    )
+    overflowed: bool = False
+
+    async def next(self) -> Event:
+        event = await self.queue.get()
+        if event is None:
+            raise SubscriberTooSlow
+        return event
+
+
+@dataclass(slots=True)
+class Hub:
+    """Fans the events this process's change stream sees out to its subscribers."""
+
+    on_fanout: Callable[[int], None] = lambda count: None
+    last_seq: int = 0
+    _subscribers: set[Subscriber] = field(default_factory=set[Subscriber])
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, event_filter: EventFilter) -> Subscriber:
+        subscriber = Subscriber(event_filter)
+        self._subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+
+    def publish(self, event: Event) -> None:
+        """Hand `event` to every matching subscriber, without ever waiting for one."""
+        if event.seq <= self.last_seq:
+            return  # already published (a replay after the stream reopened)
+        self.last_seq = event.seq
+        delivered = 0
+        for subscriber in list(self._subscribers):
+            if subscriber.overflowed or not subscriber.filter.matches(event):
+                continue
+            try:
+                subscriber.queue.put_nowait(event)
+                delivered += 1
+            except asyncio.QueueFull:
+                # Memory stays bounded: drop the slow subscriber, tell it why.
+                subscriber.overflowed = True
+                self._subscribers.discard(subscriber)
+                subscriber.queue.get_nowait()
+                subscriber.queue.put_nowait(None)
+        self.on_fanout(delivered)
