@@ -10,7 +10,7 @@ import json
 import secrets
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, cast
 
@@ -22,6 +22,7 @@ from authlib.oauth2.rfc6749 import (
     InvalidScopeError,
     OAuth2Request,
 )
+from authlib.oauth2.rfc6749.errors import AccessDeniedError
 from authlib.oauth2.rfc6749.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -60,15 +61,29 @@ class Consent:
     grant: Any
 
 
+# What a person may be given, by role: only a city's admins administer its realm.
+ROLE_SCOPES = {
+    "admin": frozenset({"read", "publish", "comment", "admin"}),
+    "cro": frozenset({"read", "publish", "comment"}),
+    "member": frozenset({"read", "publish", "comment"}),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceOwner:
     """A person of the realm's city, as authlib's grants see the end user."""
 
     person_id: str
     city: str
+    role: str = "member"
 
     def get_user_id(self) -> str:
         return self.person_id
+
+    def allowed(self, scope: str) -> str:
+        """`scope` without what this person's role may not have."""
+        permitted = ROLE_SCOPES.get(self.role, frozenset[str]())
+        return " ".join(s for s in scope.split() if s in permitted)
 
 
 class _Payload(OAuth2Payload):
@@ -190,10 +205,13 @@ class CodeGrant(_ClientScopes, AuthorizationCodeGrant):
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         data = _data(request)
         owner = cast(ResourceOwner, request.user)
+        scope = owner.allowed(request.scope or "")
+        if not scope:
+            raise AccessDeniedError("none of the requested scopes is open to this person")
         self.server.store.save_code(AuthorizationCode(
             code_hash=hash_secret(code), city=self.server.realm.city,
             client_id=cast(OAuthClient, request.client).client_id, person_id=owner.person_id,
-            redirect_uri=data.get("redirect_uri") or "", scope=request.scope or "",
+            redirect_uri=data.get("redirect_uri") or "", scope=scope,
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
             family=secrets.token_urlsafe(16),
@@ -232,10 +250,20 @@ class RotatingRefreshGrant(RefreshTokenGrant):
         token = store.find_refresh_token(city, hash_secret(refresh_token))
         if token is None or token.is_expired():
             return None
-        if token.is_revoked() or not store.rotate_refresh_token(token.token_hash):
+        client = cast(OAuthClient | None, self.request.client)
+        if client is None or token.client_id != client.client_id:
+            return None  # another client's token: refused without spending it
+        if (
+            token.is_revoked()
+            or store.family_revoked(token.family)
+            or not store.rotate_refresh_token(token.token_hash)
+        ):
+            # RFC 9700 §4.14.2: reuse of a rotated refresh token revokes the whole family.
             store.revoke_family(city, token.family)
             return None
-        return token
+        owner = self.server.resource_owner(token.person_id)
+        # The person's role today bounds what a refresh may carry.
+        return replace(token, scope=owner.allowed(token.scope)) if owner else None
 
     def authenticate_user(self, refresh_token: RefreshToken) -> ResourceOwner | None:
         return self.server.resource_owner(refresh_token.person_id)
@@ -268,12 +296,18 @@ class Introspection(IntrospectionEndpoint):
         return client.city == self.server.realm.city  # clients of this realm only
 
     def introspect_token(self, token: IssuedToken) -> dict[str, Any]:
-        return {
-            "active": True, "token_type": token.kind, "scope": token.scope,
-            "client_id": token.client_id, "sub": token.subject, "iss": token.issuer,
-            "aud": token.audience, "exp": token.expires_at, "iat": token.issued_at,
-            "jti": token.jti,
+        answer: dict[str, Any] = {
+            "active": True, "scope": token.scope, "client_id": token.client_id,
+            "sub": token.subject, "iss": token.issuer, "exp": token.expires_at,
         }  # fmt: skip
+        if token.kind == "access_token":
+            answer.update(
+                token_type="Bearer",  # noqa: S106 - a token type, not a password
+                aud=token.audience,
+                iat=token.issued_at,
+                jti=token.jti,
+            )
+        return answer
 
 
 class RealmServer(AuthorizationServer):
@@ -304,15 +338,15 @@ class RealmServer(AuthorizationServer):
     ) -> str:
         key = self.store.current_signing_key(self.realm.city)
         subject = user.person_id if user else client.client_id
+        scope = user.allowed(scope) if user else scope  # the last gate before signing
         return sign_access_token(
             key, self.realm, subject=subject, scope=scope, client_id=client.client_id,
             audience=self.audience, ttl_seconds=self.access_ttl_seconds,
         ).access_token  # fmt: skip
 
     def resource_owner(self, person_id: str) -> ResourceOwner | None:
-        if self.store.person_revoked(person_id):
-            return None
-        return ResourceOwner(person_id, self.realm.city)
+        role = self.store.person_role(self.realm.city, person_id)
+        return ResourceOwner(person_id, self.realm.city, role) if role else None
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         client = self.store.get_client(self.realm.city, client_id)
@@ -327,7 +361,9 @@ class RealmServer(AuthorizationServer):
         else:
             family = f"cc-{secrets.token_urlsafe(12)}"
         expires = now() + timedelta(seconds=int(token["expires_in"]))
-        self.store.add_family_token(family, self.realm.city, claims["jti"], expires)
+        if not self.store.add_family_token(family, self.realm.city, claims["jti"], expires):
+            # The code or refresh token was replayed meanwhile: nothing from it is handed out.
+            raise InvalidGrantError("this grant was revoked")
         if "refresh_token" in token:
             owner = cast(ResourceOwner, request.user)
             self.store.save_refresh_token(RefreshToken(

@@ -85,6 +85,7 @@ class Credentials:
     username: str
     password_hash: str | None
     revoked_at: datetime | None
+    role: str = "member"
 
 
 @_guard_methods
@@ -171,7 +172,12 @@ class OAuthStore:
         if doc is None:
             return None
         return Credentials(
-            str(doc["_id"]), city, username, doc.get("passwordHash"), doc.get("revokedAt")
+            str(doc["_id"]),
+            city,
+            username,
+            doc.get("passwordHash"),
+            doc.get("revokedAt"),
+            str(doc.get("role", "member")),
         )
 
     def set_password(self, city: str, username: str, password_hash: str) -> bool:
@@ -216,12 +222,17 @@ class OAuthStore:
         )
         return result.modified_count == 1
 
-    def person_revoked(self, person_id: str) -> bool:
+    def person_role(self, city: str, person_id: str) -> str | None:
+        """The person's current role; None when revoked, gone or of another city."""
         try:
-            doc = self.db.people.find_one({"_id": ObjectId(person_id)}, {"revokedAt": 1})
+            doc = self.db.people.find_one(
+                {"_id": ObjectId(person_id), "city": city}, {"revokedAt": 1, "role": 1}
+            )
         except InvalidId:
-            return True
-        return doc is None or doc.get("revokedAt") is not None
+            return None
+        if doc is None or doc.get("revokedAt") is not None:
+            return None
+        return str(doc.get("role", "member"))
 
     # Consent
 
@@ -285,24 +296,43 @@ class OAuthStore:
         )
         return result.modified_count == 1
 
-    def add_family_token(self, family: str, city: str, jti: str, expires_at: datetime) -> None:
-        self.db.token_families.update_one(
-            {"_id": family},
-            {
-                "$set": {"city": city},
-                "$max": {"expiresAt": expires_at},
-                "$push": {"jtis": {"jti": jti, "exp": expires_at}},
-            },
-            upsert=True,
-        )
+    def add_family_token(self, family: str, city: str, jti: str, expires_at: datetime) -> bool:
+        """Record a token of the family; False (nothing recorded) once the family is revoked.
+        A revocation marks the family first and reads its tokens after, so a token is either
+        recorded in time to be denied, or refused here."""
+        try:
+            self.db.token_families.update_one(
+                {"_id": family, "revokedAt": None},
+                {
+                    "$set": {"city": city},
+                    "$max": {"expiresAt": expires_at},
+                    "$push": {"jtis": {"jti": jti, "exp": expires_at}},
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False  # the family exists and is revoked: the upsert could not insert
+        return True
+
+    def family_revoked(self, family: str) -> bool:
+        doc = self.db.token_families.find_one({"_id": family}, {"revokedAt": 1})
+        return doc is not None and doc.get("revokedAt") is not None
 
     def revoke_family(self, city: str, family: str) -> None:
         """Revoke every refresh token of a family and deny its unexpired access tokens."""
         moment = now()
+        doc = self.db.token_families.find_one_and_update(
+            {"_id": family},
+            {
+                "$set": {"revokedAt": moment, "city": city},
+                "$setOnInsert": {"expiresAt": moment + timedelta(days=31), "jtis": []},
+            },
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
         self.db.refresh_tokens.update_many(
             {"family": family, "city": city, "revokedAt": None}, {"$set": {"revokedAt": moment}}
         )
-        doc = self.db.token_families.find_one({"_id": family, "city": city})
         for issued in (doc or {}).get("jtis", []):
             if issued["exp"] > moment:
                 self.deny(
@@ -338,6 +368,16 @@ class OAuthStore:
         return False
 
     # Sign-in throttling and tickets
+
+    def take_attempt(self, key: str, *, window_seconds: int) -> int:
+        """Count a sign-in attempt under `key` before it is checked, so parallel guesses
+        cannot all slip under the limit; returns the count within the window."""
+        return self.count_failure(key, window_seconds=window_seconds)
+
+    def give_back_attempt(self, key: str) -> None:
+        self.db.login_failures.update_one(
+            {"_id": key, "count": {"$gt": 0}}, {"$inc": {"count": -1}}
+        )
 
     def count_failure(self, key: str, *, window_seconds: int) -> int:
         doc = self.db.login_failures.find_one_and_update(
@@ -385,11 +425,12 @@ class OAuthStore:
 
     # Federation
 
+    def trusted_issuer_city(self, issuer: str) -> str | None:
+        doc = self.db.trusted_issuers.find_one({"_id": issuer}, {"city": 1})
+        return str(doc["city"]) if doc else None
+
     def add_trusted_issuer(self, doc: Document) -> None:
-        try:
-            self.db.trusted_issuers.insert_one(doc)
-        except DuplicateKeyError:
-            self.db.trusted_issuers.replace_one({"_id": doc["_id"]}, doc)
+        self.db.trusted_issuers.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
 
 def _code(doc: Document) -> AuthorizationCode:

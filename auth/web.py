@@ -206,7 +206,7 @@ def routes(get_realms: Callable[[], OAuthRealms]) -> list[Route]:
         csrf = _first(form, "csrf_token")
         if not csrf or not hmac.compare_digest(csrf, request.cookies.get(CSRF_COOKIE, "")):
             return form_page("Your session expired; please try again.", 400)
-        address_key = f"address:{request.client.host if request.client else 'unknown'}"
+        address_key = f"address:{city}:{request.client.host if request.client else 'unknown'}"
         if (await _thread(store.failures, [address_key])).get(address_key, 0) >= ADDRESS_FAILURES:
             return form_page("Too many failed attempts. Wait a few minutes and try again.", 429)
         try:
@@ -293,34 +293,30 @@ async def _after_password(
     password = _first(form, "password")
     address = request.client.host if request.client else "unknown"
     account_key = f"account:{city}:{username.casefold()}"
-    address_key = f"address:{address}"
-    failures = await _thread(store.failures, [account_key, address_key])
-    if (
-        failures.get(account_key, 0) >= ACCOUNT_FAILURES
-        or failures.get(address_key, 0) >= ADDRESS_FAILURES
-    ):
-        log.warning("sign-in throttled for realm %s", city)  # no username: logs are not a
-        return _sign_in(
-            realms,
-            city_name,
-            client_name,
-            action,  # user directory
-            "Too many failed attempts. Wait a few minutes and try again.",
-            429,
-        )
+    address_key = f"address:{city}:{address}"
+    # Each attempt is counted before the password is checked, so parallel guesses cannot all
+    # slip under the limit; a success gives its count back.
+    window = FAILURE_WINDOW_SECONDS
+    attempts = await _thread(store.take_attempt, account_key, window_seconds=window)
+    from_address = await _thread(store.take_attempt, address_key, window_seconds=window)
+    if attempts > ACCOUNT_FAILURES or from_address > ADDRESS_FAILURES:
+        # No username in the log: logs are not a user directory.
+        log.warning("sign-in throttled for realm %s", city)
+        message = "Too many failed attempts. Wait a few minutes and try again."
+        return _sign_in(realms, city_name, client_name, action, message, 429)
     credentials = await _thread(store.credentials, city, username) if username else None
     valid = await _thread(
         verify_password, password, credentials.password_hash if credentials else None
     )
     if credentials is None or not valid or credentials.revoked_at is not None:
-        for key in (account_key, address_key):
-            await _thread(store.count_failure, key, window_seconds=FAILURE_WINDOW_SECONDS)
         return _sign_in(realms, city_name, client_name, action, GENERIC_LOGIN_ERROR, 401)
     await _thread(store.clear_failures, account_key)
-    scope = grant.scope
+    await _thread(store.give_back_attempt, address_key)
+    owner = ResourceOwner(credentials.person_id, city, credentials.role)
+    scope = owner.allowed(grant.scope)  # what the person's role allows of what was asked
     client_id = grant.client.client_id
-    if await _thread(store.has_consent, city, credentials.person_id, client_id, scope):
-        return await _issue_code(server, oauth, grant, credentials.person_id)
+    if not scope or await _thread(store.has_consent, city, owner.person_id, client_id, scope):
+        return await _issue_code(server, oauth, grant, owner)
     ticket = secrets.token_urlsafe(24)
     await _thread(
         store.save_ticket,
@@ -367,14 +363,17 @@ async def _after_consent(
         return _html(
             pages.error(title="Session expired", detail="Please go back and sign in again."), 400
         )
-    if _first(form, "decision") != "allow":
+    owner = await _thread(server.resource_owner, person_id)
+    if owner is None or _first(form, "decision") != "allow":
         return await _issue_code(server, oauth, grant, None)  # access_denied, to the client
-    await _thread(store.add_consent, city, person_id, grant.client.client_id, grant.scope)
-    return await _issue_code(server, oauth, grant, person_id)
+    await _thread(
+        store.add_consent, city, person_id, grant.client.client_id, owner.allowed(grant.scope)
+    )
+    return await _issue_code(server, oauth, grant, owner)
 
 
 async def _issue_code(
-    server: RealmServer, oauth: FormRequest, grant: Consent, person_id: str | None
+    server: RealmServer, oauth: FormRequest, grant: Consent, owner: ResourceOwner | None
 ) -> Response:
-    owner = ResourceOwner(person_id, server.realm.city) if person_id else None
+    """Redirect to the client with a code for `owner`, or with access_denied for None."""
     return _oauth_response(*await _thread(server.authorization_response, oauth, grant, owner))
