@@ -152,9 +152,17 @@ def trust_issuer(
     audience: str,
     scope_claim: str = "scope",
     subject_claim: str = "sub",
+    force: bool = False,
 ) -> None:
     """Accept tokens of `issuer` (an identity provider) as `city`'s, and only `city`'s."""
     _city(store, city)
+    current = store.trusted_issuer_city(issuer)
+    if current is not None and current != city and not force:
+        raise InvalidInput(
+            "issuer",
+            f"is trusted by {current}; moving it to {city} would make {current}'s people act "
+            f"as {city} (pass --force to move it)",
+        )
     for field, value in (("issuer", issuer), ("jwksUri", jwks_uri)):
         parts = urlsplit(value)
         loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")

@@ -24,23 +24,30 @@ class Denylist:
     db: Database
     _entries: dict[str, datetime] = field(default_factory=dict[str, datetime])
     _loaded_at: float = float("-inf")
+    _attempted_at: float = float("-inf")
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def _fresh(self) -> dict[str, datetime]:
-        if time.monotonic() - self._loaded_at < REFRESH_SECONDS:
-            return self._entries
-        async with self._lock:
-            if time.monotonic() - self._loaded_at >= REFRESH_SECONDS:
-                try:
-                    self._entries = await store.revocations(self.db)
-                    self._loaded_at = time.monotonic()
-                except Unavailable:
-                    if time.monotonic() - self._loaded_at > STALE_SECONDS:
-                        raise
-                    log.warning(
-                        "denylist refresh failed; using the copy from %.0fs ago",
-                        time.monotonic() - self._loaded_at,
-                    )
+        """The denylist, re-read at most every REFRESH_SECONDS by one request at a time;
+        others use the copy they have meanwhile (or wait for the very first one). Past
+        STALE_SECONDS without a fresh copy (the database is down), requests fail closed."""
+        if time.monotonic() - self._attempted_at >= REFRESH_SECONDS:
+            if not self._lock.locked():
+                async with self._lock:
+                    self._attempted_at = time.monotonic()
+                    try:
+                        self._entries = await store.revocations(self.db)
+                        self._loaded_at = time.monotonic()
+                    except Unavailable:
+                        log.warning(
+                            "denylist refresh failed; using the copy from %.0fs ago",
+                            time.monotonic() - self._loaded_at,
+                        )
+            elif self._loaded_at == float("-inf"):
+                async with self._lock:  # the first copy is on its way: wait for it
+                    pass
+        if time.monotonic() - self._loaded_at > STALE_SECONDS:
+            raise Unavailable("cannot check revocations while the database is unreachable")
         return self._entries
 
     async def is_denied(self, principal: Principal, issued_at: int) -> bool:

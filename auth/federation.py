@@ -5,6 +5,7 @@ cached, and re-fetched on an unknown `kid` at most once a minute."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -70,16 +71,21 @@ class Federation:
     _issuers: dict[str, TrustedIssuer] = field(default_factory=dict[str, TrustedIssuer])
     _issuers_at: float = float("-inf")
     _keys: dict[str, _Keys] = field(default_factory=dict[str, _Keys])
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set[asyncio.Task[None]])
 
     async def trusted(self, issuer: str) -> TrustedIssuer | None:
         if time.monotonic() - self._issuers_at >= ISSUERS_REFRESH_SECONDS:
-            try:
-                docs = await store.trusted_issuers(self.db)
-                self._issuers = {d["_id"]: TrustedIssuer.from_doc(d) for d in docs}
-                self._issuers_at = time.monotonic()
-            except Unavailable:
-                log.warning("could not reload trusted issuers; using the cached list")
+            await self._reload_issuers()
         return self._issuers.get(issuer)
+
+    async def _reload_issuers(self) -> dict[str, TrustedIssuer]:
+        try:
+            docs = await store.trusted_issuers(self.db)
+            self._issuers = {d["_id"]: TrustedIssuer.from_doc(d) for d in docs}
+            self._issuers_at = time.monotonic()
+        except Unavailable:
+            log.warning("could not reload trusted issuers; using the cached list")
+        return self._issuers
 
     async def _fetch(self, trusted: TrustedIssuer, entry: _Keys) -> None:
         entry.attempted_at = time.monotonic()
@@ -97,27 +103,39 @@ class Federation:
             )
 
     async def _key_set(self, trusted: TrustedIssuer, kid: str | None) -> KeySet | None:
+        """Keys from the cache only: requests never wait for an identity provider. A stale
+        cache or an unknown kid schedules a refetch (at most once a minute) in the background."""
         entry = self._keys.setdefault(trusted.issuer, _Keys())
-        now = time.monotonic()
         known = entry.keys is not None and (
             kid is None or any(k.kid == kid for k in entry.keys.keys)
         )
-        if known and now - entry.fetched_at < JWKS_MAX_AGE_SECONDS:
-            return entry.keys
-        if known:
-            # Stale but usable: refresh in the background, answer from the cache now.
-            if now - entry.attempted_at >= JWKS_REFETCH_SECONDS and not entry.lock.locked():
-                asyncio.get_running_loop().create_task(self._refresh(trusted, entry))
-            return entry.keys
-        if now - entry.attempted_at < JWKS_REFETCH_SECONDS:
-            return None  # an unknown kid re-fetches at most once a minute
-        await self._refresh(trusted, entry)
-        return entry.keys
+        if not known or time.monotonic() - entry.fetched_at >= JWKS_MAX_AGE_SECONDS:
+            self._refresh_later(trusted, entry)
+        return entry.keys if known else None
 
     async def _refresh(self, trusted: TrustedIssuer, entry: _Keys) -> None:
         async with entry.lock:
             if time.monotonic() - entry.attempted_at >= JWKS_REFETCH_SECONDS:
                 await self._fetch(trusted, entry)
+
+    def _refresh_later(self, trusted: TrustedIssuer, entry: _Keys) -> None:
+        if entry.lock.locked() or time.monotonic() - entry.attempted_at < JWKS_REFETCH_SECONDS:
+            return
+        task = asyncio.get_running_loop().create_task(self._refresh(trusted, entry))
+        self._tasks.add(task)  # a reference, or the task may be collected mid-flight
+        task.add_done_callback(self._tasks.discard)
+
+    async def keep_fresh(self, stopping: asyncio.Event) -> None:
+        """Fetch every trusted issuer's keys at start, then keep them fresh, so that tokens
+        of a newly trusted provider are accepted without any request waiting for its JWKS."""
+        while not stopping.is_set():
+            self._issuers_at = float("-inf")  # re-read the trusted issuers
+            for trusted in list((await self._reload_issuers()).values()):
+                entry = self._keys.setdefault(trusted.issuer, _Keys())
+                if time.monotonic() - entry.fetched_at >= JWKS_MAX_AGE_SECONDS:
+                    await self._refresh(trusted, entry)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), ISSUERS_REFRESH_SECONDS)
 
     async def verify(
         self, token: str, header: Mapping[str, Any], trusted: TrustedIssuer
@@ -142,6 +160,8 @@ class Federation:
         except JoseError as exc:
             raise Unauthenticated(f"token rejected: {exc.description or exc.error}") from None
         claims: dict[str, Any] = decoded.claims
+        if "nonce" in claims or "at_hash" in claims:
+            raise Unauthenticated("an ID token is not an access token")
         subject = claims.get(trusted.subject_claim)
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated(f"token has no '{trusted.subject_claim}' claim")

@@ -23,6 +23,7 @@ from pymongo.errors import (
 
 from auth.records import AuthorizationCode, ClientType, OAuthClient, RefreshToken
 from auth.store import SigningKey, new_signing_key, signing_key_doc, signing_key_from_doc
+from auth.tokens import MAX_ACCESS_TOKEN_TTL_SECONDS
 from services.clock import now
 from services.errors import Unavailable
 
@@ -162,7 +163,9 @@ class OAuthStore:
             {"city": city, "clientId": client_id, "revokedAt": None},
             {"$set": {"revokedAt": moment}},
         )
-        self.deny("client", city, client_id, at=moment, ttl=access_ttl)
+        self.deny(
+            "client", city, client_id, at=moment, ttl=max(access_ttl, MAX_ACCESS_TOKEN_TTL_SECONDS)
+        )
         return True
 
     # People
@@ -195,7 +198,9 @@ class OAuthStore:
             {"city": city, "personId": person_id, "revokedAt": None},
             {"$set": {"revokedAt": moment}},
         )
-        self.deny("person", city, person_id, at=moment, ttl=access_ttl)
+        self.deny(
+            "person", city, person_id, at=moment, ttl=max(access_ttl, MAX_ACCESS_TOKEN_TTL_SECONDS)
+        )
 
     def set_invitation(
         self, city: str, username: str, code_hash: str, *, expires_at: datetime

@@ -11,8 +11,9 @@ from auth.store import SigningKey
 from services.store.database import Database
 
 # A token with an unknown `kid` makes us re-read the realm's keys, but not more often than
-# this, so random kids cannot turn every request into a database query.
-KEY_REFRESH_INTERVAL_SECONDS = 10.0
+# this (5 times a second per realm): a key rotated a moment ago is found at once, while random
+# kids cannot turn every request into a database query.
+KEY_REFRESH_INTERVAL_SECONDS = 0.2
 KEY_CACHE_SECONDS = 300.0
 # An unknown city re-reads the list of cities (one small query) at most this often (5 per
 # second): a city registered a moment ago is found at once, while made-up realms in unsigned

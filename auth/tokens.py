@@ -26,6 +26,9 @@ KNOWN_SCOPES = frozenset(scope.value for scope in Scope)
 # RFC 9068 §2.1: "typ" MUST be "at+jwt"; "application/at+jwt" is the same media type.
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 MAX_TOKEN_LENGTH = 8192
+# The longest-lived access token anything here issues (`token issue --ttl` for operators'
+# scripts); a revoked client's or person's denial lasts at least this long.
+MAX_ACCESS_TOKEN_TTL_SECONDS = 7 * 86_400
 
 
 @dataclass(frozen=True, slots=True)

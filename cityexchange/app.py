@@ -171,10 +171,11 @@ def create_app(
         )  # fmt: skip
         http = httpx.AsyncClient(transport=http_transport, follow_redirects=False)
         registry = RealmRegistry(db, settings.public_url)
+        federation = Federation(db, http, KNOWN_SCOPES)
         resources.db, resources.oauth = db, oauth
         resources.verifier = TokenVerifier(
             registry, settings.audience, denylist=Denylist(db),
-            federation=Federation(db, http, KNOWN_SCOPES),
+            federation=federation,
         )  # fmt: skip
         resources.realms = OAuthRealms(
             store=oauth, registry=registry, audience=settings.audience,
@@ -182,6 +183,7 @@ def create_app(
             secure_cookies=settings.public_url.startswith("https://"),
         )  # fmt: skip
         stopping = asyncio.Event()
+        identity_providers = asyncio.create_task(federation.keep_fresh(stopping))
         indexing = asyncio.create_task(
             _ensure_indexes_until_done(db, stopping, settings.event_retention_days)
         )
@@ -192,6 +194,7 @@ def create_app(
             # cancelling a driver call halfway can leave a socket behind.
             stopping.set()
             await indexing
+            await identity_providers
             resources.db = resources.verifier = resources.oauth = resources.realms = None
             await http.aclose()
             await db.close()

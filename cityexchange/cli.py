@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from auth.oauth_store import INDEXES as OAUTH_INDEXES
 from auth.oauth_store import OAuthStore
 from auth.realms import RealmRegistry
-from auth.tokens import issue_access_token, parse_scopes
+from auth.tokens import MAX_ACCESS_TOKEN_TTL_SECONDS, issue_access_token, parse_scopes
 from cityexchange import embedded, realm_commands
 from cityexchange.settings import Secret, Settings, SettingsError
 from services import cities
@@ -145,7 +145,7 @@ def _token_issue(args: argparse.Namespace, settings: Settings) -> None:
         scopes = parse_scopes(args.scope)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    if not 60 <= args.ttl <= 7 * 86_400:
+    if not 60 <= args.ttl <= MAX_ACCESS_TOKEN_TTL_SECONDS:
         raise CommandError("--ttl must be between 60 seconds and 7 days")
 
     async def work(db: Database) -> dict[str, Any]:

@@ -178,6 +178,7 @@ def _trust_issuer(args: argparse.Namespace, settings: Settings) -> None:
             jwks_uri=jwks_uri,
             audience=args.audience,
             scope_claim=args.scope_claim,
+            force=args.force,
             subject_claim=args.subject_claim,
         ),
     )
@@ -265,6 +266,9 @@ def add_trust_issuer(
     trust.add_argument("--audience", required=True, help="the `aud` its tokens carry for us")
     trust.add_argument("--scope-claim", default="scope")
     trust.add_argument("--subject-claim", default="sub")
+    trust.add_argument(
+        "--force", action="store_true", help="move an issuer another city trusts to this city"
+    )
     trust.set_defaults(run=_trust_issuer)
     data_dir_option(trust)
 
