@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,6 +18,7 @@ from joserfc import jws
 
 from auth import admin
 from auth.oauth_store import OAuthStore
+from auth.records import ClientType
 from tests.conftest import Api, add_city
 from tests.oauth_support import (
     PASSWORD,
@@ -417,3 +419,95 @@ async def test_key_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_n
     assert {kid(before), new_kid} <= {key["kid"] for key in jwks["keys"]}
     for token in (before, after):
         await api.data(VIEWER, token=token)
+
+
+async def test_a_persons_role_bounds_the_scopes_they_can_grant(
+    api: Api, store: OAuthStore, rotterdam: Realm
+) -> None:
+    wide = await asyncio.to_thread(
+        admin.register_client,
+        store,
+        city="rotterdam",
+        name="Admin console",
+        client_type=ClientType.PUBLIC,
+        grants=["authorization_code"],
+        redirect_uris=[REDIRECT_URI],
+        scopes=["read", "admin"],
+    )
+    realm = replace(rotterdam, mobile_id=wide.client.client_id)
+    async with oauth_client(
+        transport(api),
+        client_id=realm.mobile_id,
+        redirect_uri=REDIRECT_URI,
+        code_challenge_method="S256",
+        token_endpoint_auth_method="none",
+    ) as client:
+        # rotterdam.username is a CRO, not an admin: "admin" is dropped from what is granted.
+        location, verifier = await authorize(client, realm, scope="read admin")
+        token = await client.fetch_token(
+            f"{realm.issuer}/token", authorization_response=location, code_verifier=verifier
+        )
+    assert token["scope"] == "read"
+    data = await api.data(VIEWER, token=token["access_token"])
+    assert data["viewer"]["scopes"] == ["read"]
+
+
+async def test_racing_a_code_leaves_no_usable_token(api: Api, rotterdam: Realm) -> None:
+    url = f"{rotterdam.issuer}/token"
+    async with _mobile(api, rotterdam) as client:
+        location, verifier = await authorize(client, rotterdam)
+        results = await asyncio.gather(
+            *(
+                client.fetch_token(url, authorization_response=location, code_verifier=verifier)
+                for _ in range(3)
+            ),
+            return_exceptions=True,
+        )
+    tokens = [r for r in results if isinstance(r, dict)]
+    assert len(tokens) <= 1
+    for token in tokens:
+        await _eventually_refused(api, token["access_token"])
+
+
+async def test_racing_a_refresh_token_revokes_the_family(api: Api, rotterdam: Realm) -> None:
+    url = f"{rotterdam.issuer}/token"
+    async with _mobile(api, rotterdam) as client:
+        location, verifier = await authorize(client, rotterdam)
+        first = await client.fetch_token(
+            url, authorization_response=location, code_verifier=verifier
+        )
+        results = await asyncio.gather(
+            *(client.refresh_token(url, refresh_token=first["refresh_token"]) for _ in range(4)),
+            return_exceptions=True,
+        )
+        refreshed = [r for r in results if isinstance(r, dict)]
+        assert len(refreshed) < 4  # the reuse was seen
+        for token in refreshed:  # ... and nothing from the family stays usable
+            with pytest.raises(OAuthError):
+                await client.refresh_token(url, refresh_token=token["refresh_token"])
+            await _eventually_refused(api, token["access_token"])
+    await _eventually_refused(api, first["access_token"])
+
+
+async def test_parallel_guesses_cannot_slip_under_the_limit(api: Api, rotterdam: Realm) -> None:
+    async with _mobile(api, rotterdam) as client:
+        url, _ = client.create_authorization_url(
+            f"{rotterdam.issuer}/authorize", code_verifier=generate_token(48)
+        )
+
+    async def guess(attempt: int) -> int:
+        async with httpx.AsyncClient(transport=transport(api)) as browser:
+            page = await browser.get(url)
+            response = await browser.post(
+                url,
+                data={
+                    **hidden_fields(page.text),
+                    "username": rotterdam.username,
+                    "password": f"guess-{attempt}",
+                },
+            )
+            return response.status_code
+
+    statuses = await asyncio.gather(*(guess(i) for i in range(12)))
+    assert statuses.count(401) <= 5
+    assert statuses.count(429) >= 7
