@@ -31,7 +31,8 @@ class Denylist:
         """The denylist, re-read at most every REFRESH_SECONDS by one request at a time;
         others use the copy they have meanwhile (or wait for the very first one). Past
         STALE_SECONDS without a fresh copy (the database is down), requests fail closed."""
-        if time.monotonic() - self._attempted_at >= REFRESH_SECONDS:
+        never_loaded = self._loaded_at == float("-inf")
+        if never_loaded or time.monotonic() - self._attempted_at >= REFRESH_SECONDS:
             if not self._lock.locked():
                 async with self._lock:
                     self._attempted_at = time.monotonic()
@@ -43,7 +44,7 @@ class Denylist:
                             "denylist refresh failed; using the copy from %.0fs ago",
                             time.monotonic() - self._loaded_at,
                         )
-            elif self._loaded_at == float("-inf"):
+            elif never_loaded:
                 async with self._lock:  # the first copy is on its way: wait for it
                     pass
         if time.monotonic() - self._loaded_at > STALE_SECONDS:

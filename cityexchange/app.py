@@ -8,18 +8,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
+from prometheus_client import Gauge
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -41,13 +46,18 @@ from schema.context import Context
 from schema.errors import coded_errors
 from schema.root import build_schema
 from services.errors import Unavailable
+from services.live import Hub
 from services.principal import Principal
 from services.store.database import Database
+from services.store.event_stream import EventStream
 from services.store.indexes import ensure_indexes
 from services.store.monitoring import CommandCounter
 
 log = logging.getLogger("cityexchange")
 READINESS_TIMEOUT_SECONDS = 2.0
+MAX_SUBSCRIPTIONS_PER_SOCKET = 20  # BRIEF §7
+CONNECTION_INIT_SECONDS = 5  # BRIEF §7
+KEEP_ALIVE_SECONDS = 15
 INDEX_RETRY_SECONDS = 5.0
 
 
@@ -57,6 +67,7 @@ class Resources:
 
     db: Database | None = None
     verifier: TokenVerifier | None = None
+    hub: Hub | None = None
     oauth: OAuthStore | None = None
     realms: OAuthRealms | None = None
 
@@ -73,7 +84,10 @@ class GraphQLView(GraphQL[Context, None]):
             graphql_ide=None if settings.production else "graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             allowed_origins=settings.allowed_origins,
-            max_subscriptions_per_connection=20,
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_SOCKET,
+            keep_alive=True,
+            keep_alive_interval=KEEP_ALIVE_SECONDS,
+            connection_init_wait_timeout=timedelta(seconds=CONNECTION_INIT_SECONDS),
         )
         self.resources = resources
         self.metrics = metrics
@@ -93,6 +107,8 @@ class GraphQLView(GraphQL[Context, None]):
             if isinstance(response, Response):
                 response.status_code = 503
 
+        close_socket = request.close if isinstance(request, WebSocket) else None
+
         return Context(
             db=db,
             request_id=request_id_of(request.scope),
@@ -104,7 +120,38 @@ class GraphQLView(GraphQL[Context, None]):
             if self.resources.oauth
             else None,
             public_url=self.public_url,
+            hub=self.resources.hub,
+            close_socket=close_socket,
         )
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        """graphql-transport-ws: the token comes in connection_init as
+        {"authorization": "Bearer <token>"}; without a valid one the socket closes (4403).
+        When the token expires the socket closes with 4403, so clients re-authenticate and
+        resume by cursor."""
+        verifier = self.resources.verifier
+        params = context.connection_params or {}
+        header = params.get("authorization") or params.get("Authorization")
+        if verifier is None or not isinstance(header, str):
+            raise ConnectionRejectionError({"reason": "send a bearer token in connection_init"})
+        principal, error = await _authenticate(verifier, header)
+        if principal is None:
+            reason = error.reason if isinstance(error, Unauthenticated) else "unavailable"
+            raise ConnectionRejectionError({"reason": reason})
+        context.principal, context.auth_error = principal, None
+        if context.close_socket is not None and principal.expires_at:
+            close = context.close_socket
+
+            async def expire() -> None:
+                with contextlib.suppress(RuntimeError):  # already closed by the client
+                    await close(4403, "token expired")
+
+            delay = max(principal.expires_at - time.time(), 0)
+            timer = asyncio.get_running_loop().call_later(
+                delay, lambda: context.tasks.add(asyncio.ensure_future(expire()))
+            )
+            context.on_close.append(timer.cancel)
+        return None
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -152,6 +199,7 @@ def create_app(
     logging.getLogger("authlib").setLevel(max(logging.INFO, log.getEffectiveLevel()))
     metrics = Metrics()
     resources = Resources()
+    live_metrics = metrics.live(lambda: resources.hub.subscribers if resources.hub else 0)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncGenerator[None]:
@@ -183,6 +231,10 @@ def create_app(
             secure_cookies=settings.public_url.startswith("https://"),
         )  # fmt: skip
         stopping = asyncio.Event()
+        hub = Hub(on_fanout=live_metrics.fanned_out.inc)
+        resources.hub = hub
+        stream = EventStream(db, hub.publish, on_open=live_metrics.change_streams.inc)
+        following = asyncio.create_task(stream.run(stopping))
         identity_providers = asyncio.create_task(federation.keep_fresh(stopping))
         indexing = asyncio.create_task(
             _ensure_indexes_until_done(db, stopping, settings.event_retention_days)
@@ -195,6 +247,8 @@ def create_app(
             stopping.set()
             await indexing
             await identity_providers
+            await following
+            resources.hub = None
             resources.db = resources.verifier = resources.oauth = resources.realms = None
             await http.aclose()
             await db.close()
@@ -221,6 +275,7 @@ def create_app(
         routes=[
             *oauth_routes(resources.oauth_realms),
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", _Counted(graphql, live_metrics.websockets)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", prometheus),
@@ -232,6 +287,22 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={Unavailable: _unavailable},
     )
+
+
+class _Counted:
+    """The WebSocket endpoint, with its open connections counted (a class, so Starlette
+    routes to it as an ASGI app rather than as a websocket function)."""
+
+    def __init__(self, app: ASGIApp, gauge: Gauge) -> None:
+        self.app = app
+        self.gauge = gauge
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.gauge.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.gauge.dec()
 
 
 async def _unavailable(_: Request, __: Exception) -> Response:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 @dataclass(slots=True)
@@ -53,5 +54,33 @@ class Metrics:
         self.operations.labels(name, type, outcome).inc()
         self.operation_seconds.labels(type).observe(seconds)
 
+    def live(self, subscribers: Callable[[], int]) -> LiveMetrics:
+        """Gauges and counters of live updates; `subscribers` is read at scrape time."""
+        r = self.registry
+        active = Gauge(
+            "cityexchange_subscriptions_active", "Active event subscriptions.", registry=r
+        )
+        active.set_function(lambda: float(subscribers()))
+        return LiveMetrics(
+            websockets=Gauge(
+                "cityexchange_websocket_connections", "Open WebSocket connections.", registry=r
+            ),
+            change_streams=Gauge(
+                "cityexchange_change_streams_open",
+                "Change streams this process has open (one).",
+                registry=r,
+            ),
+            fanned_out=Counter(
+                "cityexchange_events_fanned_out", "Events handed to subscribers.", registry=r
+            ),
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveMetrics:
+    websockets: Gauge
+    change_streams: Gauge
+    fanned_out: Counter

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import strawberry
@@ -11,6 +11,7 @@ from auth.admin import RealmAdmin
 from auth.errors import Unauthenticated
 from schema.loaders import Loaders
 from services.errors import Unavailable
+from services.live import Hub
 from services.principal import Principal
 from services.store.database import Database
 
@@ -24,6 +25,11 @@ class Context:
     on_unavailable: Callable[[], None] = lambda: None
     observe: Callable[[str, str, str, float], None] = lambda name, kind, outcome, seconds: None
     realm_admin: RealmAdmin | None = None
+    hub: Hub | None = None
+    connection_params: dict[str, object] | None = None
+    close_socket: Callable[[int, str], Awaitable[None]] | None = None
+    on_close: list[Callable[[], object]] = field(default_factory=list[Callable[[], object]])
+    tasks: set[object] = field(default_factory=set[object])  # keeps background tasks alive
     public_url: str = ""
     loaders: Loaders = field(init=False)
 

@@ -63,6 +63,17 @@ class Loaders:
     solutions_by_city: DataLoader[ChildKey, Page[Solution]] = field(init=False)
     people_by_city: DataLoader[ChildKey, Page[Person]] = field(init=False)
 
+    def clear(self) -> None:
+        """Forget what was loaded (a long-lived subscription reads afresh per event)."""
+        for loader in (
+            self.city_by_slug,
+            self.person_by_id,
+            self.problem_by_id,
+            self.solution_by_id,
+            self.comment_by_id,
+        ):
+            loader.clear_all()
+
     def __post_init__(self) -> None:
         db, actor = self.db, self.actor
 

@@ -15,7 +15,7 @@ from services.pages import Page
 NodeT = TypeVar("NodeT")
 DomainT = TypeVar("DomainT")
 
-KINDS = frozenset({"City", "Person", "Problem", "Solution", "Comment"})
+KINDS = frozenset({"City", "Person", "Problem", "Solution", "Comment", "Event"})
 
 
 def to_global_id(kind: str, id: str) -> strawberry.ID:

@@ -23,6 +23,7 @@ from schema.cities import City, Person
 from schema.comments import Comment, CommentMutations
 from schema.context import Info
 from schema.errors import ErrorCodes, ProdErrorCodes
+from schema.events import EventQueries, Subscription
 from schema.observer import OperationObserver
 from schema.problems import Problem, ProblemFilter, ProblemMutations
 from schema.realm_admin import RealmAdminMutations, RealmAdminQueries
@@ -62,7 +63,7 @@ async def _node(info: Info, global_id: str) -> Node | None:
 
 
 @strawberry.type
-class Query(RealmAdminQueries):
+class Query(RealmAdminQueries, EventQueries):
     @strawberry.field(description="Who you are: your city, scopes and subject.")
     def viewer(self, info: Info) -> Viewer:
         actor = info.context.actor()
@@ -192,6 +193,7 @@ def build_schema(*, production: bool) -> strawberry.Schema:
     return CityExchangeSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[City, Person, Problem, Solution, Comment],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=production),

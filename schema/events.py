@@ -1,0 +1,137 @@
+"""Events: the live subscription, the catch-up feed, and the Event type."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from schema.cities import City, Person, load_city
+from schema.comments import Comment
+from schema.context import Info
+from schema.problems import Problem
+from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
+from schema.solutions import Solution
+from schema.taxonomy import Hazard, Sector
+from services import events, models
+from services.live import EventFilter as DomainEventFilter
+from services.models import EventType
+from services.pages import PageRequest
+
+strawberry.enum(EventType, description="What happened.")
+
+EventSubject = Annotated[Problem | Solution | Comment, strawberry.union("EventSubject")]
+
+
+@strawberry.input(description="Values within a field are alternatives; fields combine (AND).")
+class EventFilter:
+    cities: list[str] | None = strawberry.field(
+        default=None, description="Events by these cities or about their content."
+    )
+    hazards: list[Hazard] | None = None
+    sectors: list[Sector] | None = None
+    tags: list[str] | None = None
+    types: list[EventType] | None = None
+    thread: strawberry.ID | None = strawberry.field(
+        default=None, description="A problem or solution: its own events and its discussion."
+    )
+
+
+def domain_filter(event_filter: EventFilter | None) -> DomainEventFilter:
+    if event_filter is None:
+        return DomainEventFilter()
+    f = event_filter
+    threads = ()
+    if f.thread is not None:
+        threads = (expect_global_id(f.thread, ("Problem", "Solution"), field="filter.thread")[1],)
+    return DomainEventFilter(
+        cities=tuple(f.cities or ()), hazards=tuple(f.hazards or ()),
+        sectors=tuple(f.sectors or ()), tags=tuple(f.tags or ()), types=tuple(f.types or ()),
+        threads=threads,
+    )  # fmt: skip
+
+
+@strawberry.type(description="Something that happened in the exchange.")
+class Event(Node):
+    cursor: str = strawberry.field(description="Resume after this event with `after`.")
+    type: EventType
+    occurred_at: datetime
+    domain: strawberry.Private[models.Event]
+
+    @classmethod
+    def from_domain(cls, event: models.Event) -> Event:
+        return cls(
+            id=to_global_id("Event", str(event.seq)),
+            cursor=events.event_cursor(event),
+            type=event.type,
+            occurred_at=event.occurred_at,
+            domain=event,
+        )
+
+    @strawberry.field(description="The city that acted.")
+    async def city(self, info: Info) -> City:
+        return await load_city(info, self.domain.city)
+
+    @strawberry.field(description="The person who acted, when a person did.")
+    async def actor(self, info: Info) -> Person | None:
+        person = await info.context.loaders.person_by_id.load(self.domain.actor)
+        return Person.from_domain(person) if person else None
+
+    @strawberry.field(description="What it happened to; null once it is gone.")
+    async def subject(self, info: Info) -> EventSubject | None:
+        loaders, kind, id = info.context.loaders, self.domain.subject_kind, self.domain.subject_id
+        if kind == "Problem":
+            problem = await loaders.problem_by_id.load(id)
+            return Problem.from_domain(problem) if problem else None
+        if kind == "Solution":
+            solution = await loaders.solution_by_id.load(id)
+            return Solution.from_domain(solution) if solution else None
+        comment = await loaders.comment_by_id.load(id)
+        return Comment.from_domain(comment) if comment else None
+
+
+@strawberry.type
+class EventQueries:
+    @strawberry.field(
+        description="Events, oldest first, to catch up over HTTP; cursors are "
+        "the same as the `events` subscription's."
+    )
+    async def feed(
+        self,
+        info: Info,
+        filter: EventFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Event]:
+        ctx = info.context
+        page = await events.feed(
+            db=ctx.db,
+            actor=ctx.actor(),
+            event_filter=domain_filter(filter),
+            request=PageRequest(first=first, after=after),
+        )
+        return connection(page, Event.from_domain)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Live events matching `filter`. With `after` (an "
+        "event's cursor), missed events come first, then live ones, with "
+        "no gap and no duplicate."
+    )
+    async def events(
+        self, info: Info, filter: EventFilter | None = None, after: str | None = None
+    ) -> AsyncGenerator[Event]:
+        ctx = info.context
+        hub = ctx.hub
+        if hub is None:
+            raise RuntimeError("live events are not running")
+        stream = events.follow(
+            db=ctx.db, hub=hub, actor=ctx.actor(), event_filter=domain_filter(filter), after=after
+        )
+        async for event in stream:
+            ctx.loaders.clear()  # each event is a fresh read of what it refers to
+            yield Event.from_domain(event)
