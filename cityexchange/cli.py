@@ -32,6 +32,7 @@ from services.taxonomy import Hazard
 
 T = TypeVar("T")
 DEFAULT_DATA_DIR = ".cityexchange"
+WEBSOCKET_MESSAGE_MAX = 64 * 1024  # BRIEF §7
 log = logging.getLogger("cityexchange")
 
 
@@ -211,7 +212,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
                 print(f"  {slug:<14} {token}")
         print(f"\nGraphQL endpoint: {url}\n", flush=True)
         server = uvicorn.Server(
-            uvicorn.Config(create_app(settings), log_level="info", lifespan="on")
+            uvicorn.Config(
+                create_app(settings),
+                log_level="info",
+                lifespan="on",
+                ws_max_size=WEBSOCKET_MESSAGE_MAX,
+            )
         )
         # uvicorn re-raises the signal it shut down on; the stop was orderly.
         with contextlib.suppress(KeyboardInterrupt, _Stopped):

@@ -16,6 +16,7 @@ from strawberry.extensions import SchemaExtension
 from auth.errors import Unauthenticated
 from schema.context import Context
 from services.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError, Unavailable
+from services.live import SubscriberTooSlow
 
 log = logging.getLogger("cityexchange.graphql")
 T = TypeVar("T")
@@ -71,6 +72,8 @@ def _code(error: GraphQLError) -> str | None:
         return "FORBIDDEN"
     if isinstance(original, Unavailable):
         return "SERVICE_UNAVAILABLE"
+    if isinstance(original, SubscriberTooSlow):
+        return "SLOW_CONSUMER"  # resume with `after` set to the last cursor received
     if isinstance(original, InvalidInput):
         return "BAD_USER_INPUT"
     if isinstance(original, NotFound):

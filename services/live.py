@@ -61,6 +61,12 @@ class EventFilter:
 class SubscriberTooSlow(Exception):
     """A subscriber fell QUEUE_LIMIT events behind and was let go; it resumes by cursor."""
 
+    def __init__(self) -> None:
+        super().__init__(
+            f"this subscription fell {QUEUE_LIMIT} events behind and was closed; "
+            "subscribe again with `after` set to the last cursor you received"
+        )
+
 
 @dataclass(eq=False, slots=True)
 class Subscriber:
