@@ -24,6 +24,7 @@ from schema.comments import Comment, CommentMutations
 from schema.context import Info
 from schema.errors import ErrorCodes, ProdErrorCodes
 from schema.events import EventQueries, Subscription
+from schema.follows import FollowMutations
 from schema.observer import OperationObserver
 from schema.problems import Problem, ProblemFilter, ProblemMutations
 from schema.realm_admin import RealmAdminMutations, RealmAdminQueries
@@ -160,7 +161,9 @@ class Query(RealmAdminQueries, EventQueries):
 
 
 @strawberry.type
-class Mutation(ProblemMutations, SolutionMutations, CommentMutations, RealmAdminMutations):
+class Mutation(
+    ProblemMutations, SolutionMutations, CommentMutations, RealmAdminMutations, FollowMutations
+):
     pass
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated
+
 import strawberry
 
 from schema.cities import City, Person, load_city
 from schema.context import Info
-from services import cities
+from schema.relay import Connection, connection
+
+if TYPE_CHECKING:
+    from schema.events import Event
+    from schema.follows import Follow
+from services import cities, follows
+from services.pages import PageRequest
 
 
 @strawberry.type(description="The authenticated caller.")
@@ -19,6 +27,28 @@ class Viewer:
     @strawberry.field(description="The caller's city: the realm that issued the token.")
     async def city(self, info: Info) -> City:
         return await load_city(info, self.city_slug)
+
+    @strawberry.field(description="What you follow.")
+    async def follows(
+        self, info: Info
+    ) -> list[Annotated[Follow, strawberry.lazy("schema.follows")]]:
+        from schema.follows import Follow
+
+        ctx = info.context
+        found = await follows.follows_of(db=ctx.db, actor=ctx.actor())
+        return [Follow.from_domain(f) for f in found]
+
+    @strawberry.field(description="Events about what you follow, oldest first.")
+    async def feed(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[Event, strawberry.lazy("schema.events")]]:
+        from schema.events import Event
+
+        ctx = info.context
+        page = await follows.feed(
+            db=ctx.db, actor=ctx.actor(), request=PageRequest(first=first, after=after)
+        )
+        return connection(page, Event.from_domain)
 
     @strawberry.field(description="The person the token speaks for, if it is one.")
     async def person(self, info: Info) -> Person | None:

@@ -124,6 +124,19 @@ def event_query(
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
+def any_of(
+    *, cities: Sequence[str], hazards: Sequence[str], tags: Sequence[str], threads: Sequence[str]
+) -> Document:
+    """Events about any of these (a follower's feed); nothing when nothing is followed."""
+    either: list[Document] = []
+    if cities:
+        either += [{"city": {"$in": list(cities)}}, {"subjectCity": {"$in": list(cities)}}]
+    for field, values in (("hazards", hazards), ("tags", tags), ("thread", threads)):
+        if values:
+            either.append({field: {"$in": list(values)}})
+    return {"$or": either} if either else {"_id": {"$exists": False}}
+
+
 @guarded
 async def count_events(db: Database, query: Document) -> int:
     return await db.events.count_documents(query)

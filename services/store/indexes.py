@@ -63,6 +63,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("city", ASCENDING), ("_id", ASCENDING)], name="city"),
     ],
     "counters": [],
+    "follows": [
+        IndexModel(
+            [("city", ASCENDING), ("subject", ASCENDING), ("since", ASCENDING)], name="follower"
+        )
+    ],
     "realm_keys": [
         IndexModel([("city", ASCENDING), ("createdAt", DESCENDING)], name="city_keys"),
     ],

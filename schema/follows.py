@@ -1,0 +1,83 @@
+"""Follow and unfollow; a person's own feed is in `viewer.feed`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from schema.context import Info
+from schema.errors import UserError, attempt
+from schema.relay import expect_global_id, to_global_id
+from services import follows
+from services.follows import FollowKind
+
+strawberry.enum(FollowKind, description="What one can follow.")
+
+_NODE_KINDS = {FollowKind.PROBLEM: "Problem", FollowKind.SOLUTION: "Solution"}
+
+
+@strawberry.type
+class Follow:
+    kind: FollowKind
+    value: str = strawberry.field(
+        description="A city slug, a Hazard, a tag, or a problem's or solution's global id."
+    )
+    since: datetime
+
+    @classmethod
+    def from_domain(cls, follow: follows.Follow) -> Follow:
+        node_kind = _NODE_KINDS.get(follow.kind)
+        value = to_global_id(node_kind, follow.value) if node_kind else follow.value
+        return cls(kind=follow.kind, value=value, since=follow.since)
+
+
+@strawberry.input
+class FollowInput:
+    kind: FollowKind
+    value: str
+
+
+@strawberry.type
+class FollowPayload:
+    follows: list[Follow] | None
+    user_errors: list[UserError]
+
+
+def _value(input: FollowInput) -> str:
+    node_kind = _NODE_KINDS.get(input.kind)
+    if node_kind is None:
+        return input.value
+    return expect_global_id(input.value, (node_kind,), field="value")[1]
+
+
+@strawberry.type
+class FollowMutations:
+    @strawberry.mutation(
+        description="Follow a city, hazard, tag, problem or solution: its "
+        "events appear in viewer.feed."
+    )
+    async def follow(self, info: Info, input: FollowInput) -> FollowPayload:
+        ctx = info.context
+        found, errors = await attempt(
+            lambda: follows.follow(
+                db=ctx.db, actor=ctx.actor(), kind=input.kind, value=_value(input)
+            )
+        )
+        return FollowPayload(
+            follows=[Follow.from_domain(f) for f in found] if found is not None else None,
+            user_errors=errors,
+        )
+
+    @strawberry.mutation(description="Stop following something.")
+    async def unfollow(self, info: Info, input: FollowInput) -> FollowPayload:
+        ctx = info.context
+        found, errors = await attempt(
+            lambda: follows.unfollow(
+                db=ctx.db, actor=ctx.actor(), kind=input.kind, value=_value(input)
+            )
+        )
+        return FollowPayload(
+            follows=[Follow.from_domain(f) for f in found] if found is not None else None,
+            user_errors=errors,
+        )

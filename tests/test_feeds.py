@@ -1,0 +1,88 @@
+"""Catching up over HTTP: the feed with filters and cursors, follows and viewer.feed."""
+
+from __future__ import annotations
+
+from services import comments, problems
+from services.principal import Principal
+from services.taxonomy import Hazard
+from tests.conftest import Api, add_city
+
+FEED = """query($filter: EventFilter, $after: String) {
+  feed(filter: $filter, first: 2, after: $after) {
+    totalCount edges { cursor node { type subject { ... on Problem { title } } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+FOLLOW = """mutation($kind: FollowKind!, $value: String!) {
+  follow(input: {kind: $kind, value: $value}) { follows { kind value } userErrors { code field } }
+}"""
+VIEWER_FEED = """{ viewer { feed(first: 10) { edges { node { type
+    subject { ... on Problem { title } ... on Comment { body } } } } } } }"""
+
+
+def _writer(city: str) -> Principal:
+    return Principal(city, "cro", frozenset({"read", "publish", "comment"}), "tests")
+
+
+async def _problem(api: Api, city: str, title: str, hazard: Hazard, tags: list[str]) -> str:
+    problem = await problems.publish(
+        db=api.db,
+        actor=_writer(city),
+        draft=problems.ProblemDraft(title=title, summary="s", hazards=[hazard], tags=tags),
+    )
+    return problem.id
+
+
+async def test_the_feed_pages_through_matching_events_with_cursors(api: Api) -> None:
+    await add_city(api.db, "rotterdam")
+    token = await api.token("rotterdam")
+    for i in range(5):
+        await _problem(api, "rotterdam", f"Flood {i}", Hazard.FLOOD, [])
+        await _problem(api, "rotterdam", f"Heat {i}", Hazard.HEAT_WAVE, [])
+    titles, after = [], None
+    while True:
+        page = (
+            await api.data(FEED, {"filter": {"hazards": ["FLOOD"]}, "after": after}, token=token)
+        )["feed"]
+        assert page["totalCount"] == 5
+        titles += [e["node"]["subject"]["title"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert titles == [f"Flood {i}" for i in range(5)]
+
+
+async def test_viewer_feed_is_the_events_of_what_one_follows(api: Api) -> None:
+    await add_city(api.db, "rotterdam")
+    await add_city(api.db, "lagos")
+    token = await api.token("lagos")
+    followed = await _problem(api, "rotterdam", "Cloudbursts", Hazard.FLOOD, ["stormwater"])
+    from schema.relay import to_global_id
+
+    data = await api.data(
+        FOLLOW, {"kind": "PROBLEM", "value": to_global_id("Problem", followed)}, token=token
+    )
+    assert data["follow"]["follows"][0]["kind"] == "PROBLEM"
+    await api.data(FOLLOW, {"kind": "TAG", "value": "Urban-Heat"}, token=token)
+    bad = await api.data(FOLLOW, {"kind": "HAZARD", "value": "LAVA"}, token=token)
+    assert bad["follow"]["userErrors"][0]["code"] == "BAD_USER_INPUT"
+
+    await _problem(api, "rotterdam", "Shade", Hazard.HEAT_WAVE, ["urban-heat"])
+    await _problem(api, "rotterdam", "Not followed", Hazard.DROUGHT, [])
+    await comments.add(
+        db=api.db,
+        actor=_writer("rotterdam"),
+        subject_kind="Problem",
+        subject_id=followed,
+        parent_id=None,
+        body="On the followed problem",
+    )
+    events = (await api.data(VIEWER_FEED, token=token))["viewer"]["feed"]["edges"]
+    seen = [(e["node"]["type"], e["node"]["subject"]) for e in events]
+    assert seen == [
+        ("PROBLEM_PUBLISHED", {"title": "Cloudbursts"}),
+        ("PROBLEM_PUBLISHED", {"title": "Shade"}),
+        ("COMMENT_ADDED", {"body": "On the followed problem"}),
+    ]
+    other = await api.token("rotterdam")
+    assert (await api.data(VIEWER_FEED, token=other))["viewer"]["feed"]["edges"] == []
