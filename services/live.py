@@ -8,54 +8,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services import limits
-from services.models import Event, EventType
-from services.taxonomy import Hazard, Sector
+from services.models import Event, EventFilter
 
 log = logging.getLogger("cityexchange.live")
 
 QUEUE_LIMIT = 1_000  # events waiting for one subscriber; past this it is closed (it resumes)
-
-
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    """Values within a field are alternatives (OR); fields combine with AND."""
-
-    cities: tuple[str, ...] = ()
-    hazards: tuple[Hazard, ...] = ()
-    sectors: tuple[Sector, ...] = ()
-    tags: tuple[str, ...] = ()
-    types: tuple[EventType, ...] = ()
-    threads: tuple[str, ...] = ()  # problem or solution ids: the event and its discussion
-
-    def checked(self) -> EventFilter:
-        for name in ("cities", "hazards", "sectors", "tags", "types", "threads"):
-            limits.items(("filter", name), getattr(self, name))
-        return EventFilter(
-            self.cities,
-            self.hazards,
-            self.sectors,
-            tuple(t.strip().lower() for t in self.tags),
-            self.types,
-            self.threads,
-        )
-
-    def matches(self, event: Event) -> bool:
-        if (
-            self.cities
-            and event.city not in self.cities
-            and (event.subject_city not in self.cities)
-        ):
-            return False
-        if self.hazards and not set(self.hazards) & set(event.hazards):
-            return False
-        if self.sectors and not set(self.sectors) & set(event.sectors):
-            return False
-        if self.tags and not set(self.tags) & set(event.tags):
-            return False
-        if self.types and event.type not in self.types:
-            return False
-        return not self.threads or event.thread_id in self.threads
 
 
 class SubscriberTooSlow(Exception):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
+from services import limits
 from services.taxonomy import (
     Hazard,
     OrganisationKind,
@@ -224,3 +225,75 @@ class Event:
     sectors: tuple[Sector, ...] = ()
     tags: tuple[str, ...] = ()
     seq: int = 0  # the log's position, given when it is appended; the resumable cursor
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Values within a field are alternatives (OR); fields combine with AND."""
+
+    cities: tuple[str, ...] = ()
+    hazards: tuple[Hazard, ...] = ()
+    sectors: tuple[Sector, ...] = ()
+    tags: tuple[str, ...] = ()
+    types: tuple[EventType, ...] = ()
+    threads: tuple[str, ...] = ()  # problem or solution ids: the event and its discussion
+
+    def checked(self) -> EventFilter:
+        for name in ("cities", "hazards", "sectors", "tags", "types", "threads"):
+            limits.items(("filter", name), getattr(self, name))
+        return EventFilter(
+            self.cities,
+            self.hazards,
+            self.sectors,
+            tuple(t.strip().lower() for t in self.tags),
+            self.types,
+            self.threads,
+        )
+
+    def matches(self, event: Event) -> bool:
+        if (
+            self.cities
+            and event.city not in self.cities
+            and (event.subject_city not in self.cities)
+        ):
+            return False
+        if self.hazards and not set(self.hazards) & set(event.hazards):
+            return False
+        if self.sectors and not set(self.sectors) & set(event.sectors):
+            return False
+        if self.tags and not set(self.tags) & set(event.tags):
+            return False
+        if self.types and event.type not in self.types:
+            return False
+        return not self.threads or event.thread_id in self.threads
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    id: str
+    city: str
+    url: str
+    event_filter: EventFilter
+    description: str | None
+    secret: str  # Standard Webhooks "whsec_..." secret; shown to the admin once
+    created_at: datetime
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    at: datetime
+    status: int | None  # the HTTP status, None when there was no response
+    error: str | None
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str
+    webhook_id: str
+    event_seq: int
+    state: str  # pending, sending, delivered, failed
+    attempts: tuple[Attempt, ...] = field(default=())
+    next_attempt_at: datetime | None = None

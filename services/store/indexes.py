@@ -63,6 +63,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("city", ASCENDING), ("_id", ASCENDING)], name="city"),
     ],
     "counters": [],
+    "webhooks": [IndexModel([("city", ASCENDING), ("createdAt", ASCENDING)], name="city")],
+    "webhook_deliveries": [
+        IndexModel([("state", ASCENDING), ("dueAt", ASCENDING)], name="due"),
+        IndexModel([("webhookId", ASCENDING), ("eventSeq", DESCENDING)], name="log"),
+    ],
     "follows": [
         IndexModel(
             [("city", ASCENDING), ("subject", ASCENDING), ("since", ASCENDING)], name="follower"
