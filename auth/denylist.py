@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,29 +25,32 @@ class Denylist:
     db: Database
     _entries: dict[str, datetime] = field(default_factory=dict[str, datetime])
     _loaded_at: float = float("-inf")
-    _attempted_at: float = float("-inf")
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
+    async def keep_fresh(self, stopping: asyncio.Event) -> None:
+        """Re-read the denylist every REFRESH_SECONDS in the background, so that no request
+        waits for it (and every replica sees a revocation within seconds)."""
+        while not stopping.is_set():
+            await self._load()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), REFRESH_SECONDS)
+
+    async def _load(self) -> None:
+        async with self._lock:
+            try:
+                self._entries = await store.revocations(self.db)
+                self._loaded_at = time.monotonic()
+            except Unavailable:
+                log.warning(
+                    "denylist refresh failed; using the copy from %.0fs ago",
+                    time.monotonic() - self._loaded_at,
+                )
+
     async def _fresh(self) -> dict[str, datetime]:
-        """The denylist, re-read at most every REFRESH_SECONDS by one request at a time;
-        others use the copy they have meanwhile (or wait for the very first one). Past
-        STALE_SECONDS without a fresh copy (the database is down), requests fail closed."""
-        never_loaded = self._loaded_at == float("-inf")
-        if never_loaded or time.monotonic() - self._attempted_at >= REFRESH_SECONDS:
-            if not self._lock.locked():
-                async with self._lock:
-                    self._attempted_at = time.monotonic()
-                    try:
-                        self._entries = await store.revocations(self.db)
-                        self._loaded_at = time.monotonic()
-                    except Unavailable:
-                        log.warning(
-                            "denylist refresh failed; using the copy from %.0fs ago",
-                            time.monotonic() - self._loaded_at,
-                        )
-            elif never_loaded:
-                async with self._lock:  # the first copy is on its way: wait for it
-                    pass
+        """The cached denylist. Before its first copy a request loads it; past STALE_SECONDS
+        without a fresh copy (the database is down), requests fail closed."""
+        if self._loaded_at == float("-inf"):
+            await self._load()
         if time.monotonic() - self._loaded_at > STALE_SECONDS:
             raise Unavailable("cannot check revocations while the database is unreachable")
         return self._entries

@@ -101,7 +101,8 @@ class OAuthStore:
     ) -> OAuthStore:
         client: MongoClient[Document] = MongoClient(
             uri, serverSelectionTimeoutMS=server_selection_timeout_ms, timeoutMS=timeout_ms,
-            tz_aware=True, appname="cityexchange-oauth",
+            connectTimeoutMS=min(server_selection_timeout_ms, 3000), tz_aware=True,
+            appname="cityexchange-oauth",
         )  # fmt: skip
         return cls(client=client, db=client[name])
 

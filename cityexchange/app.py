@@ -45,6 +45,7 @@ from cityexchange.settings import Settings, SettingsError
 from schema.context import Context
 from schema.errors import coded_errors
 from schema.root import build_schema
+from services.delivery import Deliverer, SendFailed
 from services.errors import Unavailable
 from services.live import Hub
 from services.principal import Principal
@@ -58,6 +59,7 @@ READINESS_TIMEOUT_SECONDS = 2.0
 MAX_SUBSCRIPTIONS_PER_SOCKET = 20  # BRIEF §7
 CONNECTION_INIT_SECONDS = 5  # BRIEF §7
 KEEP_ALIVE_SECONDS = 15
+WEBHOOK_TIMEOUT_SECONDS = 10.0
 INDEX_RETRY_SECONDS = 5.0
 
 
@@ -68,6 +70,7 @@ class Resources:
     db: Database | None = None
     verifier: TokenVerifier | None = None
     hub: Hub | None = None
+    deliverer: Deliverer | None = None
     oauth: OAuthStore | None = None
     realms: OAuthRealms | None = None
 
@@ -122,6 +125,8 @@ class GraphQLView(GraphQL[Context, None]):
             public_url=self.public_url,
             hub=self.resources.hub,
             close_socket=close_socket,
+            production=self.production,
+            on_redeliver=self.resources.deliverer.wake.set if self.resources.deliverer else None,
         )
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
@@ -220,9 +225,10 @@ def create_app(
         http = httpx.AsyncClient(transport=http_transport, follow_redirects=False)
         registry = RealmRegistry(db, settings.public_url)
         federation = Federation(db, http, KNOWN_SCOPES)
+        denylist = Denylist(db)
         resources.db, resources.oauth = db, oauth
         resources.verifier = TokenVerifier(
-            registry, settings.audience, denylist=Denylist(db),
+            registry, settings.audience, denylist=denylist,
             federation=federation,
         )  # fmt: skip
         resources.realms = OAuthRealms(
@@ -235,7 +241,26 @@ def create_app(
         resources.hub = hub
         stream = EventStream(db, hub.publish, on_open=live_metrics.change_streams.inc)
         following = asyncio.create_task(stream.run(stopping))
+        webhook_http = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False)
+
+        async def send(url: str, headers: dict[str, str], body: bytes) -> int:
+            try:
+                response = await webhook_http.post(url, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                raise SendFailed(type(exc).__name__) from exc
+            return response.status_code
+
+        deliverer = Deliverer(
+            db, send, production=settings.production,
+            retry_base_seconds=settings.webhook_retry_seconds,
+            on_attempt=lambda outcome: live_metrics.webhook_attempts.labels(outcome).inc(),
+            on_lag=live_metrics.delivery_lag.observe,
+        )  # fmt: skip
+        resources.deliverer = deliverer
+        hub.on_publish = deliverer.wake.set
+        delivering = asyncio.create_task(deliverer.run(stopping))
         identity_providers = asyncio.create_task(federation.keep_fresh(stopping))
+        revocations = asyncio.create_task(denylist.keep_fresh(stopping))
         indexing = asyncio.create_task(
             _ensure_indexes_until_done(db, stopping, settings.event_retention_days)
         )
@@ -247,8 +272,11 @@ def create_app(
             stopping.set()
             await indexing
             await identity_providers
+            await revocations
             await following
-            resources.hub = None
+            await delivering
+            await webhook_http.aclose()
+            resources.hub = resources.deliverer = None
             resources.db = resources.verifier = resources.oauth = resources.realms = None
             await http.aclose()
             await db.close()
@@ -262,8 +290,8 @@ def create_app(
         if db is None:
             return JSONResponse({"status": "starting"}, status_code=503)
         try:
-            await asyncio.wait_for(db.ping(), READINESS_TIMEOUT_SECONDS)
-        except (Unavailable, TimeoutError):
+            await db.ping(within_seconds=READINESS_TIMEOUT_SECONDS)
+        except Unavailable:
             return JSONResponse({"status": "database unreachable"}, status_code=503)
         return JSONResponse({"status": "ready"})
 

@@ -7,6 +7,8 @@ import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.store.monitoring import ORIGIN
+
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -40,7 +42,11 @@ class RequestIdMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        origin = ORIGIN.set("request")  # the database commands from here on are this request's
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            ORIGIN.reset(origin)
 
 
 class BodyLimitMiddleware:

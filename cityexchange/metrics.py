@@ -20,8 +20,8 @@ class Metrics:
         r = self.registry
         self.db_commands = Counter(
             "cityexchange_db_commands",
-            "Database commands sent (round trips), by command.",
-            ["command"],
+            "Database commands sent (round trips), by command and origin (request or background).",
+            ["command", "origin"],
             registry=r,
         )
         self.db_command_failures = Counter(
@@ -44,8 +44,8 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
 
-    def command_started(self, command: str) -> None:
-        self.db_commands.labels(command).inc()
+    def command_started(self, command: str, origin: str) -> None:
+        self.db_commands.labels(command, origin).inc()
 
     def command_failed(self, command: str) -> None:
         self.db_command_failures.labels(command).inc()
@@ -73,7 +73,16 @@ class Metrics:
             fanned_out=Counter(
                 "cityexchange_events_fanned_out", "Events handed to subscribers.", registry=r
             ),
-        )
+            webhook_attempts=Counter(
+                "cityexchange_webhook_attempts", "Webhook delivery attempts by outcome.",
+                ["outcome"], registry=r,
+            ),
+            delivery_lag=Histogram(
+                "cityexchange_webhook_delivery_lag_seconds",
+                "From an event's commit to its delivery.", registry=r,
+                buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            ),
+        )  # fmt: skip
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -84,3 +93,5 @@ class LiveMetrics:
     websockets: Gauge
     change_streams: Gauge
     fanned_out: Counter
+    webhook_attempts: Counter
+    delivery_lag: Histogram

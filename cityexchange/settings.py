@@ -44,6 +44,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
     event_retention_days: int = 30
+    webhook_retry_seconds: float = 10.0
 
     @property
     def production(self) -> bool:
@@ -112,4 +113,5 @@ class Settings:
             allowed_origins=origins,
             log_level=level,
             event_retention_days=integer("EVENT_RETENTION_DAYS", 30, 1, 3650),
+            webhook_retry_seconds=integer("WEBHOOK_RETRY_MS", 10_000, 50, 3_600_000) / 1000,
         )

@@ -26,6 +26,8 @@ class Context:
     observe: Callable[[str, str, str, float], None] = lambda name, kind, outcome, seconds: None
     realm_admin: RealmAdmin | None = None
     hub: Hub | None = None
+    production: bool = False
+    on_redeliver: Callable[[], None] | None = None
     connection_params: dict[str, object] | None = None
     close_socket: Callable[[int, str], Awaitable[None]] | None = None
     on_close: list[Callable[[], object]] = field(default_factory=list[Callable[[], object]])

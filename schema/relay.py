@@ -10,6 +10,7 @@ from typing import Generic, TypeVar
 import strawberry
 
 from services.errors import InvalidInput
+from services.ids import global_id
 from services.pages import Page
 
 NodeT = TypeVar("NodeT")
@@ -20,8 +21,7 @@ KINDS = frozenset({"City", "Person", "Problem", "Solution", "Comment", "Event"})
 
 def to_global_id(kind: str, id: str) -> strawberry.ID:
     """An opaque global id: base64url of "Kind:id"."""
-    raw = f"{kind}:{id}".encode()
-    return strawberry.ID(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+    return strawberry.ID(global_id(kind, id))
 
 
 def from_global_id(global_id: str) -> tuple[str, str] | None:

@@ -32,6 +32,7 @@ from schema.relay import Connection, Node, connection, from_global_id
 from schema.solution_mutations import SolutionMutations
 from schema.solutions import Solution, SolutionFilter
 from schema.viewer import Viewer
+from schema.webhooks import WebhookMutations, WebhookQueries
 from services import cities, problems, solutions
 from services.errors import InvalidInput, NotFound
 from services.pages import MAX_PAGE_SIZE, Order, PageRequest
@@ -64,7 +65,7 @@ async def _node(info: Info, global_id: str) -> Node | None:
 
 
 @strawberry.type
-class Query(RealmAdminQueries, EventQueries):
+class Query(RealmAdminQueries, EventQueries, WebhookQueries):
     @strawberry.field(description="Who you are: your city, scopes and subject.")
     def viewer(self, info: Info) -> Viewer:
         actor = info.context.actor()
@@ -162,7 +163,12 @@ class Query(RealmAdminQueries, EventQueries):
 
 @strawberry.type
 class Mutation(
-    ProblemMutations, SolutionMutations, CommentMutations, RealmAdminMutations, FollowMutations
+    ProblemMutations,
+    SolutionMutations,
+    CommentMutations,
+    RealmAdminMutations,
+    FollowMutations,
+    WebhookMutations,
 ):
     pass
 

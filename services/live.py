@@ -45,6 +45,7 @@ class Hub:
     """Fans the events this process's change stream sees out to its subscribers."""
 
     on_fanout: Callable[[int], None] = lambda count: None
+    on_publish: Callable[[], None] = lambda: None  # e.g. wake the webhook deliverer
     last_seq: int = 0
     _subscribers: set[Subscriber] = field(default_factory=set[Subscriber])
 
@@ -79,3 +80,4 @@ class Hub:
                 subscriber.queue.get_nowait()
                 subscriber.queue.put_nowait(None)
         self.on_fanout(delivered)
+        self.on_publish()

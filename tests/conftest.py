@@ -41,7 +41,11 @@ def mongodb_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def settings(mongodb_uri: str) -> Settings:
     """Settings of one test: its own database, so tests never see each other's data."""
-    return Settings(mongodb_uri=Secret(mongodb_uri), db_name=f"cx_test_{uuid.uuid4().hex[:12]}")
+    return Settings(
+        mongodb_uri=Secret(mongodb_uri),
+        db_name=f"cx_test_{uuid.uuid4().hex[:12]}",
+        webhook_retry_seconds=0.1,  # every app of a test shares its delivery queue
+    )
 
 
 @pytest.fixture

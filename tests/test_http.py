@@ -48,7 +48,7 @@ async def test_health_readiness_and_metrics(api: Api) -> None:
     await api.data("query Mine { viewer { subject } }", token=token)
     await api.gql("{ viewer { subject } }")
     metrics = (await api.http.get("/metrics")).text
-    assert 'cityexchange_db_commands_total{command="ping"}' in metrics
+    assert 'cityexchange_db_commands_total{command="ping",origin="request"}' in metrics
     assert (
         'cityexchange_graphql_operations_total{operation="Mine",outcome="ok",type="query"} 1.0'
     ) in metrics

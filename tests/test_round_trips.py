@@ -70,7 +70,9 @@ def _commands(metrics: str) -> float:
     return sum(
         float(v)
         for v in re.findall(
-            r"^cityexchange_db_commands_total\{[^}]*\} (\S+)$", metrics, re.MULTILINE
+            r'^cityexchange_db_commands_total\{[^}]*origin="request"[^}]*\} (\S+)$',
+            metrics,
+            re.MULTILINE,
         )
     )
 

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
+import pymongo
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import AsyncMongoClient
@@ -146,8 +147,12 @@ class Database:
             raise
 
     @guarded
-    async def ping(self) -> None:
-        await self.client.admin.command("ping")
+    async def ping(self, within_seconds: float | None = None) -> None:
+        """Ask the server for a reply within `within_seconds`. The bound is the driver's
+        own (CSOT): cancelling a driver call from outside (asyncio.wait_for) can leave its
+        connection pool locked."""
+        with pymongo.timeout(within_seconds):
+            await self.client.admin.command("ping")
 
     async def is_empty(self) -> bool:
         return await self.cities.estimated_document_count() == 0

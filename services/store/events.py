@@ -90,6 +90,12 @@ async def events_after(db: Database, query: Document, *, after: int, limit: int)
 
 
 @guarded
+async def event_by_seq(db: Database, seq: int) -> Event | None:
+    doc = await db.events.find_one({"_id": seq})
+    return event_from_doc(doc) if doc else None
+
+
+@guarded
 async def latest_seq(db: Database) -> int:
     doc = await db.events.find_one({}, {"_id": 1}, sort=[("_id", DESCENDING)])
     return int(doc["_id"]) if doc else 0

@@ -167,7 +167,7 @@ async def dispatch_position(db: Database, default: int) -> int:
         upsert=True,
         return_document=ReturnDocument.AFTER,
     )
-    return int(doc["seq"]) if doc else default
+    return int(doc.get("seq", default)) if doc else default
 
 
 @guarded

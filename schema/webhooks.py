@@ -1,0 +1,194 @@
+"""Webhooks for a city's admin: register, rotate, enable, delete, redeliver, and the log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from schema.context import Info
+from schema.errors import UserError, attempt
+from schema.events import EventFilter, domain_filter
+from services import models, webhooks
+
+
+@strawberry.type
+class DeliveryAttempt:
+    at: datetime
+    status: int | None = strawberry.field(description="The receiver's HTTP status, if any.")
+    error: str | None
+    duration_ms: int
+
+
+@strawberry.type
+class WebhookDelivery:
+    id: str
+    event_cursor: str
+    state: str = strawberry.field(description="pending, sending, delivered or failed.")
+    attempts: list[DeliveryAttempt]
+    next_attempt_at: datetime | None
+
+    @classmethod
+    def from_domain(cls, delivery: models.Delivery) -> WebhookDelivery:
+        from services.events import event_cursor
+
+        cursor_of = models.Event(
+            type=models.EventType.PROBLEM_PUBLISHED,
+            occurred_at=datetime.min,
+            city="",
+            actor="",
+            subject_kind="",
+            subject_id="",
+            seq=delivery.event_seq,
+        )
+        return cls(
+            id=delivery.id,
+            event_cursor=event_cursor(cursor_of),
+            state=delivery.state,
+            attempts=[
+                DeliveryAttempt(at=a.at, status=a.status, error=a.error, duration_ms=a.duration_ms)
+                for a in delivery.attempts
+            ],
+            next_attempt_at=delivery.next_attempt_at,
+        )
+
+
+@strawberry.type
+class Webhook:
+    id: strawberry.ID
+    url: str
+    description: str | None
+    created_at: datetime
+    disabled_at: datetime | None
+    disabled_reason: str | None
+    secret: str | None = strawberry.field(
+        description="Shown only when registered or rotated; sign-check deliveries with it."
+    )
+
+    @classmethod
+    def from_domain(cls, webhook: models.Webhook, *, show_secret: bool = False) -> Webhook:
+        return cls(
+            id=strawberry.ID(webhook.id),
+            url=webhook.url,
+            description=webhook.description,
+            created_at=webhook.created_at,
+            disabled_at=webhook.disabled_at,
+            disabled_reason=webhook.disabled_reason,
+            secret=webhook.secret if show_secret else None,
+        )
+
+    @strawberry.field(description="The delivery log, newest first.")
+    async def deliveries(self, info: Info, first: int = 20) -> list[WebhookDelivery]:
+        ctx = info.context
+        found = await webhooks.deliveries(
+            db=ctx.db, actor=ctx.actor(), webhook_id=str(self.id), limit=max(1, min(first, 100))
+        )
+        return [WebhookDelivery.from_domain(d) for d in found]
+
+
+@strawberry.input
+class RegisterWebhookInput:
+    url: str
+    filter: EventFilter | None = None
+    description: str | None = None
+
+
+@strawberry.type
+class RegisterWebhookPayload:
+    webhook: Webhook | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class WebhookIdInput:
+    id: strawberry.ID
+
+
+@strawberry.input
+class RedeliverInput:
+    delivery_id: str
+
+
+@strawberry.type
+class WebhookPayload:
+    webhook: Webhook | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class RedeliverPayload:
+    delivery: WebhookDelivery | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class WebhookQueries:
+    @strawberry.field(description="Your city's webhooks (scope: admin).")
+    async def webhooks(self, info: Info) -> list[Webhook]:
+        ctx = info.context
+        return [
+            Webhook.from_domain(w) for w in await webhooks.of_city(db=ctx.db, actor=ctx.actor())
+        ]
+
+
+@strawberry.type
+class WebhookMutations:
+    @strawberry.mutation(
+        description="Register an endpoint for your city's admin: every "
+        "matching event is POSTed to it, signed."
+    )
+    async def register_webhook(
+        self, info: Info, input: RegisterWebhookInput
+    ) -> RegisterWebhookPayload:
+        ctx = info.context
+        actor = ctx.actor()
+        hook, errors = await attempt(
+            lambda: webhooks.register(
+                db=ctx.db,
+                actor=actor,
+                url=input.url,
+                event_filter=domain_filter(input.filter),
+                description=input.description,
+                production=ctx.production,
+            )
+        )
+        return RegisterWebhookPayload(
+            webhook=Webhook.from_domain(hook, show_secret=True) if hook else None,
+            user_errors=errors,
+        )
+
+    @strawberry.mutation(description="A new signing secret (shown once).")
+    async def rotate_webhook_secret(self, info: Info, input: WebhookIdInput) -> WebhookPayload:
+        ctx = info.context
+        actor = ctx.actor()
+        hook, errors = await attempt(
+            lambda: webhooks.rotate_secret(db=ctx.db, actor=actor, id=str(input.id))
+        )
+        return WebhookPayload(
+            webhook=Webhook.from_domain(hook, show_secret=True) if hook else None,
+            user_errors=errors,
+        )
+
+    @strawberry.mutation(description="Turn a disabled endpoint back on.")
+    async def enable_webhook(self, info: Info, input: WebhookIdInput) -> WebhookPayload:
+        ctx = info.context
+        actor = ctx.actor()
+        hook, errors = await attempt(
+            lambda: webhooks.enable(db=ctx.db, actor=actor, id=str(input.id))
+        )
+        return WebhookPayload(
+            webhook=Webhook.from_domain(hook) if hook else None, user_errors=errors
+        )
+
+    @strawberry.mutation(description="Send a delivery again, now.")
+    async def redeliver_webhook(self, info: Info, input: RedeliverInput) -> RedeliverPayload:
+        ctx = info.context
+        actor = ctx.actor()
+        delivery, errors = await attempt(
+            lambda: webhooks.redeliver(db=ctx.db, actor=actor, delivery_id=input.delivery_id)
+        )
+        if delivery is not None and ctx.on_redeliver is not None:
+            ctx.on_redeliver()
+        return RedeliverPayload(
+            delivery=WebhookDelivery.from_domain(delivery) if delivery else None, user_errors=errors
+        )
