@@ -39,7 +39,12 @@ from auth.realms import RealmRegistry
 from auth.tokens import KNOWN_SCOPES, TokenVerifier
 from auth.web import OAuthRealms
 from auth.web import routes as oauth_routes
-from cityexchange.http import BodyLimitMiddleware, RequestIdMiddleware, request_id_of
+from cityexchange.http import (
+    BodyLimitMiddleware,
+    DeadlineMiddleware,
+    RequestIdMiddleware,
+    request_id_of,
+)
 from cityexchange.metrics import Metrics
 from cityexchange.settings import Settings, SettingsError
 from schema.context import Context
@@ -311,6 +316,7 @@ def create_app(
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+            Middleware(DeadlineMiddleware, seconds=settings.operation_timeout_ms / 1000),
         ],
         lifespan=lifespan,
         exception_handlers={Unavailable: _unavailable},

@@ -7,6 +7,7 @@ import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.store.database import deadline
 from services.store.monitoring import ORIGIN
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -47,6 +48,23 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             ORIGIN.reset(origin)
+
+
+class DeadlineMiddleware:
+    """One time budget for all the database work of an HTTP request, so that a request
+    answers (SERVICE_UNAVAILABLE when the database is down) within seconds, however many
+    queries it makes. WebSockets live long and are not bounded."""
+
+    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with deadline(self.seconds):
+            await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:

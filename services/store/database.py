@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -58,6 +59,12 @@ def guarded(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             raise
 
     return wrapper
+
+
+def deadline(seconds: float) -> AbstractContextManager[None]:
+    """Bound all the database work inside the block, together, to `seconds` (PyMongo's
+    client-side operation timeout, carried by a context variable into child tasks)."""
+    return pymongo.timeout(seconds)
 
 
 def object_id(text: str) -> ObjectId | None:
