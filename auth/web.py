@@ -190,14 +190,7 @@ def routes(get_realms: Callable[[], OAuthRealms]) -> list[Route]:
             response = _html(
                 pages.invitation(city_name=city_name, action=action, csrf=csrf, error=error), status
             )
-            response.set_cookie(
-                CSRF_COOKIE,
-                csrf,
-                httponly=True,
-                samesite="strict",
-                secure=realms.secure_cookies,
-                path=action,
-            )
+            _set_csrf(response, csrf, realms, action)
             return response
 
         if request.method == "GET":
@@ -246,6 +239,18 @@ def _first(form: dict[str, list[str]], name: str) -> str:
     return values[0]
 
 
+def _set_csrf(response: Response, csrf: str, realms: OAuthRealms, path: str) -> None:
+    """The double-submit CSRF cookie of a realm's form, scoped to the form's path."""
+    response.set_cookie(
+        CSRF_COOKIE,
+        csrf,
+        httponly=True,
+        samesite="strict",
+        secure=realms.secure_cookies,
+        path=path.split("?")[0],
+    )
+
+
 def _html(content: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(content, status_code=status, headers=pages.SECURITY_HEADERS)
 
@@ -265,14 +270,7 @@ def _sign_in(
         ),
         status,
     )
-    response.set_cookie(
-        CSRF_COOKIE,
-        csrf,
-        httponly=True,
-        samesite="strict",
-        secure=realms.secure_cookies,
-        path=action.split("?")[0],
-    )
+    _set_csrf(response, csrf, realms, action.split("?")[0])
     return response
 
 
@@ -337,14 +335,7 @@ async def _after_password(
             ticket=ticket,
         )
     )
-    response.set_cookie(
-        CSRF_COOKIE,
-        csrf,
-        httponly=True,
-        samesite="strict",
-        secure=realms.secure_cookies,
-        path=action.split("?")[0],
-    )
+    _set_csrf(response, csrf, realms, action.split("?")[0])
     return response
 
 

@@ -84,10 +84,13 @@ async def feed(
     actor.require(Scope.READ)
     if request.last is not None or request.before is not None:
         raise InvalidInput("last", "the feed pages forward only, with first and after")
+    return await event_page(db, _query(event_filter.checked()), request)
+
+
+async def event_page(db: Database, query: Document, request: PageRequest) -> Page[Event]:
+    """A forward page of the events matching `query`, after the request's cursor."""
     request.validate()
-    query = _query(event_filter.checked())
-    position = parse_cursor(request.after) or 0
-    size = request.size
+    size, position = request.size, parse_cursor(request.after) or 0
     found = await store.events_after(db, query, after=position, limit=size + 1)
     shown = found[:size]
 

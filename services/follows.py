@@ -10,7 +10,7 @@ from enum import StrEnum
 from services import limits
 from services.clock import now
 from services.errors import InvalidInput
-from services.events import event_cursor, parse_cursor
+from services.events import event_page
 from services.models import Event
 from services.pages import Page, PageRequest
 from services.principal import Principal, Scope
@@ -73,7 +73,6 @@ async def follows_of(*, db: Database, actor: Principal) -> list[Follow]:
 async def feed(*, db: Database, actor: Principal, request: PageRequest) -> Page[Event]:
     """Events about anything the caller follows, oldest first."""
     actor.require(Scope.READ)
-    request.validate()
     followed = await follows_of(db=db, actor=actor)
     values: dict[FollowKind, list[str]] = {kind: [] for kind in FollowKind}
     for item in followed:
@@ -83,17 +82,4 @@ async def feed(*, db: Database, actor: Principal, request: PageRequest) -> Page[
         tags=values[FollowKind.TAG],
         threads=values[FollowKind.PROBLEM] + values[FollowKind.SOLUTION],
     )  # fmt: skip
-    size, position = request.size, parse_cursor(request.after) or 0
-    found = await event_store.events_after(db, query, after=position, limit=size + 1)
-    shown = found[:size]
-
-    async def count() -> int:
-        return await event_store.count_events(db, query)
-
-    return Page(
-        items=shown,
-        cursors=[event_cursor(e) for e in shown],
-        has_next_page=len(found) > size,
-        has_previous_page=request.after is not None,
-        count=count,
-    )
+    return await event_page(db, query, request)
