@@ -3,6 +3,7 @@ in a thread pool with its own MongoClient and never blocks the event loop."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -386,14 +387,21 @@ class OAuthStore:
         )
 
     def count_failure(self, key: str, *, window_seconds: int) -> int:
+        # Create the counter first, then increment the existing document: concurrent upserts
+        # that also increment can each see "no document" and lose an increment.
+        with contextlib.suppress(DuplicateKeyError):
+            self.db.login_failures.update_one(
+                {"_id": key},
+                {
+                    "$setOnInsert": {
+                        "count": 0,
+                        "expiresAt": now() + timedelta(seconds=window_seconds),
+                    }
+                },
+                upsert=True,
+            )
         doc = self.db.login_failures.find_one_and_update(
-            {"_id": key},
-            {
-                "$inc": {"count": 1},
-                "$setOnInsert": {"expiresAt": now() + timedelta(seconds=window_seconds)},
-            },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+            {"_id": key}, {"$inc": {"count": 1}}, return_document=ReturnDocument.AFTER
         )
         return int(doc["count"]) if doc else 1
 
