@@ -24,18 +24,26 @@ class Follow:
         description="A city slug, a Hazard, a tag, or a problem's or solution's global id."
     )
     since: datetime
+    for_city: bool = strawberry.field(
+        description="Followed for your whole city: in the feed of everyone in it."
+    )
 
     @classmethod
     def from_domain(cls, follow: follows.Follow) -> Follow:
         node_kind = _NODE_KINDS.get(follow.kind)
         value = to_global_id(node_kind, follow.value) if node_kind else follow.value
-        return cls(kind=follow.kind, value=value, since=follow.since)
+        return cls(kind=follow.kind, value=value, since=follow.since, for_city=follow.for_city)
 
 
 @strawberry.input
 class FollowInput:
     kind: FollowKind
     value: str
+    for_city: bool = strawberry.field(
+        default=False,
+        description="Follow for your whole city (scope: publish); a city following a "
+        "problem or solution emits FOLLOWED_BY_CITY.",
+    )
 
 
 @strawberry.type
@@ -61,7 +69,11 @@ class FollowMutations:
         ctx = info.context
         found, errors = await attempt(
             lambda: follows.follow(
-                db=ctx.db, actor=ctx.actor(), kind=input.kind, value=_value(input)
+                db=ctx.db,
+                actor=ctx.actor(),
+                kind=input.kind,
+                value=_value(input),
+                for_city=input.for_city,
             )
         )
         return FollowPayload(
@@ -74,7 +86,11 @@ class FollowMutations:
         ctx = info.context
         found, errors = await attempt(
             lambda: follows.unfollow(
-                db=ctx.db, actor=ctx.actor(), kind=input.kind, value=_value(input)
+                db=ctx.db,
+                actor=ctx.actor(),
+                kind=input.kind,
+                value=_value(input),
+                for_city=input.for_city,
             )
         )
         return FollowPayload(

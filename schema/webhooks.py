@@ -116,6 +116,12 @@ class WebhookPayload:
 
 
 @strawberry.type
+class DeleteWebhookPayload:
+    deleted_webhook_id: strawberry.ID | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
 class RedeliverPayload:
     delivery: WebhookDelivery | None
     user_errors: list[UserError]
@@ -178,6 +184,18 @@ class WebhookMutations:
         )
         return WebhookPayload(
             webhook=Webhook.from_domain(hook) if hook else None, user_errors=errors
+        )
+
+    @strawberry.mutation(
+        description="Remove an endpoint: nothing more is sent to it, and its queued "
+        "deliveries and delivery log go with it."
+    )
+    async def delete_webhook(self, info: Info, input: WebhookIdInput) -> DeleteWebhookPayload:
+        ctx = info.context
+        actor = ctx.actor()
+        _, errors = await attempt(lambda: webhooks.delete(db=ctx.db, actor=actor, id=str(input.id)))
+        return DeleteWebhookPayload(
+            deleted_webhook_id=None if errors else input.id, user_errors=errors
         )
 
     @strawberry.mutation(description="Send a delivery again, now.")

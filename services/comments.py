@@ -23,9 +23,10 @@ SUBJECT_KINDS = ("Problem", "Solution")
 
 
 @dataclass(frozen=True, slots=True)
-class _Thread:
-    """What a discussion is about, as events need it for filtering."""
+class Thread:
+    """A problem or solution as events about it or its discussion need it for filtering."""
 
+    kind: str
     id: str
     city: str
     hazards: tuple[Hazard, ...]
@@ -41,17 +42,27 @@ class _Thread:
             thread_id=self.id, hazards=self.hazards, sectors=self.sectors, tags=self.tags,
         )  # fmt: skip
 
+    def own_event(self, type: EventType, actor: Principal) -> Event:
+        """An event about the problem or solution itself."""
+        return Event(
+            type=type, occurred_at=now(), city=actor.city, actor=actor.subject,
+            subject_kind=self.kind, subject_id=self.id, subject_city=self.city,
+            thread_id=self.id, hazards=self.hazards, sectors=self.sectors, tags=self.tags,
+        )  # fmt: skip
 
-async def _thread(db: Database, kind: str, id: str) -> _Thread:
+
+async def thread_of(db: Database, kind: str, id: str) -> Thread:
+    """The problem or solution `id`; NotFound if there is none."""
     if kind == "Problem":
         (problem,) = await problem_store.problems_by_ids(db, [id])
         if problem is not None:
-            return _Thread(problem.id, problem.city, problem.hazards, problem.sectors, problem.tags)
+            p = problem
+            return Thread(kind, p.id, p.city, p.hazards, p.sectors, p.tags)
     elif kind == "Solution":
         (solution,) = await solution_store.solutions_by_ids(db, [id])
         if solution is not None:
-            d = solution.details
-            return _Thread(solution.id, solution.city, solution.hazards, d.sectors, d.tags)
+            s, d = solution, solution.details
+            return Thread(kind, s.id, s.city, s.hazards, d.sectors, d.tags)
     raise NotFound(kind if kind in SUBJECT_KINDS else "Subject", id)
 
 
@@ -67,7 +78,7 @@ async def add(
     """Comment on a problem or solution, or reply to a top-level comment on it."""
     actor.require(Scope.COMMENT)
     text = limits.text("body", body, max_length=limits.COMMENT_MAX)
-    thread = await _thread(db, subject_kind, subject_id)
+    thread = await thread_of(db, subject_kind, subject_id)
     if parent_id is not None:
         parent = await store.get_comment(db, parent_id)
         if parent.subject_id != subject_id:
@@ -120,7 +131,7 @@ async def edit(*, db: Database, actor: Principal, id: str, body: str) -> Comment
     """The author rewrites a comment; `editedAt` records when."""
     comment = await _own(db, actor, id)
     text = limits.text("body", body, max_length=limits.COMMENT_MAX)
-    thread = await _thread(db, comment.subject_kind, comment.subject_id)
+    thread = await thread_of(db, comment.subject_kind, comment.subject_id)
     edited = await event_store.record(
         db,
         lambda session: store.edit_comment(db, id, text, at=now(), session=session),
@@ -132,7 +143,7 @@ async def edit(*, db: Database, actor: Principal, id: str, body: str) -> Comment
 async def delete(*, db: Database, actor: Principal, id: str) -> Comment:
     """The author deletes a comment; a tombstone keeps the thread's shape."""
     comment = await _own(db, actor, id)
-    thread = await _thread(db, comment.subject_kind, comment.subject_id)
+    thread = await thread_of(db, comment.subject_kind, comment.subject_id)
     deleted = await event_store.record(
         db,
         lambda session: store.delete_comment(db, id, at=now(), session=session),
@@ -148,7 +159,7 @@ async def hide(*, db: Database, actor: Principal, id: str, reason: str) -> Comme
     actor.require_own_city(comment.subject_city, "discussion")
     why = limits.text("reason", reason, max_length=limits.SUMMARY_MAX)
     hidden = Hidden(by=actor.subject, reason=why, at=now())
-    thread = await _thread(db, comment.subject_kind, comment.subject_id)
+    thread = await thread_of(db, comment.subject_kind, comment.subject_id)
     saved = await event_store.record(
         db,
         lambda session: store.hide_comment(db, id, hidden, session=session),

@@ -9,9 +9,10 @@ from enum import StrEnum
 
 from services import limits
 from services.clock import now
+from services.comments import thread_of
 from services.errors import InvalidInput
 from services.events import event_page
-from services.models import Event
+from services.models import Event, EventType
 from services.pages import Page, PageRequest
 from services.principal import Principal, Scope
 from services.store import events as event_store
@@ -30,11 +31,16 @@ class FollowKind(StrEnum):
     SOLUTION = "SOLUTION"
 
 
+CITY_WIDE = ""  # the `subject` of a follow made for a whole city
+_THREAD_KINDS = {"PROBLEM": "Problem", "SOLUTION": "Solution"}
+
+
 @dataclass(frozen=True, slots=True)
 class Follow:
     kind: FollowKind
     value: str  # a city slug, a hazard, a tag, or a problem's or solution's id
     since: datetime
+    for_city: bool = False  # made for the caller's whole city, not only the caller
 
 
 def _checked(kind: FollowKind, value: str) -> str:
@@ -44,34 +50,58 @@ def _checked(kind: FollowKind, value: str) -> str:
     return value.lower() if kind is FollowKind.TAG else value
 
 
-async def follow(*, db: Database, actor: Principal, kind: FollowKind, value: str) -> list[Follow]:
-    """Follow something (idempotent); the caller's follows afterwards."""
-    actor.require(Scope.READ)
+def _owner(actor: Principal, for_city: bool) -> str:
+    """Whose follow this is: the caller, or (with `publish`) the caller's whole city."""
+    actor.require(Scope.PUBLISH if for_city else Scope.READ)
+    return CITY_WIDE if for_city else actor.subject
+
+
+async def follow(
+    *, db: Database, actor: Principal, kind: FollowKind, value: str, for_city: bool = False
+) -> list[Follow]:
+    """Follow something (idempotent); the caller's follows afterwards. A city following a
+    problem or solution is news to its owner: that emits FOLLOWED_BY_CITY."""
+    subject = _owner(actor, for_city)
     checked = _checked(kind, value)
-    if await store.count(db, city=actor.city, subject=actor.subject) >= MAX_FOLLOWS:
+    thread = None
+    if kind.value in _THREAD_KINDS:
+        thread = await thread_of(db, _THREAD_KINDS[kind.value], checked)  # NotFound if none
+    if await store.count(db, city=actor.city, subject=subject) >= MAX_FOLLOWS:
         raise InvalidInput("value", f"you follow {MAX_FOLLOWS} things already")
-    await store.add(
-        db, city=actor.city, subject=actor.subject, kind=kind.value, value=checked, at=now()
-    )
+    event = thread.own_event(EventType.FOLLOWED_BY_CITY, actor) if thread and for_city else None
+    await event_store.record(
+        db,
+        lambda session: store.add(
+            db, city=actor.city, subject=subject, kind=kind.value, value=checked, at=now(),
+            session=session,
+        ),
+        lambda added: event if added else None,
+    )  # fmt: skip
     return await follows_of(db=db, actor=actor)
 
 
-async def unfollow(*, db: Database, actor: Principal, kind: FollowKind, value: str) -> list[Follow]:
-    actor.require(Scope.READ)
+async def unfollow(
+    *, db: Database, actor: Principal, kind: FollowKind, value: str, for_city: bool = False
+) -> list[Follow]:
+    subject = _owner(actor, for_city)
     await store.remove(
-        db, city=actor.city, subject=actor.subject, kind=kind.value, value=_checked(kind, value)
+        db, city=actor.city, subject=subject, kind=kind.value, value=_checked(kind, value)
     )
     return await follows_of(db=db, actor=actor)
 
 
 async def follows_of(*, db: Database, actor: Principal) -> list[Follow]:
+    """The caller's own follows and their city's."""
     actor.require(Scope.READ)
-    found = await store.of(db, city=actor.city, subject=actor.subject)
-    return [Follow(FollowKind(kind), value, since) for kind, value, since in found]
+    found = await store.of(db, city=actor.city, subjects=(actor.subject, CITY_WIDE))
+    return [
+        Follow(FollowKind(kind), value, since, for_city=subject == CITY_WIDE)
+        for subject, kind, value, since in found
+    ]
 
 
 async def feed(*, db: Database, actor: Principal, request: PageRequest) -> Page[Event]:
-    """Events about anything the caller follows, oldest first."""
+    """Events about anything the caller or their city follows, oldest first."""
     actor.require(Scope.READ)
     followed = await follows_of(db=db, actor=actor)
     values: dict[FollowKind, list[str]] = {kind: [] for kind in FollowKind}

@@ -207,6 +207,7 @@ class EventType(StrEnum):
     COMMENT_EDITED = "COMMENT_EDITED"
     COMMENT_DELETED = "COMMENT_DELETED"
     COMMENT_HIDDEN = "COMMENT_HIDDEN"
+    FOLLOWED_BY_CITY = "FOLLOWED_BY_CITY"
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,3 +86,52 @@ async def test_viewer_feed_is_the_events_of_what_one_follows(api: Api) -> None:
     ]
     other = await api.token("rotterdam")
     assert (await api.data(VIEWER_FEED, token=other))["viewer"]["feed"]["edges"] == []
+
+
+async def test_a_city_follows_for_all_its_people_and_its_owner_hears_of_it(api: Api) -> None:
+    from schema.relay import to_global_id
+
+    await add_city(api.db, "rotterdam")
+    await add_city(api.db, "lagos")
+    followed = await _problem(api, "rotterdam", "Cloudbursts", Hazard.FLOOD, [])
+    value = to_global_id("Problem", followed)
+    follow_for_city = """mutation($value: String!) {
+      follow(input: {kind: PROBLEM, value: $value, forCity: true}) {
+        follows { kind forCity } userErrors { code } } }"""
+    reader = await api.token("lagos", scopes=("read",), subject="reader")
+    body = await api.gql(follow_for_city, {"value": value}, token=reader)
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+    cro = await api.token("lagos", subject="cro")
+    data = await api.data(follow_for_city, {"value": value}, token=cro)
+    assert data["follow"] == {"follows": [{"kind": "PROBLEM", "forCity": True}], "userErrors": []}
+    await api.data(follow_for_city, {"value": value}, token=cro)  # idempotent: one event
+    missing = await api.data(
+        follow_for_city, {"value": to_global_id("Problem", "0" * 24)}, token=cro
+    )
+    assert missing["follow"]["userErrors"] == [{"code": "NOT_FOUND"}]
+
+    await comments.add(
+        db=api.db,
+        actor=_writer("rotterdam"),
+        subject_kind="Problem",
+        subject_id=followed,
+        parent_id=None,
+        body="Update on the cloudbursts",
+    )
+    # Someone else in Lagos, who follows nothing personally, sees it in their feed.
+    colleague = await api.token("lagos", scopes=("read",), subject="colleague")
+    events = (await api.data(VIEWER_FEED, token=colleague))["viewer"]["feed"]["edges"]
+    assert [e["node"]["type"] for e in events] == [
+        "PROBLEM_PUBLISHED",
+        "FOLLOWED_BY_CITY",
+        "COMMENT_ADDED",
+    ]
+    # Rotterdam, the owner, sees who follows its problem.
+    owner = await api.token("rotterdam")
+    followed_by = """{ feed(first: 5, filter: {types: [FOLLOWED_BY_CITY]}) {
+        edges { node { city { slug } subject { ... on Problem { title } } } } } }"""
+    edges = (await api.data(followed_by, token=owner))["feed"]["edges"]
+    assert [e["node"] for e in edges] == [
+        {"city": {"slug": "lagos"}, "subject": {"title": "Cloudbursts"}}
+    ]

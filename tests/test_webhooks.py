@@ -201,3 +201,29 @@ async def test_only_a_city_admin_registers_webhooks(api: Api) -> None:
     publisher = await api.token("rotterdam", scopes=("read", "publish"))
     body = await api.gql(REGISTER, {"input": {"url": "http://127.0.0.1:9/hook"}}, token=publisher)
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_deleted_webhook_receives_nothing_more(api: Api, settings: Settings) -> None:
+    await add_city(api.db, "rotterdam")
+    await add_city(api.db, "lagos")
+    delete = """mutation($id: ID!) { deleteWebhook(input: {id: $id}) {
+        deletedWebhookId userErrors { code } } }"""
+    async with receiving(Receiver()) as receiver, service(settings, api) as app:
+        hook = await _register(app, receiver.url)
+        await _publish(app, "Before")
+        await _until(lambda: len(receiver.received) == 1)
+        other_city = await app.token("lagos")
+        refused = await app.data(delete, {"id": hook["id"]}, token=other_city)
+        assert refused["deleteWebhook"]["userErrors"] == [{"code": "NOT_FOUND"}]
+
+        token = await app.token("rotterdam")
+        data = await app.data(delete, {"id": hook["id"]}, token=token)
+        assert data["deleteWebhook"] == {"deletedWebhookId": hook["id"], "userErrors": []}
+        assert (await app.data(LOG, token=token))["webhooks"] == []
+        assert await app.db.db["webhook_deliveries"].count_documents({}) == 0
+        await _publish(app, "After")
+        await _publish(app, "After, again")
+        await asyncio.sleep(1)  # retries every 0.1 s: a delivery would have gone out by now
+        assert len(receiver.received) == 1
+        again = await app.data(delete, {"id": hook["id"]}, token=token)
+        assert again["deleteWebhook"]["userErrors"] == [{"code": "NOT_FOUND"}]

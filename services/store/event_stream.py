@@ -26,21 +26,25 @@ RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 @dataclass(slots=True)
 class EventStream:
+    """Follows the event log. `last_seq` is the last event already published (0: start from
+    the log's end); `resume_token` where the change stream itself resumes (None: from now,
+    catching up from the log after `last_seq`)."""
+
     db: Database
     publish: Callable[[Event], None]
     on_open: Callable[[int], None] = lambda delta: None
     last_seq: int = 0
+    resume_token: Any = None
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Follow the log until `stopping` is set."""
-        resume_token: Any = None
         attempt = 0
         while not stopping.is_set():
             try:
                 if self.last_seq == 0:
                     self.last_seq = await latest_seq(self.db)
                 async with await self.db.events.watch(
-                    [{"$match": {"operationType": "insert"}}], resume_after=resume_token,
+                    [{"$match": {"operationType": "insert"}}], resume_after=self.resume_token,
                     max_await_time_ms=500,
                 ) as stream:  # fmt: skip
                     self.on_open(1)
@@ -52,18 +56,26 @@ class EventStream:
                             change = await stream.try_next()
                             if change is not None:
                                 self._publish(event_from_doc(change["fullDocument"]))
-                            resume_token = stream.resume_token
+                            self.resume_token = stream.resume_token
                     finally:
                         self.on_open(-1)
             except OperationFailure as exc:
+                # The driver resumes by itself after resumable errors; what reaches here
+                # cannot resume from the token. The log has every event: start a new
+                # stream from now and replay what was missed from the log.
                 if exc.code == CHANGE_STREAM_HISTORY_LOST:
                     log.warning(
                         "change stream history lost; recovering from the event log after event %d",
                         self.last_seq,
                     )
-                    resume_token = None
                 else:
-                    log.warning("change stream failed (%s); reopening", exc.code)
+                    log.warning(
+                        "change stream failed (code %s); recovering from the event log after "
+                        "event %d",
+                        exc.code,
+                        self.last_seq,
+                    )
+                self.resume_token = None
                 await self._pause(stopping, attempt)
                 attempt += 1
             except (PyMongoError, Unavailable) as exc:

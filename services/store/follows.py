@@ -1,8 +1,11 @@
-"""Follows in MongoDB: one document per (person, kind, value)."""
+"""Follows in MongoDB: one document per (person or whole city, kind, value)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from services.store.database import Database, guarded
 
@@ -13,9 +16,17 @@ def _id(city: str, subject: str, kind: str, value: str) -> str:
 
 @guarded
 async def add(
-    db: Database, *, city: str, subject: str, kind: str, value: str, at: datetime
-) -> None:
-    await db.db["follows"].update_one(
+    db: Database,
+    *,
+    city: str,
+    subject: str,
+    kind: str,
+    value: str,
+    at: datetime,
+    session: AsyncClientSession | None = None,
+) -> bool:
+    """Add a follow unless it exists; whether it was new."""
+    result = await db.db["follows"].update_one(
         {"_id": _id(city, subject, kind, value)},
         {
             "$setOnInsert": {
@@ -27,7 +38,9 @@ async def add(
             }
         },
         upsert=True,
+        session=session,
     )
+    return result.upserted_id is not None
 
 
 @guarded
@@ -41,6 +54,12 @@ async def count(db: Database, *, city: str, subject: str) -> int:
 
 
 @guarded
-async def of(db: Database, *, city: str, subject: str) -> list[tuple[str, str, datetime]]:
-    cursor = db.db["follows"].find({"city": city, "subject": subject}).sort("since", 1)
-    return [(doc["kind"], doc["value"], doc["since"]) async for doc in cursor.limit(500)]
+async def of(
+    db: Database, *, city: str, subjects: Sequence[str]
+) -> list[tuple[str, str, str, datetime]]:
+    """(subject, kind, value, since) of the follows of `subjects` in `city`, oldest first."""
+    cursor = db.db["follows"].find({"city": city, "subject": {"$in": list(subjects)}})
+    return [
+        (doc["subject"], doc["kind"], doc["value"], doc["since"])
+        async for doc in cursor.sort("since", 1).limit(1000)
+    ]

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from services.clock import now
@@ -134,7 +135,13 @@ async def enable(db: Database, id: str) -> Webhook:
 
 @guarded
 async def delete(db: Database, id: str) -> None:
-    await db.db["webhooks"].delete_one({"_id": object_id(id)})
+    """Remove an endpoint with its queue and delivery log, together."""
+
+    async def work(session: AsyncClientSession) -> None:
+        await db.db["webhooks"].delete_one({"_id": object_id(id)}, session=session)
+        await db.db["webhook_deliveries"].delete_many({"webhookId": id}, session=session)
+
+    await db.in_transaction(work)
 
 
 @guarded
