@@ -87,8 +87,10 @@ class Resources:
 
 class GraphQLView(GraphQL[Context, None]):
     def __init__(self, *, resources: Resources, metrics: Metrics, settings: Settings) -> None:
+        schema = build_schema(production=settings.production)
+        self.shared = schema.shared
         super().__init__(
-            build_schema(production=settings.production),
+            schema,
             graphql_ide=None if settings.production else "graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             allowed_origins=settings.allowed_origins,
@@ -209,7 +211,15 @@ def create_app(
     logging.getLogger("authlib").setLevel(max(logging.INFO, log.getEffectiveLevel()))
     metrics = Metrics()
     resources = Resources()
-    live_metrics = metrics.live(lambda: resources.hub.subscribers if resources.hub else 0)
+    graphql = GraphQLView(resources=resources, metrics=metrics, settings=settings)
+    shared = graphql.shared
+
+    def subscriptions() -> int:
+        """Clients' subscriptions: a group of identical ones has one hub subscriber."""
+        alone = (resources.hub.subscribers if resources.hub else 0) - shared.groups
+        return alone + shared.members
+
+    live_metrics = metrics.live(subscriptions, groups=lambda: shared.groups)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncGenerator[None]:
@@ -303,7 +313,6 @@ def create_app(
     async def prometheus(_: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    graphql = GraphQLView(resources=resources, metrics=metrics, settings=settings)
     return Starlette(
         routes=[
             *oauth_routes(resources.oauth_realms),

@@ -54,13 +54,19 @@ class Metrics:
         self.operations.labels(name, type, outcome).inc()
         self.operation_seconds.labels(type).observe(seconds)
 
-    def live(self, subscribers: Callable[[], int]) -> LiveMetrics:
-        """Gauges and counters of live updates; `subscribers` is read at scrape time."""
+    def live(self, subscribers: Callable[[], int], groups: Callable[[], int]) -> LiveMetrics:
+        """Gauges and counters of live updates; the callables are read at scrape time."""
         r = self.registry
         active = Gauge(
             "cityexchange_subscriptions_active", "Active event subscriptions.", registry=r
         )
         active.set_function(lambda: float(subscribers()))
+        shared = Gauge(
+            "cityexchange_subscription_groups",
+            "Groups of identical subscriptions, each executed once per event.",
+            registry=r,
+        )
+        shared.set_function(lambda: float(groups()))
         return LiveMetrics(
             websockets=Gauge(
                 "cityexchange_websocket_connections", "Open WebSocket connections.", registry=r

@@ -17,6 +17,18 @@ from services.store.database import Database
 
 
 @dataclass(slots=True)
+class LiveRole:
+    """How the `events` resolver runs inside a shared subscription (schema/sharing.py): as
+    the group's one live execution (`on_live` is called once it listens), or as a member's
+    catch-up from the log up to position `replay_until`."""
+
+    on_live: Callable[[], None] = lambda: None
+    replay_until: int | None = None
+    seq: int = 0  # the event the resolver yielded last
+    finished: bool = False  # the resolver ran to its end (a replay that completed)
+
+
+@dataclass(slots=True)
 class Context:
     db: Database
     request_id: str
@@ -33,6 +45,7 @@ class Context:
     on_close: list[Callable[[], object]] = field(default_factory=list[Callable[[], object]])
     tasks: set[object] = field(default_factory=set[object])  # keeps background tasks alive
     public_url: str = ""
+    live: LiveRole | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -129,9 +129,24 @@ class Subscription:
         hub = ctx.hub
         if hub is None:
             raise RuntimeError("live events are not running")
-        stream = events.follow(
-            db=ctx.db, hub=hub, actor=ctx.actor(), event_filter=domain_filter(filter), after=after
-        )
+        role, actor, wanted = ctx.live, ctx.actor(), domain_filter(filter)
+        if role is None:  # a subscription of its own
+            stream = events.follow(
+                db=ctx.db, hub=hub, actor=actor, event_filter=wanted, after=after
+            )
+        elif role.replay_until is not None:  # a shared subscription's member catching up
+            stream = events.replay(
+                db=ctx.db, actor=actor, event_filter=wanted, after=after, until=role.replay_until
+            )
+        else:  # a shared subscription's one live execution: members replay on their own
+            stream = events.follow(
+                db=ctx.db, hub=hub, actor=actor, event_filter=wanted, after=None,
+                on_live=role.on_live,
+            )  # fmt: skip
         async for event in stream:
             ctx.loaders.clear()  # each event is a fresh read of what it refers to
+            if role is not None:
+                role.seq = event.seq
             yield Event.from_domain(event)
+        if role is not None:
+            role.finished = True

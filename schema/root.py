@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -17,11 +18,14 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StreamResult
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
+from schema import sharing
 from schema.cities import City, Person
 from schema.comments import Comment, CommentMutations
-from schema.context import Info
+from schema.context import Context, Info
 from schema.errors import ErrorCodes, ProdErrorCodes
 from schema.events import EventQueries, Subscription
 from schema.follows import FollowMutations
@@ -29,6 +33,7 @@ from schema.observer import OperationObserver
 from schema.problems import Problem, ProblemFilter, ProblemMutations
 from schema.realm_admin import RealmAdminMutations, RealmAdminQueries
 from schema.relay import Connection, Node, connection, from_global_id
+from schema.sharing import SharedSubscriptions
 from schema.solution_mutations import SolutionMutations
 from schema.solutions import Solution, SolutionFilter
 from schema.viewer import Viewer
@@ -175,7 +180,43 @@ class Mutation(
 
 class CityExchangeSchema(strawberry.Schema):
     """The schema; errors are coded and logged by ErrorCodes, not by strawberry's logger,
-    which would log every client mistake (and its query) as an error."""
+    which would log every client mistake (and its query) as an error. Identical `events`
+    subscriptions are executed once per event (schema/sharing.py)."""
+
+    _shared: SharedSubscriptions | None = None
+
+    @property
+    def shared(self) -> SharedSubscriptions:
+        """This schema's (this app's) groups of identical subscriptions."""
+        if self._shared is None:
+            self._shared = SharedSubscriptions()
+        return self._shared
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        run_alone = super().stream
+        shared = sharing.plan(query, operation_name, variable_values, context_value)
+        if shared is None or not isinstance(context_value, Context):
+            return await run_alone(
+                query, variable_values, context_value, root_value, operation_name,
+                operation_extensions, allowed_operation_types,
+            )  # fmt: skip
+
+        def run(context: Context) -> Awaitable[StreamResult]:
+            return run_alone(
+                query, variable_values, context, root_value, operation_name,
+                operation_extensions, allowed_operation_types,
+            )  # fmt: skip
+
+        return self.shared.stream(shared, context_value, run)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -183,7 +224,7 @@ class CityExchangeSchema(strawberry.Schema):
         pass
 
 
-def build_schema(*, production: bool) -> strawberry.Schema:
+def build_schema(*, production: bool) -> CityExchangeSchema:
     """The schema with limits (BRIEF §7); production also hides introspection and hints."""
     # Classes or factories, never instances: an instance would be shared by concurrent
     # requests (BRIEF §8). The parser and validation caches are module-level LRUs inside

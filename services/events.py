@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 from services.errors import InvalidInput
 from services.live import EventFilter, Hub
@@ -44,29 +44,32 @@ def _query(event_filter: EventFilter) -> Document:
 
 
 async def follow(
-    *, db: Database, hub: Hub, actor: Principal, event_filter: EventFilter, after: str | None
+    *,
+    db: Database,
+    hub: Hub,
+    actor: Principal,
+    event_filter: EventFilter,
+    after: str | None,
+    on_live: Callable[[], None] = lambda: None,
 ) -> AsyncGenerator[Event]:
     """Matching events after `after` from the log, then live ones: no gap, no duplicate.
 
-    The live subscription starts first; the log is read after it, so an event committed in
-    between is seen by one of the two, and anything already seen is skipped by position.
+    The live subscription starts first (`on_live` is called then); the log is read after it,
+    so an event committed in between is seen by one of the two, and anything already seen is
+    skipped by position.
     """
     actor.require(Scope.READ)
     event_filter = event_filter.checked()
     position = parse_cursor(after)
     subscriber = hub.subscribe(event_filter)
     try:
+        on_live()
         if position is None:
             position = hub.last_seq
         else:
-            query = _query(event_filter)
-            while True:
-                missed = await store.events_after(db, query, after=position, limit=REPLAY_BATCH)
-                for event in missed:
-                    position = event.seq
-                    yield event
-                if len(missed) < REPLAY_BATCH:
-                    break
+            async for event in _logged(db, _query(event_filter), after=position, until=None):
+                position = event.seq
+                yield event
         while True:
             event = await subscriber.next()
             if event.seq > position:
@@ -74,6 +77,31 @@ async def follow(
                 yield event
     finally:
         hub.unsubscribe(subscriber)
+
+
+async def replay(
+    *, db: Database, actor: Principal, event_filter: EventFilter, after: str | None, until: int
+) -> AsyncGenerator[Event]:
+    """Matching events after `after` up to position `until`, from the log; nothing without
+    `after`. A shared subscription's member catches up this way, then joins its group."""
+    actor.require(Scope.READ)
+    event_filter = event_filter.checked()
+    position = parse_cursor(after)
+    if position is not None:
+        async for event in _logged(db, _query(event_filter), after=position, until=until):
+            yield event
+
+
+async def _logged(
+    db: Database, query: Document, *, after: int, until: int | None
+) -> AsyncGenerator[Event]:
+    while True:
+        missed = await store.events_after(db, query, after=after, until=until, limit=REPLAY_BATCH)
+        for event in missed:
+            after = event.seq
+            yield event
+        if len(missed) < REPLAY_BATCH:
+            return
 
 
 async def feed(

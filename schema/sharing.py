@@ -1,0 +1,302 @@
+"""Identical live subscriptions, executed once per event.
+
+`events` subscriptions with the same document, the same variables (the `after` cursor aside)
+and the same visibility form a group. The group runs one live execution: each event is
+resolved once, and the same result goes to every member. A member that subscribes with
+`after` first replays what it missed from the log on its own, up to the position the process
+had reached when it joined, then takes the group's results past that position: no gap and no
+duplicate at the seam, as for a subscription of its own.
+
+Visibility is the caller's city and scopes: what a resolver returns depends on nothing else
+of the caller (no field is personal). If a personal field is ever added, it must join the key
+in `_Shape`, or such subscriptions must not be shared.
+
+Anything else (queries and mutations over the socket, several root fields, fragments at the
+root) runs as strawberry runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import json
+import logging
+import re
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
+
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    StringValueNode,
+    VariableNode,
+    parse,
+)
+from strawberry.schema.schema import StreamResult
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+
+from schema.context import Context, LiveRole
+from schema.errors import coded_errors
+from services.errors import InvalidInput
+from services.events import parse_cursor
+from services.live import QUEUE_LIMIT, SubscriberTooSlow
+
+log = logging.getLogger("cityexchange.live")
+
+Result = ExecutionResult | PreExecutionError
+Run = Callable[[Context], Awaitable[StreamResult]]  # the member's operation, in a context
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What makes two subscriptions identical."""
+
+    query: str
+    operation_name: str | None
+    variables: str  # canonical JSON, without the `after` variable
+    city: str
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A subscription that can be shared, and its member's own cursor."""
+
+    shape: _Shape
+    after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _CursorArgument:
+    variable: str | None = None
+    literal: str | None = None
+
+
+@functools.lru_cache(maxsize=256)
+def _cursor_argument(query: str, operation_name: str | None) -> _CursorArgument | None:
+    """How a shareable document gives `after`; None when the document is not shareable."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return None  # strawberry reports it
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1 or operations[0].operation is not OperationType.SUBSCRIPTION:
+        return None
+    selections = operations[0].selection_set.selections
+    if len(selections) != 1:
+        return None
+    root = selections[0]
+    if not isinstance(root, FieldNode) or root.name.value != "events" or root.directives:
+        return None
+    after = next((a.value for a in root.arguments or () if a.name.value == "after"), None)
+    if isinstance(after, VariableNode):
+        name = after.name.value
+        # Its definition and this one use: a variable used elsewhere too stays in the key.
+        if len(re.findall(rf"\$\s*{re.escape(name)}\b", query)) != 2:
+            return None
+        return _CursorArgument(variable=name)
+    if isinstance(after, StringValueNode):
+        return _CursorArgument(literal=after.value)
+    return _CursorArgument()
+
+
+def plan(
+    query: str | None,
+    operation_name: str | None,
+    variables: Mapping[str, object] | None,
+    context: object,
+) -> Plan | None:
+    """The plan for sharing this operation, or None to run it on its own."""
+    if query is None or not isinstance(context, Context) or context.live is not None:
+        return None
+    if context.principal is None or context.hub is None:
+        return None
+    cursor = _cursor_argument(query, operation_name)
+    if cursor is None:
+        return None
+    variables = variables or {}
+    after = cursor.literal if cursor.variable is None else variables.get(cursor.variable)
+    if after is not None and not isinstance(after, str):
+        return None  # strawberry reports the type error
+    rest = {k: v for k, v in variables.items() if k != cursor.variable}
+    try:
+        key = json.dumps(rest, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+    principal = context.principal
+    return Plan(_Shape(query, operation_name, key, principal.city, principal.scopes), after)
+
+
+@dataclass(eq=False, slots=True)
+class _Member:
+    """One subscriber's results waiting to be sent; bounded like a hub subscriber's."""
+
+    pending: deque[tuple[int | None, Result]] = field(
+        default_factory=deque[tuple[int | None, Result]]
+    )
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: bool = False
+    too_slow: bool = False
+
+    def offer(self, seq: int | None, result: Result) -> None:
+        if self.too_slow:
+            return
+        if len(self.pending) >= QUEUE_LIMIT:
+            self.too_slow = True  # memory stays bounded; the member resumes by cursor
+            self.pending.clear()
+        else:
+            self.pending.append((seq, result))
+        self.wake.set()
+
+    def end(self) -> None:
+        self.ended = True
+        self.wake.set()
+
+    async def take(self) -> tuple[int | None, Result] | None:
+        """The next result (None once the group has ended); SubscriberTooSlow if dropped."""
+        while True:
+            if self.too_slow:
+                raise SubscriberTooSlow
+            if self.pending:
+                return self.pending.popleft()
+            if self.ended:
+                return None
+            self.wake.clear()
+            await self.wake.wait()
+
+
+@dataclass(eq=False, slots=True)
+class _Group:
+    shape: _Shape
+    members: set[_Member] = field(default_factory=set[_Member])
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # live, or ended before
+    live: bool = False
+    task: asyncio.Task[None] | None = None
+
+    def went_live(self) -> None:
+        self.live = True
+        self.settled.set()
+
+    def broadcast(self, seq: int | None, result: Result) -> None:
+        for member in self.members:
+            member.offer(seq, result)
+
+
+class SharedSubscriptions:
+    """The groups of one schema (one app): identical subscriptions, one execution each."""
+
+    def __init__(self) -> None:
+        self._groups: dict[_Shape, _Group] = {}
+
+    @property
+    def groups(self) -> int:
+        return len(self._groups)
+
+    @property
+    def members(self) -> int:
+        return sum(len(group.members) for group in self._groups.values())
+
+    async def stream(self, plan: Plan, context: Context, run: Run) -> StreamResult:
+        """One member's results: its own catch-up, then the group's live results."""
+        group = self._groups.get(plan.shape) or self._start(plan.shape, context, run)
+        member = _Member()
+        group.members.add(member)
+        try:
+            await group.settled.wait()
+            floor = 0  # the group's results at or below this position are not this member's
+            if group.live:
+                assert context.hub is not None
+                floor = context.hub.last_seq
+                if plan.after is not None:
+                    with_cursor = _position(plan.after)
+                    role = LiveRole(replay_until=floor)
+                    source = await run(dataclasses.replace(context, live=role))
+                    async with aclosing(source):
+                        async for result in source:
+                            yield result
+                    if not role.finished:
+                        return  # the catch-up failed and said why
+                    floor = max(floor, with_cursor)
+            while True:
+                try:
+                    item = await member.take()
+                except SubscriberTooSlow as exc:
+                    yield _error(context, exc)
+                    return
+                if item is None:
+                    return
+                seq, result = item
+                if seq is None or seq > floor:
+                    yield result
+        finally:
+            group.members.discard(member)
+            if not group.members:
+                self._retire(group)
+                if group.task is not None:
+                    group.task.cancel()
+
+    def _start(self, shape: _Shape, context: Context, run: Run) -> _Group:
+        group = _Group(shape)
+        self._groups[shape] = group
+        role = LiveRole(on_live=group.went_live)
+        # The group outlives the member that started it: nothing of that member's socket.
+        own = dataclasses.replace(
+            context, live=role, close_socket=None, on_close=[], tasks=set(), connection_params=None
+        )
+        group.task = asyncio.create_task(self._execute(group, role, run(own)))
+        return group
+
+    async def _execute(
+        self, group: _Group, role: LiveRole, started: Awaitable[StreamResult]
+    ) -> None:
+        try:
+            source = await started
+            async with aclosing(source):
+                seen = 0
+                async for result in source:
+                    if not isinstance(result, ExecutionResult):
+                        continue  # incremental delivery: not in subscriptions
+                    if role.seq != seen:
+                        seen = role.seq
+                        group.broadcast(seen, result)
+                    else:  # not an event's result: the execution failed, for every member
+                        self._retire(group)
+                        group.broadcast(None, result)
+        except Exception:
+            log.exception("a shared subscription failed")
+        finally:
+            self._retire(group)
+            group.settled.set()
+            for member in group.members:
+                member.end()
+
+    def _retire(self, group: _Group) -> None:
+        """No new member joins `group`; the next identical subscription starts a new one."""
+        if self._groups.get(group.shape) is group:
+            del self._groups[group.shape]
+
+
+def _position(after: str) -> int:
+    try:
+        return parse_cursor(after) or 0
+    except InvalidInput:
+        return 0  # the catch-up reports it
+
+
+def _error(context: Context, exc: Exception) -> ExecutionResult:
+    error = GraphQLError(str(exc), path=["events"], original_error=exc)
+    errors = coded_errors(
+        [error],
+        request_id=context.request_id,
+        hide_suggestions=context.production,
+        on_unavailable=lambda: None,
+    )
+    return ExecutionResult(data=None, errors=errors)

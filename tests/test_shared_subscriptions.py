@@ -1,0 +1,163 @@
+"""Identical subscriptions are executed once per event, whatever their cursors, and each
+subscriber still gets exactly its own events: its missed ones, then the live ones."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from services import problems
+from services.principal import Principal
+from services.taxonomy import Hazard
+from tests.conftest import Api, add_city
+from tests.live_support import Subscriber, live_server
+
+EVENTS = """subscription($filter: EventFilter, $after: String) {
+  events(filter: $filter, after: $after) {
+    cursor subject { ... on Problem { title city { slug } } }
+  }
+}"""
+FLOODS = {"filter": {"hazards": ["FLOOD"]}}
+WRITER = Principal("rotterdam", "cro", frozenset({"read", "publish"}), "tests")
+SUBSCRIBERS = 30
+
+
+@pytest.fixture
+async def address(api: Api) -> AsyncIterator[str]:
+    await add_city(api.db, "rotterdam")
+    async with live_server(api.settings) as address:
+        yield address
+
+
+async def _publish(api: Api, title: str) -> None:
+    await problems.publish(
+        db=api.db,
+        actor=WRITER,
+        draft=problems.ProblemDraft(title=title, summary="s", hazards=[Hazard.FLOOD]),
+    )
+
+
+async def _metric(http: httpx.AsyncClient, address: str, line: str) -> float:
+    text = (await http.get(f"http://{address}/metrics")).text
+    found = re.search(rf"^{re.escape(line)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+async def _until(http: httpx.AsyncClient, address: str, line: str, value: float) -> None:
+    async with asyncio.timeout(20):
+        while await _metric(http, address, line) != value:
+            await asyncio.sleep(0.05)
+
+
+def _event(message: dict[str, object]) -> dict[str, object]:
+    assert message["type"] == "next", message
+    return message["payload"]["data"]["events"]  # type: ignore[index,no-any-return]
+
+
+async def test_identical_subscriptions_run_once_per_event(api: Api, address: str) -> None:
+    token = await api.token("rotterdam", scopes=("read",))
+    finds = 'cityexchange_db_commands_total{command="find",origin="request"}'
+    clients = [Subscriber.connect(address, token) for _ in range(SUBSCRIBERS)]
+    subscribers = [await c.__aenter__() for c in clients]
+    try:
+        for subscriber in subscribers:
+            await subscriber.acknowledged()
+            await subscriber.subscribe(EVENTS, FLOODS)
+        async with httpx.AsyncClient() as http:
+            await _until(http, address, "cityexchange_subscriptions_active", SUBSCRIBERS)
+            assert await _metric(http, address, "cityexchange_subscription_groups") == 1
+            before = await _metric(http, address, finds)
+            await _publish(api, "Once for all")
+            received = await asyncio.gather(*(s.next() for s in subscribers))
+            assert {str(_event(m)["subject"]) for m in received} == {
+                str({"title": "Once for all", "city": {"slug": "rotterdam"}})
+            }
+            # One execution: the problem and its city read once, not once per subscriber.
+            assert await _metric(http, address, finds) - before <= 2
+    finally:
+        for client in clients:
+            await client.__aexit__(None, None, None)
+
+
+async def test_a_member_with_a_cursor_catches_up_then_shares(api: Api, address: str) -> None:
+    token = await api.token("rotterdam", scopes=("read",))
+    async with (
+        Subscriber.connect(address, token) as live,
+        Subscriber.connect(address, token) as late,
+        httpx.AsyncClient() as http,
+    ):
+        await live.acknowledged()
+        await live.subscribe(EVENTS, FLOODS)
+        await _until(http, address, "cityexchange_subscriptions_active", 1)
+        await _publish(api, "First")
+        await _publish(api, "Second")
+        first = _event(await live.next())
+        assert _event(await live.next())["subject"]["title"] == "Second"  # type: ignore[index]
+
+        await late.acknowledged()
+        await late.subscribe(EVENTS, {**FLOODS, "after": first["cursor"]})
+        assert _event(await late.next())["subject"]["title"] == "Second"  # type: ignore[index]
+        await _until(http, address, "cityexchange_subscriptions_active", 2)
+        assert await _metric(http, address, "cityexchange_subscription_groups") == 1
+
+        await _publish(api, "Third")
+        for subscriber in (live, late):
+            assert _event(await subscriber.next())["subject"]["title"] == "Third"  # type: ignore[index]
+            assert await subscriber.silent(0.3)  # exactly once, nothing repeated
+
+
+async def test_different_visibility_or_filters_are_not_shared(api: Api, address: str) -> None:
+    await add_city(api.db, "lagos")
+    async with (
+        Subscriber.connect(address, await api.token("rotterdam", scopes=("read",))) as a,
+        Subscriber.connect(address, await api.token("lagos", scopes=("read",))) as b,
+        Subscriber.connect(address, await api.token("rotterdam", scopes=("read",))) as c,
+        httpx.AsyncClient() as http,
+    ):
+        for subscriber, variables in ((a, FLOODS), (b, FLOODS), (c, {})):
+            await subscriber.acknowledged()
+            await subscriber.subscribe(EVENTS, variables)
+        await _until(http, address, "cityexchange_subscriptions_active", 3)
+        assert await _metric(http, address, "cityexchange_subscription_groups") == 3
+        await _publish(api, "To each their own")
+        for subscriber in (a, b, c):
+            assert _event(await subscriber.next())["subject"]["title"] == "To each their own"  # type: ignore[index]
+    async with httpx.AsyncClient() as http:  # the sockets closed: their groups are gone
+        await _until(http, address, "cityexchange_subscription_groups", 0)
+        await _until(http, address, "cityexchange_subscriptions_active", 0)
+
+
+async def test_a_document_that_fails_validation_is_refused_to_every_member(
+    api: Api, address: str
+) -> None:
+    token = await api.token("rotterdam", scopes=("read",))
+    wrong = "subscription { events { cursor noSuchField } }"
+    async with Subscriber.connect(address, token) as a, Subscriber.connect(address, token) as b:
+        for subscriber in (a, b):
+            await subscriber.acknowledged()
+            await subscriber.subscribe(wrong)
+        for subscriber in (a, b):
+            message = await subscriber.next()
+            assert message["type"] == "error"
+            assert message["payload"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+async def test_a_member_that_falls_behind_is_let_go_and_the_group_goes_on() -> None:
+    from strawberry.types import ExecutionResult
+
+    from schema.sharing import _Member  # pyright: ignore[reportPrivateUsage]
+    from services.live import QUEUE_LIMIT, SubscriberTooSlow
+
+    slow, fast = _Member(), _Member()
+    result = ExecutionResult(data={}, errors=None)
+    for seq in range(1, QUEUE_LIMIT + 2):
+        slow.offer(seq, result)
+        fast.offer(seq, result)
+        assert await fast.take() == (seq, result)
+    with pytest.raises(SubscriberTooSlow):
+        await slow.take()
+    assert len(slow.pending) == 0  # its memory is released at once
