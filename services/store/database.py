@@ -27,7 +27,10 @@ from pymongo.errors import (
 )
 
 from services.errors import Unavailable
+from services.store import driver_fixes
 from services.store.monitoring import CommandCounter
+
+driver_fixes.apply()  # before any client exists: see the module
 
 Document = dict[str, Any]
 P = ParamSpec("P")
