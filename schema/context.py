@@ -46,10 +46,15 @@ class Context:
     tasks: set[object] = field(default_factory=set[object])  # keeps background tasks alive
     public_url: str = ""
     live: LiveRole | None = None
-    loaders: Loaders = field(init=False)
+    _loaders: Loaders | None = field(default=None, init=False)
 
-    def __post_init__(self) -> None:
-        self.loaders = Loaders(db=self.db, actor=self.actor)
+    @property
+    def loaders(self) -> Loaders:
+        """This request's DataLoaders, made on first use: a socket whose subscription shares
+        a group's execution never needs its own."""
+        if self._loaders is None:
+            self._loaders = Loaders(db=self.db, actor=self.actor)
+        return self._loaders
 
     def actor(self) -> Principal:
         """The authenticated caller; UNAUTHENTICATED when the request carried no valid token

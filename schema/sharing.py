@@ -18,15 +18,17 @@ root) runs as strawberry runs it.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import functools
 import json
 import logging
 import re
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import cast
 
 from graphql import (
     FieldNode,
@@ -142,7 +144,7 @@ class _Member:
     pending: deque[tuple[int | None, Result]] = field(
         default_factory=deque[tuple[int | None, Result]]
     )
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    waiter: asyncio.Future[None] | None = None
     ended: bool = False
     too_slow: bool = False
 
@@ -154,11 +156,15 @@ class _Member:
             self.pending.clear()
         else:
             self.pending.append((seq, result))
-        self.wake.set()
+        self._wake()
 
     def end(self) -> None:
         self.ended = True
-        self.wake.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
     async def take(self) -> tuple[int | None, Result] | None:
         """The next result (None once the group has ended); SubscriberTooSlow if dropped."""
@@ -169,8 +175,11 @@ class _Member:
                 return self.pending.popleft()
             if self.ended:
                 return None
-            self.wake.clear()
-            await self.wake.wait()
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
 
 
 @dataclass(eq=False, slots=True)
@@ -300,3 +309,44 @@ def _error(context: Context, exc: Exception) -> ExecutionResult:
         on_unavailable=lambda: None,
     )
     return ExecutionResult(data=None, errors=errors)
+
+
+class MessageEncoder:
+    """JSON for the socket. The members of a group are sent the very same result, so a `next`
+    message's payload is encoded once and reused for each member, by identity; only the
+    operation id differs between their messages."""
+
+    def __init__(self, remembered: int = 64) -> None:
+        self._remembered = remembered
+        # id(data) -> (data, its encoded payload); holding `data` keeps its id from reuse.
+        self._recent: OrderedDict[int, tuple[object, str]] = OrderedDict()
+
+    def encode(self, message: object) -> str:
+        next_data = _next_data(message)
+        if next_data is None:
+            return _JSON.encode(message)
+        id, data = next_data
+        seen = self._recent.get(builtins.id(data))
+        if seen is None or seen[0] is not data:
+            seen = (data, _JSON.encode({"data": data}))
+            self._recent[builtins.id(data)] = seen
+            if len(self._recent) > self._remembered:
+                self._recent.popitem(last=False)
+        return f'{{"id":{_JSON.encode(id)},"type":"next","payload":{seen[1]}}}'
+
+
+_JSON = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps makes one per call
+
+
+def _next_data(message: object) -> tuple[object, dict[str, object]] | None:
+    """(id, data) of a `next` message with data only (no errors nor extensions)."""
+    if type(message) is not dict or len(message) != 3:  # pyright: ignore[reportUnknownArgumentType]
+        return None
+    fields = cast(dict[str, object], message)
+    payload = fields.get("payload")
+    if fields.get("type") != "next" or type(payload) is not dict or len(payload) != 1:  # pyright: ignore[reportUnknownArgumentType]
+        return None
+    data = cast(dict[str, object], payload).get("data")
+    if type(data) is not dict:
+        return None
+    return fields.get("id"), cast(dict[str, object], data)
