@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,10 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
@@ -39,6 +41,8 @@ from auth.realms import RealmRegistry
 from auth.tokens import KNOWN_SCOPES, TokenVerifier
 from auth.web import OAuthRealms
 from auth.web import routes as oauth_routes
+from cityexchange import logs
+from cityexchange.drain import Drain
 from cityexchange.http import (
     BodyLimitMiddleware,
     DeadlineMiddleware,
@@ -47,9 +51,11 @@ from cityexchange.http import (
 )
 from cityexchange.metrics import Metrics
 from cityexchange.settings import Settings, SettingsError
+from cityexchange.tracing import Tracing, start_if_enabled
 from schema.context import Context
 from schema.errors import coded_errors
 from schema.root import build_schema
+from schema.sharing import MessageEncoder
 from services.delivery import Deliverer, SendFailed
 from services.errors import Unavailable
 from services.live import Hub
@@ -57,7 +63,7 @@ from services.principal import Principal
 from services.store.database import Database
 from services.store.event_stream import EventStream
 from services.store.indexes import ensure_indexes
-from services.store.monitoring import CommandCounter
+from services.store.monitoring import ORIGIN, CommandCounter
 
 log = logging.getLogger("cityexchange")
 READINESS_TIMEOUT_SECONDS = 2.0
@@ -66,6 +72,8 @@ CONNECTION_INIT_SECONDS = 5  # BRIEF §7
 KEEP_ALIVE_SECONDS = 15
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 INDEX_RETRY_SECONDS = 5.0
+GOING_AWAY = "server shutting down: reconnect, and resume with after"
+CLOSE_SECONDS = 2.0
 
 
 @dataclass(slots=True)
@@ -85,10 +93,38 @@ class Resources:
         return self.realms
 
 
+class _WebSocketAdapter(ASGIWebSocketAdapter):
+    """A message for a socket that is already closed (by the client, or by the server while
+    it drains) is dropped: the connection's handler is ending its operations anyway, and this
+    is no error to log."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await super().send_json(message)
+        except (WebSocketDisconnected, RuntimeError):
+            if self.ws.application_state is not WebSocketState.DISCONNECTED:
+                raise
+
+
 class GraphQLView(GraphQL[Context, None]):
-    def __init__(self, *, resources: Resources, metrics: Metrics, settings: Settings) -> None:
-        schema = build_schema(production=settings.production)
+    websocket_adapter_class = _WebSocketAdapter  # pyright: ignore[reportAssignmentType]
+
+    def __init__(
+        self,
+        *,
+        resources: Resources,
+        metrics: Metrics,
+        settings: Settings,
+        tracing: Tracing | None = None,
+    ) -> None:
+        schema = build_schema(
+            production=settings.production,
+            more_extensions=[tracing.schema_extension] if tracing else [],
+        )
         self.shared = schema.shared
+        self.encoder = MessageEncoder()
+        self.sockets: set[WebSocket] = set()
+        self.draining: Callable[[], bool] = lambda: False
         super().__init__(
             schema,
             graphql_ide=None if settings.production else "graphiql",
@@ -105,6 +141,40 @@ class GraphQLView(GraphQL[Context, None]):
         self.access_ttl = settings.access_token_ttl_seconds
         self.public_url = settings.public_url
 
+    def encode_json(self, data: object) -> str:
+        return self.encoder.encode(data)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await super().__call__(scope, receive, send)
+            return
+        socket = WebSocket(scope, receive=receive, send=send)
+        if self.draining():
+            await socket.close(1001, GOING_AWAY)  # refused: connect to another replica
+            return
+        context = await self.get_context(socket, socket)
+        self.sockets.add(socket)
+        try:
+            await self.run(socket, context=context)
+        finally:
+            self.sockets.discard(socket)
+            for callback in context.on_close:
+                callback()
+
+    async def close_sockets(self) -> None:
+        """Close every open socket with 1001: clients reconnect elsewhere and resume. All at
+        once, and never for longer than CLOSE_SECONDS: a stalled client holds up no one."""
+
+        async def close(socket: WebSocket) -> None:
+            with contextlib.suppress(Exception):  # gone meanwhile
+                await socket.close(1001, GOING_AWAY)
+
+        closing = [asyncio.create_task(close(socket)) for socket in list(self.sockets)]
+        if closing:
+            _, stalled = await asyncio.wait(closing, timeout=CLOSE_SECONDS)
+            for task in stalled:
+                task.cancel()
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
@@ -112,6 +182,8 @@ class GraphQLView(GraphQL[Context, None]):
         if db is None or verifier is None:
             raise RuntimeError("the app's lifespan is not running")
         principal, auth_error = await _authenticate(verifier, request.headers.get("authorization"))
+        if principal is not None:
+            logs.note(city=principal.city, client_id=principal.client_id)
 
         def unavailable() -> None:
             if isinstance(response, Response):
@@ -125,7 +197,7 @@ class GraphQLView(GraphQL[Context, None]):
             principal=principal,
             auth_error=auth_error,
             on_unavailable=unavailable,
-            observe=self.metrics.operation_done,
+            observe=self._observe,
             realm_admin=RealmAdmin(self.resources.oauth, self.access_ttl)
             if self.resources.oauth
             else None,
@@ -135,6 +207,10 @@ class GraphQLView(GraphQL[Context, None]):
             production=self.production,
             on_redeliver=self.resources.deliverer.wake.set if self.resources.deliverer else None,
         )
+
+    def _observe(self, operation: str, kind: str, outcome: str, seconds: float) -> None:
+        self.metrics.operation_done(operation, kind, outcome, seconds)
+        logs.note(operation=operation, operation_type=kind, outcome=outcome)
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """graphql-transport-ws: the token comes in connection_init as
@@ -151,6 +227,7 @@ class GraphQLView(GraphQL[Context, None]):
             reason = error.reason if isinstance(error, Unauthenticated) else "unavailable"
             raise ConnectionRejectionError({"reason": reason})
         context.principal, context.auth_error = principal, None
+        logs.note(city=principal.city, client_id=principal.client_id)
         if context.close_socket is not None and principal.expires_at:
             close = context.close_socket
 
@@ -197,10 +274,18 @@ async def _authenticate(
 
 
 def create_app(
-    settings: Settings, *, http_transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    *,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+    handle_sigterm: bool = False,
+    tracing: Tracing | None = None,
 ) -> Starlette:
     """Build the ASGI app; nothing connects until the lifespan starts. `http_transport`
-    carries outbound HTTP (identity providers' JWKS); tests pass a fake one."""
+    carries outbound HTTP (identity providers' JWKS); tests pass a fake one. With
+    `handle_sigterm`, SIGTERM drains the process first (cityexchange/drain.py): for the
+    server's own process, never for an app embedded in tests. With `tracing` (on when OTEL_*
+    variables say so: cityexchange/tracing.py) requests, database commands and GraphQL
+    operations are traced."""
     if settings.mongodb_uri is None:
         raise SettingsError(
             "CITYEXCHANGE_MONGODB_URI is not set (`cityexchange serve` starts "
@@ -211,15 +296,25 @@ def create_app(
     logging.getLogger("authlib").setLevel(max(logging.INFO, log.getEffectiveLevel()))
     metrics = Metrics()
     resources = Resources()
-    graphql = GraphQLView(resources=resources, metrics=metrics, settings=settings)
+    graphql = GraphQLView(resources=resources, metrics=metrics, settings=settings, tracing=tracing)
     shared = graphql.shared
 
     def subscriptions() -> int:
-        """Clients' subscriptions: a group of identical ones has one hub subscriber."""
-        alone = (resources.hub.subscribers if resources.hub else 0) - shared.groups
-        return alone + shared.members
+        """Clients' subscriptions: their own, and the members of groups of identical ones."""
+        return (resources.hub.own_subscribers if resources.hub else 0) + shared.members
 
     live_metrics = metrics.live(subscriptions, groups=lambda: shared.groups)
+
+    def group_context() -> contextvars.Context:
+        """A group of identical subscriptions runs as no one request: its own database
+        commands (origin "subscription"), no request's log fields or trace."""
+        context = contextvars.Context()
+        context.run(ORIGIN.set, "subscription")
+        return context
+
+    shared.new_context = group_context
+    drain = Drain(settings.drain_seconds, graphql.close_sockets)
+    graphql.draining = lambda: drain.draining
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncGenerator[None]:
@@ -279,11 +374,13 @@ def create_app(
         indexing = asyncio.create_task(
             _ensure_indexes_until_done(db, stopping, settings.event_retention_days)
         )
+        release_sigterm = drain.install() if handle_sigterm else lambda: None
         try:
             yield
         finally:
             # Let an attempt in flight finish (its operations are bounded by timeoutMS):
             # cancelling a driver call halfway can leave a socket behind.
+            release_sigterm()
             stopping.set()
             await indexing
             await identity_providers
@@ -296,12 +393,16 @@ def create_app(
             await http.aclose()
             await db.close()
             await asyncio.to_thread(oauth.close)
+            if tracing is not None:
+                await asyncio.to_thread(tracing.shutdown)  # flushes the last spans
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
         db = resources.db
+        if drain.draining:
+            return JSONResponse({"status": "draining"}, status_code=503)
         if db is None:
             return JSONResponse({"status": "starting"}, status_code=503)
         try:
@@ -323,6 +424,7 @@ def create_app(
             Route("/metrics", prometheus),
         ],
         middleware=[
+            *([Middleware(tracing.wrap)] if tracing else []),
             Middleware(RequestIdMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
             Middleware(DeadlineMiddleware, seconds=settings.operation_timeout_ms / 1000),
@@ -378,5 +480,8 @@ async def _ensure_indexes_until_done(
 
 
 def app_from_env() -> Starlette:
-    """Factory for `uvicorn --factory cityexchange.app:app_from_env`."""
-    return create_app(Settings.from_env())
+    """Factory for `uvicorn --factory cityexchange.app:app_from_env` (the container's
+    command): settings from the environment, logs on stdout, SIGTERM drains."""
+    settings = Settings.from_env()
+    logs.configure(production=settings.production, level=settings.log_level)
+    return create_app(settings, handle_sigterm=True, tracing=start_if_enabled())

@@ -1,4 +1,5 @@
-"""The `cityexchange` command line: serve, city add, token issue, schema."""
+"""The `cityexchange` command line: serve, migrate, demo load, city add, token issue, schema,
+and realm administration."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from auth.oauth_store import INDEXES as OAUTH_INDEXES
 from auth.oauth_store import OAuthStore
 from auth.realms import RealmRegistry
 from auth.tokens import MAX_ACCESS_TOKEN_TTL_SECONDS, issue_access_token, parse_scopes
-from cityexchange import embedded, realm_commands
+from cityexchange import embedded, logs, realm_commands
 from cityexchange.settings import Secret, Settings, SettingsError
 from services import cities
 from services.errors import ServiceError
@@ -172,6 +173,24 @@ def _token_issue(args: argparse.Namespace, settings: Settings) -> None:
     print_json(with_db(settings, Path(args.data_dir), work))
 
 
+def _migrate(args: argparse.Namespace, settings: Settings) -> None:
+    """Create or update the indexes (idempotent); run before a rollout."""
+
+    async def work(db: Database) -> str:
+        return db.db.name  # with_db has brought the indexes up to date
+
+    name = with_db(settings, Path(args.data_dir), work)
+    print_json({"database": name, "indexes": "up to date"})
+
+
+def _demo_load(args: argparse.Namespace, settings: Settings) -> None:
+    from cityexchange import demo
+
+    with _database_uri(settings, Path(args.data_dir)) as uri:
+        tokens = asyncio.run(demo.load(dataclasses.replace(settings, mongodb_uri=Secret(uri))))
+    print_json({"tokens": tokens, "valid_hours": 8})
+
+
 def _schema(_: argparse.Namespace, __: Settings) -> None:
     from schema.root import build_schema
 
@@ -183,10 +202,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
 
     from cityexchange import demo
     from cityexchange.app import create_app
+    from cityexchange.tracing import start_if_enabled
 
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(production=settings.production, level=settings.log_level)
     # Until uvicorn installs its own handlers, SIGTERM unwinds like Ctrl-C, so the embedded
     # database below is always stopped.
     signal.signal(signal.SIGTERM, _raise_stopped)
@@ -213,10 +231,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         print(f"\nGraphQL endpoint: {url}\n", flush=True)
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(settings),
+                create_app(settings, handle_sigterm=True, tracing=start_if_enabled()),
                 log_level="info",
+                log_config=None,  # logs.configure has set up every logger
+                access_log=False,  # the app logs one line per request, with its request id
                 lifespan="on",
                 ws_max_size=WEBSOCKET_MESSAGE_MAX,
+                ws_per_message_deflate=False,  # see docs/performance.md
             )
         )
         # uvicorn re-raises the signal it shut down on; the stop was orderly.
@@ -301,6 +322,21 @@ def _parser() -> argparse.ArgumentParser:
     issue.set_defaults(run=_token_issue)
 
     realm_commands.add_parsers(commands, data_dir_option)
+
+    migrate = commands.add_parser(
+        "migrate", help="create or update the database's indexes, then exit (idempotent)"
+    )
+    data_dir_option(migrate)
+    migrate.set_defaults(run=_migrate)
+
+    demo = commands.add_parser("demo", help="the demo cities").add_subparsers(
+        dest="demo_command", required=True
+    )
+    load = demo.add_parser(
+        "load", help="load the demo cities into an empty database; print a token per city"
+    )
+    data_dir_option(load)
+    load.set_defaults(run=_demo_load)
 
     schema = commands.add_parser("schema", help="print the GraphQL SDL")
     schema.set_defaults(run=_schema)

@@ -176,7 +176,7 @@ async def load(settings: Settings) -> dict[str, str]:
         timeout_ms=30_000,
     )
     try:
-        await ensure_indexes(db)
+        await ensure_indexes(db, event_retention_seconds=settings.event_retention_days * 86_400)
         people: dict[tuple[str, str], Person] = {}
         if await db.is_empty():
             await _load(db, people)

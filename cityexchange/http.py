@@ -1,12 +1,15 @@
-"""ASGI middleware at the edge: request ids and the request-body cap (413)."""
+"""ASGI middleware at the edge: request ids and request log lines, the database time budget,
+and the request-body cap (413)."""
 
 from __future__ import annotations
 
 import re
 import secrets
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cityexchange import logs
 from services.store.database import deadline
 from services.store.monitoring import ORIGIN
 
@@ -36,17 +39,29 @@ class RequestIdMiddleware:
         request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
         scope[REQUEST_ID_KEY] = request_id
 
+        status = 500  # until the app answers
+
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = int(message["status"])
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
         origin = ORIGIN.set("request")  # the database commands from here on are this request's
+        fields = logs.REQUEST.set(
+            {"request_id": request_id, "method": scope.get("method", "WS"), "path": scope["path"]}
+        )
+        started = time.perf_counter()
         try:
-            await self.app(scope, receive, send_with_id)
+            # A socket's messages skip the wrapper: only HTTP responses carry the header.
+            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
         finally:
+            if scope["type"] == "http":
+                logs.request_done(status, time.perf_counter() - started)
+            logs.REQUEST.reset(fields)
             ORIGIN.reset(origin)
 
 

@@ -20,7 +20,8 @@ class Metrics:
         r = self.registry
         self.db_commands = Counter(
             "cityexchange_db_commands",
-            "Database commands sent (round trips), by command and origin (request or background).",
+            "Database commands sent (round trips), by command and origin "
+            "(request, subscription or background).",
             ["command", "origin"],
             registry=r,
         )

@@ -19,13 +19,13 @@ from services.store.database import Database
 @dataclass(slots=True)
 class LiveRole:
     """How the `events` resolver runs inside a shared subscription (schema/sharing.py): as
-    the group's one live execution (`on_live` is called once it listens), or as a member's
-    catch-up from the log up to position `replay_until`."""
+    the group's one live execution (`on_live` is called once it listens), or, with
+    `catch_up`, as a member's replay of what it missed, from the log only."""
 
     on_live: Callable[[], None] = lambda: None
-    replay_until: int | None = None
+    catch_up: bool = False
     seq: int = 0  # the event the resolver yielded last
-    finished: bool = False  # the resolver ran to its end (a replay that completed)
+    finished: bool = False  # the resolver ran to its end (a catch-up that completed)
 
 
 @dataclass(slots=True)

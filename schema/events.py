@@ -134,14 +134,12 @@ class Subscription:
             stream = events.follow(
                 db=ctx.db, hub=hub, actor=actor, event_filter=wanted, after=after
             )
-        elif role.replay_until is not None:  # a shared subscription's member catching up
-            stream = events.replay(
-                db=ctx.db, actor=actor, event_filter=wanted, after=after, until=role.replay_until
-            )
+        elif role.catch_up:  # a shared subscription's member replaying what it missed
+            stream = events.replay(db=ctx.db, actor=actor, event_filter=wanted, after=after)
         else:  # a shared subscription's one live execution: members replay on their own
             stream = events.follow(
                 db=ctx.db, hub=hub, actor=actor, event_filter=wanted, after=None,
-                on_live=role.on_live,
+                on_live=role.on_live, shared=True,
             )  # fmt: skip
         async for event in stream:
             ctx.loaders.clear()  # each event is a fresh read of what it refers to

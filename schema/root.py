@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import strawberry
@@ -224,8 +224,11 @@ class CityExchangeSchema(strawberry.Schema):
         pass
 
 
-def build_schema(*, production: bool) -> CityExchangeSchema:
-    """The schema with limits (BRIEF §7); production also hides introspection and hints."""
+def build_schema(
+    *, production: bool, more_extensions: Sequence[Callable[[], SchemaExtension]] = ()
+) -> CityExchangeSchema:
+    """The schema with limits (BRIEF §7); production also hides introspection and hints.
+    `more_extensions` are added last (tracing's)."""
     # Classes or factories, never instances: an instance would be shared by concurrent
     # requests (BRIEF §8). The parser and validation caches are module-level LRUs inside
     # strawberry, so a fresh extension per request still hits them.
@@ -240,6 +243,7 @@ def build_schema(*, production: bool) -> CityExchangeSchema:
     ]
     if production:
         extensions.append(DisableIntrospection)
+    extensions.extend(more_extensions)
     return CityExchangeSchema(
         query=Query,
         mutation=Mutation,

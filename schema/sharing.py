@@ -3,9 +3,9 @@
 `events` subscriptions with the same document, the same variables (the `after` cursor aside)
 and the same visibility form a group. The group runs one live execution: each event is
 resolved once, and the same result goes to every member. A member that subscribes with
-`after` first replays what it missed from the log on its own, up to the position the process
-had reached when it joined, then takes the group's results past that position: no gap and no
-duplicate at the seam, as for a subscription of its own.
+`after` joins first (its group's results are kept for it from then on), replays from the log
+on its own what it missed, then takes the group's results past the last event it replayed:
+no gap and no duplicate at the seam, as for a subscription of its own.
 
 Visibility is the caller's city and scopes: what a resolver returns depends on nothing else
 of the caller (no field is personal). If a personal field is ever added, it must join the key
@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextvars
 import dataclasses
 import functools
 import json
 import logging
-import re
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -37,7 +37,9 @@ from graphql import (
     OperationType,
     StringValueNode,
     VariableNode,
+    Visitor,
     parse,
+    visit,
 )
 from strawberry.schema.schema import StreamResult
 from strawberry.types import ExecutionResult
@@ -101,13 +103,28 @@ def _cursor_argument(query: str, operation_name: str | None) -> _CursorArgument 
     after = next((a.value for a in root.arguments or () if a.name.value == "after"), None)
     if isinstance(after, VariableNode):
         name = after.name.value
-        # Its definition and this one use: a variable used elsewhere too stays in the key.
-        if len(re.findall(rf"\$\s*{re.escape(name)}\b", query)) != 2:
+        uses = _VariableUses()
+        visit(document, uses)
+        definition = next(
+            d for d in operations[0].variable_definitions or () if d.variable.name.value == name
+        )
+        # Only here (a variable used elsewhere too would make the group answer with one
+        # member's value), and without a default (which the member's catch-up would miss).
+        if uses.counts[name] != 2 or definition.default_value is not None:  # 2: defined, used
             return None
         return _CursorArgument(variable=name)
     if isinstance(after, StringValueNode):
         return _CursorArgument(literal=after.value)
     return _CursorArgument()
+
+
+class _VariableUses(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+
+    def enter_variable(self, node: VariableNode, *_: object) -> None:
+        self.counts[node.name.value] += 1
 
 
 def plan(
@@ -204,6 +221,9 @@ class SharedSubscriptions:
 
     def __init__(self) -> None:
         self._groups: dict[_Shape, _Group] = {}
+        # The context a group's execution runs in: its own, no request's (its logs, spans and
+        # database commands are not the first member's). The app labels it.
+        self.new_context: Callable[[], contextvars.Context] = contextvars.Context
 
     @property
     def groups(self) -> int:
@@ -221,19 +241,21 @@ class SharedSubscriptions:
         try:
             await group.settled.wait()
             floor = 0  # the group's results at or below this position are not this member's
-            if group.live:
+            after = plan.after
+            if group.live and after is None:
                 assert context.hub is not None
-                floor = context.hub.last_seq
-                if plan.after is not None:
-                    with_cursor = _position(plan.after)
-                    role = LiveRole(replay_until=floor)
-                    source = await run(dataclasses.replace(context, live=role))
-                    async with aclosing(source):
-                        async for result in source:
-                            yield result
-                    if not role.finished:
-                        return  # the catch-up failed and said why
-                    floor = max(floor, with_cursor)
+                floor = context.hub.last_seq  # live from now on, as a subscription of its own
+            elif group.live and after is not None:
+                # Everything after the cursor that is in the log now, then the group's results
+                # past it: events committed meanwhile are in one or the other, by position.
+                role = LiveRole(catch_up=True)
+                source = await run(dataclasses.replace(context, live=role))
+                async with aclosing(source):
+                    async for result in source:
+                        yield result
+                if not role.finished:
+                    return  # the catch-up failed and said why
+                floor = max(_position(after), role.seq)
             while True:
                 try:
                     item = await member.take()
@@ -260,7 +282,9 @@ class SharedSubscriptions:
         own = dataclasses.replace(
             context, live=role, close_socket=None, on_close=[], tasks=set(), connection_params=None
         )
-        group.task = asyncio.create_task(self._execute(group, role, run(own)))
+        group.task = asyncio.create_task(
+            self._execute(group, role, run(own)), context=self.new_context()
+        )
         return group
 
     async def _execute(

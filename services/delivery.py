@@ -116,11 +116,14 @@ class Deliverer:
     async def attempt(self, delivery: Delivery) -> None:
         started, moment = time.monotonic(), now()
         hook = await store.get(self.db, delivery.webhook_id)
+        if hook is None:  # deleted since it was queued: its deliveries went with it
+            await store.discard(self.db, delivery.id)
+            return
         event = await event_store.event_by_seq(self.db, delivery.event_seq)
         status: int | None = None
         error: str | None = None
-        if hook is None or hook.disabled_at is not None:
-            error = "the endpoint was disabled or deleted"
+        if hook.disabled_at is not None:
+            error = "the endpoint was disabled"
         elif event is None:
             error = "the event is past the log's retention"
         elif self.production and not await asyncio.to_thread(
@@ -151,7 +154,7 @@ class Deliverer:
             outcome, state, due = "delivered", "delivered", None
             if event is not None:
                 self.on_lag((now() - event.occurred_at).total_seconds())
-        elif made >= self.max_attempts or hook is None or hook.disabled_at is not None:
+        elif made >= self.max_attempts or hook.disabled_at is not None:
             outcome, state, due = "failed", "failed", None
         else:
             delay = self.retry_base_seconds * 2 ** (made - 1) * random.uniform(0.8, 1.2)  # noqa: S311
@@ -159,7 +162,7 @@ class Deliverer:
         await store.finish_attempt(
             self.db, delivery.id, attempt, worker=self.worker, state=state, due_at=due
         )
-        if hook is not None and state != "pending":
+        if state != "pending":
             await store.note_outcome(
                 self.db, hook.id, failed=state == "failed", disable_after=self.disable_after
             )

@@ -51,23 +51,25 @@ async def follow(
     event_filter: EventFilter,
     after: str | None,
     on_live: Callable[[], None] = lambda: None,
+    shared: bool = False,
 ) -> AsyncGenerator[Event]:
     """Matching events after `after` from the log, then live ones: no gap, no duplicate.
 
     The live subscription starts first (`on_live` is called then); the log is read after it,
     so an event committed in between is seen by one of the two, and anything already seen is
-    skipped by position.
+    skipped by position. `shared`: this is a group's execution (schema/sharing.py), which the
+    hub counts apart from clients' own subscriptions.
     """
     actor.require(Scope.READ)
     event_filter = event_filter.checked()
     position = parse_cursor(after)
-    subscriber = hub.subscribe(event_filter)
+    subscriber = hub.subscribe(event_filter, shared=shared)
     try:
         on_live()
         if position is None:
             position = hub.last_seq
         else:
-            async for event in _logged(db, _query(event_filter), after=position, until=None):
+            async for event in _logged(db, _query(event_filter), after=position):
                 position = event.seq
                 yield event
         while True:
@@ -80,23 +82,22 @@ async def follow(
 
 
 async def replay(
-    *, db: Database, actor: Principal, event_filter: EventFilter, after: str | None, until: int
+    *, db: Database, actor: Principal, event_filter: EventFilter, after: str | None
 ) -> AsyncGenerator[Event]:
-    """Matching events after `after` up to position `until`, from the log; nothing without
-    `after`. A shared subscription's member catches up this way, then joins its group."""
+    """Matching events after `after`, from the log, up to the last one committed; nothing
+    without `after`. A shared subscription's member catches up this way, then takes its
+    group's live events past the last one replayed."""
     actor.require(Scope.READ)
     event_filter = event_filter.checked()
     position = parse_cursor(after)
     if position is not None:
-        async for event in _logged(db, _query(event_filter), after=position, until=until):
+        async for event in _logged(db, _query(event_filter), after=position):
             yield event
 
 
-async def _logged(
-    db: Database, query: Document, *, after: int, until: int | None
-) -> AsyncGenerator[Event]:
+async def _logged(db: Database, query: Document, *, after: int) -> AsyncGenerator[Event]:
     while True:
-        missed = await store.events_after(db, query, after=after, until=until, limit=REPLAY_BATCH)
+        missed = await store.events_after(db, query, after=after, limit=REPLAY_BATCH)
         for event in missed:
             after = event.seq
             yield event

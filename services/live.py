@@ -28,6 +28,7 @@ class SubscriberTooSlow(Exception):
 @dataclass(eq=False, slots=True)
 class Subscriber:
     filter: EventFilter
+    shared: bool = False  # a group's execution (schema/sharing.py), not a client's own
     queue: asyncio.Queue[Event | None] = field(
         default_factory=lambda: asyncio.Queue[Event | None](QUEUE_LIMIT)
     )
@@ -53,8 +54,13 @@ class Hub:
     def subscribers(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self, event_filter: EventFilter) -> Subscriber:
-        subscriber = Subscriber(event_filter)
+    @property
+    def own_subscribers(self) -> int:
+        """Subscribers that are clients' own subscriptions, not a shared group's."""
+        return sum(1 for s in self._subscribers if not s.shared)
+
+    def subscribe(self, event_filter: EventFilter, *, shared: bool = False) -> Subscriber:
+        subscriber = Subscriber(event_filter, shared=shared)
         self._subscribers.add(subscriber)
         return subscriber
 

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 from websockets.asyncio.client import ClientConnection, connect
 
 from cityexchange.app import create_app
@@ -19,19 +20,23 @@ from cityexchange.settings import Settings
 @asynccontextmanager
 async def live_server(settings: Settings) -> AsyncIterator[str]:
     """The app served by uvicorn on a free loopback port; yields host:port."""
+    app = create_app(settings)
+    async with on_loopback(app, lifespan="on", ws_max_size=64 * 1024) as base:
+        yield base.removeprefix("http://")
+
+
+@asynccontextmanager
+async def on_loopback(app: ASGIApp, lifespan: str = "off", **config: Any) -> AsyncIterator[str]:
+    """An ASGI app served by uvicorn on a free loopback port; yields its base URL."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings), log_level="warning", lifespan="on", ws_max_size=64 * 1024
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan, **config))
     task = asyncio.create_task(server.serve(sockets=[listener]))
     async with asyncio.timeout(30):
         while not server.started:
             await asyncio.sleep(0.02)
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
     finally:
         server.should_exit = True
         await task

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -298,7 +299,8 @@ def test_serve_survives_being_told_to_stop_during_startup(data_dir: Path) -> Non
     assert not _alive(pid)
 
 
-async def test_admin_commands_use_the_configured_database(api: Api) -> None:
+async def _on_configured_database(api: Api, *args: str) -> dict[str, Any]:
+    """Run a command against the test's database (CITYEXCHANGE_MONGODB_URI); its JSON."""
     uri = api.settings.mongodb_uri
     assert uri is not None
     env = {
@@ -306,17 +308,37 @@ async def test_admin_commands_use_the_configured_database(api: Api) -> None:
         "CITYEXCHANGE_MONGODB_URI": uri.value,
         "CITYEXCHANGE_DB": api.settings.db_name,
     }
+    process = await asyncio.create_subprocess_exec(
+        CLI, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    result: dict[str, Any] = json.loads(out)
+    return result
 
-    async def run(*args: str) -> dict[str, str]:
-        process = await asyncio.create_subprocess_exec(
-            CLI, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
-        out, err = await process.communicate()
-        assert process.returncode == 0, err.decode()
-        result: dict[str, str] = json.loads(out)
-        return result
+
+async def test_admin_commands_use_the_configured_database(api: Api) -> None:
+    async def run(*args: str) -> dict[str, Any]:
+        return await _on_configured_database(api, *args)
 
     await run("city", "add", "--slug", "medellin", "--name", "Medellín", "--country", "CO")
     token = await run("token", "issue", "--city", "medellin", "--scope", "read")
     data = await api.data("{ viewer { city { name } } }", token=token["access_token"])
     assert data["viewer"] == {"city": {"name": "Medellín"}}
+
+
+async def test_migrate_and_demo_load_prepare_a_configured_database(api: Api) -> None:
+    async def run(*args: str) -> dict[str, Any]:
+        return await _on_configured_database(api, *args)
+
+    await api.db.db["problems"].drop_indexes()
+    assert await run("migrate") == {"database": api.settings.db_name, "indexes": "up to date"}
+    assert len(await api.db.db["problems"].index_information()) > 1  # back, and more than _id
+
+    loaded = await run("demo", "load")
+    assert len(loaded["tokens"]) == 8
+    again = await run("demo", "load")  # an existing database is left as it is
+    assert again["tokens"].keys() == loaded["tokens"].keys()
+    assert await api.db.db["cities"].count_documents({}) == 8
+    data = await api.data("{ viewer { city { slug } } }", token=loaded["tokens"]["rotterdam"])
+    assert data["viewer"] == {"city": {"slug": "rotterdam"}}

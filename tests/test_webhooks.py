@@ -8,14 +8,12 @@ import base64
 import dataclasses
 import hashlib
 import hmac
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
-import uvicorn
 from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,6 +26,7 @@ from services import problems
 from services.principal import Principal
 from services.taxonomy import Hazard
 from tests.conftest import Api, add_city
+from tests.live_support import on_loopback
 
 REGISTER = """mutation($input: RegisterWebhookInput!) { registerWebhook(input: $input) {
     webhook { id url secret } userErrors { code field message } } }"""
@@ -50,20 +49,10 @@ class Receiver:
 
 @asynccontextmanager
 async def receiving(receiver: Receiver) -> AsyncIterator[Receiver]:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    receiver.url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
     app = Starlette(routes=[Route("/hook", receiver.hook, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
+    async with on_loopback(app) as base:
+        receiver.url = f"{base}/hook"
         yield receiver
-    finally:
-        server.should_exit = True
-        await task
-        listener.close()
 
 
 @asynccontextmanager

@@ -83,13 +83,9 @@ async def record(
 
 
 @guarded
-async def events_after(
-    db: Database, query: Document, *, after: int, limit: int, until: int | None = None
-) -> list[Event]:
-    """Events past `after` (up to `until`) matching `query`, oldest first (replay and
-    catch-up)."""
-    position: Document = {"$gt": after} if until is None else {"$gt": after, "$lte": until}
-    cursor = db.events.find({"_id": position, **query}).sort("_id", ASCENDING)
+async def events_after(db: Database, query: Document, *, after: int, limit: int) -> list[Event]:
+    """Events past `after` matching `query`, oldest first (replay and catch-up)."""
+    cursor = db.events.find({"_id": {"$gt": after}, **query}).sort("_id", ASCENDING)
     return [event_from_doc(doc) async for doc in cursor.limit(limit).batch_size(limit)]
 
 

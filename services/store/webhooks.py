@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from services.clock import now
@@ -135,13 +134,15 @@ async def enable(db: Database, id: str) -> Webhook:
 
 @guarded
 async def delete(db: Database, id: str) -> None:
-    """Remove an endpoint with its queue and delivery log, together."""
+    """Remove an endpoint, then its queue and delivery log. Not one transaction: a long log
+    would not fit one. A delivery queued meanwhile is discarded when claimed."""
+    await db.db["webhooks"].delete_one({"_id": object_id(id)})
+    await db.db["webhook_deliveries"].delete_many({"webhookId": id})
 
-    async def work(session: AsyncClientSession) -> None:
-        await db.db["webhooks"].delete_one({"_id": object_id(id)}, session=session)
-        await db.db["webhook_deliveries"].delete_many({"webhookId": id}, session=session)
 
-    await db.in_transaction(work)
+@guarded
+async def discard(db: Database, delivery_id: str) -> None:
+    await db.db["webhook_deliveries"].delete_one({"_id": object_id(delivery_id)})
 
 
 @guarded

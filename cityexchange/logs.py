@@ -1,0 +1,109 @@
+"""Logs: every line on stdout. In production (`CITYEXCHANGE_ENV=prod`) each line is one JSON
+object, uvicorn's lines included; in development they are readable text.
+
+Every line carries `request_id` (null outside a request). Each HTTP request ends with one
+`request` line: method, path (never the query string), status, duration, and, once known, the
+caller's city and client id and the GraphQL operation's name and outcome. Nothing here logs
+headers or bodies, and a last processor masks anything shaped like a bearer token or a JWT,
+whatever logged it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from contextvars import ContextVar
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REQUEST: ContextVar[dict[str, object] | None] = ContextVar("cityexchange_request_log", default=None)
+
+_SECRET = re.compile(
+    r"(?i)\bbearer\s+[\w.~+/=-]+"  # an Authorization header's value
+    r"|\beyJ[\w-]*\.[\w-]+\.[\w-]*"  # a JWT (a header starts with base64url '{"')
+)
+_LOGGERS_OF_OTHERS = ("uvicorn", "uvicorn.error")
+# uvicorn's access line is replaced by the app's `request` line, which has the request id and
+# leaves out the client's address and the query string.
+_SILENCED = ("uvicorn.access",)
+# At DEBUG these log what they carry: database commands and replies (keys, secrets, password
+# hashes), HTTP exchanges, issued tokens. They stay at INFO whatever the level.
+_NEVER_DEBUG = ("pymongo", "httpx", "httpcore", "authlib", "opentelemetry")
+
+
+def note(**fields: object) -> None:
+    """Add fields to the current request's log lines (no-op outside a request)."""
+    current = REQUEST.get()
+    if current is not None:
+        current.update(fields)
+
+
+def _request_fields(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    current = REQUEST.get()
+    if current is None:
+        event.setdefault("request_id", None)
+    else:
+        for key, value in current.items():
+            event.setdefault(key, value)
+    return event
+
+
+def _masked(value: object) -> object:
+    if isinstance(value, str):
+        return _SECRET.sub("[masked]", value)
+    return value
+
+
+def _mask_secrets(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    for key, value in event.items():
+        event[key] = _masked(value)
+    return event
+
+
+def configure(*, production: bool, level: str) -> None:
+    """Route every logger (the app's, uvicorn's, libraries') to stdout in one format."""
+    shared: list[Processor] = [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        _request_fields,
+        structlog.processors.format_exc_info,
+        _mask_secrets,
+    ]
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if production
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    for name in _LOGGERS_OF_OTHERS:
+        other = logging.getLogger(name)
+        other.handlers = []
+        other.propagate = True
+    for name in _SILENCED:
+        logging.getLogger(name).disabled = True
+    for name in _NEVER_DEBUG:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.getEffectiveLevel()))
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def request_done(status: int, seconds: float) -> None:
+    """The one line that ends an HTTP request (its other fields were noted on the way)."""
+    note(status=status, duration_ms=round(seconds * 1000, 1))
+    logging.getLogger("cityexchange.access").info("request")
