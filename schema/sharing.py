@@ -106,8 +106,11 @@ def _cursor_argument(query: str, operation_name: str | None) -> _CursorArgument 
         uses = _VariableUses()
         visit(document, uses)
         definition = next(
-            d for d in operations[0].variable_definitions or () if d.variable.name.value == name
+            (d for d in operations[0].variable_definitions or () if d.variable.name.value == name),
+            None,
         )
+        if definition is None:
+            return None  # undefined: strawberry's validation says so
         # Only here (a variable used elsewhere too would make the group answer with one
         # member's value), and without a default (which the member's catch-up would miss).
         if uses.counts[name] != 2 or definition.default_value is not None:  # 2: defined, used

@@ -184,3 +184,27 @@ async def test_a_cursor_resumes_on_a_process_that_has_seen_no_event_yet(api: Api
         await _publish(api, "Live")
         assert _event(await late.next())["subject"]["title"] == "Live"  # type: ignore[index]
         assert await late.silent(0.3)
+
+
+@pytest.mark.parametrize(
+    ("document", "variables"),
+    [
+        # the cursor variable is never defined
+        ("subscription { events(after: $after) { cursor } }", {"after": "x"}),
+        # the cursor variable is used elsewhere too: not shared, answered on its own
+        (
+            "subscription($a: String) { events(after: $a, filter: {tags: [$a]}) { cursor } }",
+            {"a": "eA"},
+        ),
+    ],
+)
+async def test_documents_that_cannot_be_shared_are_answered_on_their_own(
+    api: Api, address: str, document: str, variables: dict[str, str]
+) -> None:
+    token = await api.token("rotterdam", scopes=("read",))
+    async with Subscriber.connect(address, token) as subscriber, httpx.AsyncClient() as http:
+        await subscriber.acknowledged()
+        await subscriber.subscribe(document, variables)
+        message = await subscriber.next()
+        assert message["type"] == "error", message  # validation or a bad cursor, as usual
+        assert await _metric(http, address, "cityexchange_subscription_groups") == 0
