@@ -33,6 +33,17 @@ async def _problem(api: Api, city: str, title: str, hazard: Hazard, tags: list[s
     return problem.id
 
 
+async def _comment(api: Api, city: str, problem_id: str, body: str) -> None:
+    await comments.add(
+        db=api.db,
+        actor=_writer(city),
+        subject_kind="Problem",
+        subject_id=problem_id,
+        parent_id=None,
+        body=body,
+    )
+
+
 async def test_the_feed_pages_through_matching_events_with_cursors(api: Api) -> None:
     await add_city(api.db, "rotterdam")
     token = await api.token("rotterdam")
@@ -69,14 +80,7 @@ async def test_viewer_feed_is_the_events_of_what_one_follows(api: Api) -> None:
 
     await _problem(api, "rotterdam", "Shade", Hazard.HEAT_WAVE, ["urban-heat"])
     await _problem(api, "rotterdam", "Not followed", Hazard.DROUGHT, [])
-    await comments.add(
-        db=api.db,
-        actor=_writer("rotterdam"),
-        subject_kind="Problem",
-        subject_id=followed,
-        parent_id=None,
-        body="On the followed problem",
-    )
+    await _comment(api, "rotterdam", followed, "On the followed problem")
     events = (await api.data(VIEWER_FEED, token=token))["viewer"]["feed"]["edges"]
     seen = [(e["node"]["type"], e["node"]["subject"]) for e in events]
     assert seen == [
@@ -111,14 +115,7 @@ async def test_a_city_follows_for_all_its_people_and_its_owner_hears_of_it(api: 
     )
     assert missing["follow"]["userErrors"] == [{"code": "NOT_FOUND"}]
 
-    await comments.add(
-        db=api.db,
-        actor=_writer("rotterdam"),
-        subject_kind="Problem",
-        subject_id=followed,
-        parent_id=None,
-        body="Update on the cloudbursts",
-    )
+    await _comment(api, "rotterdam", followed, "Update on the cloudbursts")
     # Someone else in Lagos, who follows nothing personally, sees it in their feed.
     colleague = await api.token("lagos", scopes=("read",), subject="colleague")
     events = (await api.data(VIEWER_FEED, token=colleague))["viewer"]["feed"]["edges"]
