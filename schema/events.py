@@ -11,6 +11,7 @@ import strawberry
 from schema.cities import City, Person, load_city
 from schema.comments import Comment
 from schema.context import Info
+from schema.nodes import load_node
 from schema.problems import Problem
 from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
 from schema.solutions import Solution
@@ -81,15 +82,8 @@ class Event(Node):
 
     @strawberry.field(description="What it happened to; null once it is gone.")
     async def subject(self, info: Info) -> EventSubject | None:
-        loaders, kind, id = info.context.loaders, self.domain.subject_kind, self.domain.subject_id
-        if kind == "Problem":
-            problem = await loaders.problem_by_id.load(id)
-            return Problem.from_domain(problem) if problem else None
-        if kind == "Solution":
-            solution = await loaders.solution_by_id.load(id)
-            return Solution.from_domain(solution) if solution else None
-        comment = await loaders.comment_by_id.load(id)
-        return Comment.from_domain(comment) if comment else None
+        subject = await load_node(info, self.domain.subject_kind, self.domain.subject_id)
+        return subject if isinstance(subject, Problem | Solution | Comment) else None
 
 
 @strawberry.type

@@ -29,6 +29,7 @@ from schema.context import Context, Info
 from schema.errors import ErrorCodes, ProdErrorCodes
 from schema.events import EventQueries, Subscription
 from schema.follows import FollowMutations
+from schema.nodes import load_node
 from schema.observer import OperationObserver
 from schema.problems import Problem, ProblemFilter, ProblemMutations
 from schema.realm_admin import RealmAdminMutations, RealmAdminQueries
@@ -51,22 +52,7 @@ async def _node(info: Info, global_id: str) -> Node | None:
     parsed = from_global_id(global_id)
     if parsed is None:
         return None
-    kind, id = parsed
-    loaders = info.context.loaders
-    if kind == "City":
-        city = await loaders.city_by_slug.load(id)
-        return City.from_domain(city) if city else None
-    if kind == "Person":
-        person = await loaders.person_by_id.load(id)
-        return Person.from_domain(person) if person else None
-    if kind == "Problem":
-        problem = await loaders.problem_by_id.load(id)
-        return Problem.from_domain(problem) if problem else None
-    if kind == "Solution":
-        solution = await loaders.solution_by_id.load(id)
-        return Solution.from_domain(solution) if solution else None
-    comment = await loaders.comment_by_id.load(id)
-    return Comment.from_domain(comment) if comment else None
+    return await load_node(info, *parsed)
 
 
 @strawberry.type
