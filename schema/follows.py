@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
+from typing import Protocol
 
 import strawberry
 
@@ -11,10 +13,20 @@ from schema.errors import UserError, attempt
 from schema.relay import expect_global_id, to_global_id
 from services import follows
 from services.follows import FollowKind
+from services.principal import Principal
+from services.store.database import Database
 
 strawberry.enum(FollowKind, description="What one can follow.")
 
 _NODE_KINDS = {FollowKind.PROBLEM: "Problem", FollowKind.SOLUTION: "Solution"}
+
+
+class Change(Protocol):
+    """follows.follow or follows.unfollow."""
+
+    def __call__(
+        self, *, db: Database, actor: Principal, kind: FollowKind, value: str, for_city: bool
+    ) -> Awaitable[list[follows.Follow]]: ...
 
 
 @strawberry.type
@@ -59,6 +71,24 @@ def _value(input: FollowInput) -> str:
     return expect_global_id(input.value, (node_kind,), field="value")[1]
 
 
+async def _change(info: Info, input: FollowInput, change: Change) -> FollowPayload:
+    """Follow or unfollow; the caller's follows afterwards, or why not."""
+    ctx = info.context
+    found, errors = await attempt(
+        lambda: change(
+            db=ctx.db,
+            actor=ctx.actor(),
+            kind=input.kind,
+            value=_value(input),
+            for_city=input.for_city,
+        )
+    )
+    return FollowPayload(
+        follows=[Follow.from_domain(f) for f in found] if found is not None else None,
+        user_errors=errors,
+    )
+
+
 @strawberry.type
 class FollowMutations:
     @strawberry.mutation(
@@ -66,34 +96,8 @@ class FollowMutations:
         "events appear in viewer.feed."
     )
     async def follow(self, info: Info, input: FollowInput) -> FollowPayload:
-        ctx = info.context
-        found, errors = await attempt(
-            lambda: follows.follow(
-                db=ctx.db,
-                actor=ctx.actor(),
-                kind=input.kind,
-                value=_value(input),
-                for_city=input.for_city,
-            )
-        )
-        return FollowPayload(
-            follows=[Follow.from_domain(f) for f in found] if found is not None else None,
-            user_errors=errors,
-        )
+        return await _change(info, input, follows.follow)
 
     @strawberry.mutation(description="Stop following something.")
     async def unfollow(self, info: Info, input: FollowInput) -> FollowPayload:
-        ctx = info.context
-        found, errors = await attempt(
-            lambda: follows.unfollow(
-                db=ctx.db,
-                actor=ctx.actor(),
-                kind=input.kind,
-                value=_value(input),
-                for_city=input.for_city,
-            )
-        )
-        return FollowPayload(
-            follows=[Follow.from_domain(f) for f in found] if found is not None else None,
-            user_errors=errors,
-        )
+        return await _change(info, input, follows.unfollow)
