@@ -292,8 +292,7 @@ def create_app(
             "the embedded database and sets it for you)"
         )
     uri = settings.mongodb_uri.value
-    # authlib logs issued tokens at DEBUG: keep its logger above that whatever the app's level.
-    logging.getLogger("authlib").setLevel(max(logging.INFO, log.getEffectiveLevel()))
+    logs.keep_libraries_above_debug()  # e.g. authlib logs issued tokens at DEBUG
     metrics = Metrics()
     resources = Resources()
     graphql = GraphQLView(resources=resources, metrics=metrics, settings=settings, tracing=tracing)

@@ -93,14 +93,21 @@ def configure(*, production: bool, level: str) -> None:
         other.propagate = True
     for name in _SILENCED:
         logging.getLogger(name).disabled = True
-    for name in _NEVER_DEBUG:
-        logging.getLogger(name).setLevel(max(logging.INFO, root.getEffectiveLevel()))
+    keep_libraries_above_debug()
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+def keep_libraries_above_debug() -> None:
+    """The libraries that would log secrets at DEBUG stay at INFO or above, whatever the
+    root level (also for an app whose logging someone else configured)."""
+    level = max(logging.INFO, logging.getLogger().getEffectiveLevel())
+    for name in _NEVER_DEBUG:
+        logging.getLogger(name).setLevel(level)
 
 
 def request_done(status: int, seconds: float) -> None:
