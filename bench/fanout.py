@@ -228,24 +228,22 @@ async def _burst(db: Database, events: int, label: str) -> None:
         )
 
 
-async def _deliver(
-    db: Database, clients: list[Client], events: int, label: str, pid: int
-) -> tuple[float, float]:
-    """Publish a burst; (server CPU seconds, wall seconds) until every client has it all."""
+async def _deliver(db: Database, clients: list[Client], events: int, label: str, pid: int) -> float:
+    """Publish a burst; the server's CPU seconds until every client has it all."""
     tasks = []
     for client in clients:
         client.latencies.clear()
         client.received, client.expected = 0, events
         client.done.clear()
         tasks.append(asyncio.create_task(client.listen(raw=False)))
-    cpu, wall = _cpu_seconds(pid), time.monotonic()
+    cpu = _cpu_seconds(pid)
     await _burst(db, events, label)
     async with asyncio.timeout(300):
         await asyncio.gather(*(c.done.wait() for c in clients))
-    cpu, wall = _cpu_seconds(pid) - cpu, time.monotonic() - wall
+    cpu = _cpu_seconds(pid) - cpu
     for task in tasks:
         task.cancel()
-    return cpu, wall
+    return cpu
 
 
 async def _send_raw(
@@ -340,7 +338,7 @@ async def run(uri: str, subscribers: int, events: int, rounds: int) -> dict[str,
             latencies: list[float] = []
             raw_latencies: list[float] = []
             for round_ in range(rounds):
-                cpu, _ = await _deliver(db, clients, events, f"Burst {round_}", server.pid)
+                cpu = await _deliver(db, clients, events, f"Burst {round_}", server.pid)
                 api_cpu.append(cpu / deliveries)
                 latencies += [x for c in clients for x in c.latencies]
                 started = time.time()
