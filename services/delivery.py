@@ -2,7 +2,9 @@
 queued deliveries, signed per Standard Webhooks, retrying with exponential backoff and jitter.
 
 Every API process runs one; they share the queue through the database (idempotent queueing,
-leased claims), so replicas never send the same attempt twice."""
+leased claims), so replicas never send the same attempt twice. Within a process, attempts run
+side by side, bounded per endpoint, per city and in all, each within a hard timeout: one city's
+slow or broken endpoints cannot hold up another city's deliveries."""
 
 from __future__ import annotations
 
@@ -16,21 +18,23 @@ import logging
 import random
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from services.clock import now
-from services.errors import Unavailable
+from services.errors import InvalidInput, Unavailable
 from services.ids import global_id
-from services.models import Attempt, Delivery, Event
+from services.models import Attempt, Delivery, Event, Webhook
 from services.store import events as event_store
 from services.store import webhooks as store
 from services.store.database import Database
-from services.webhooks import public_host
+from services.webhooks import check_target
 
 log = logging.getLogger("cityexchange.webhooks")
+
+MAX_ATTEMPTS = 6  # per delivery, the first included
 
 Send = Callable[[str, dict[str, str], bytes], Awaitable[int]]
 
@@ -61,38 +65,121 @@ def payload(event: Event) -> bytes:
 
 @dataclass(slots=True)
 class Deliverer:
+    """Sends up to `concurrency` deliveries at once, at most one per endpoint and `per_city`
+    per city, so that a slow or failing endpoint holds one slot and never another city's
+    deliveries. Each attempt is cut after `send_timeout_seconds` in all (DNS, connect, write,
+    read); the lease must outlast it, or a second replica could send the same attempt."""
+
     db: Database
     send: Send
     production: bool
     retry_base_seconds: float = 10.0
-    max_attempts: int = 6
+    max_attempts: int = MAX_ATTEMPTS
     disable_after: int = 5
     lease_seconds: float = 30.0
+    send_timeout_seconds: float = 10.0
+    concurrency: int = 16
+    per_city: int = 4
+    shutdown_grace_seconds: float = 2.0
     on_attempt: Callable[[str], None] = lambda outcome: None
     on_lag: Callable[[float], None] = lambda seconds: None
     worker: str = field(default_factory=lambda: secrets.token_hex(6))
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _in_flight: dict[str, str] = field(default_factory=dict[str, str], init=False, repr=False)
+    """Endpoint id -> its city, for every attempt in flight in this process."""
+    _deadlines: set[asyncio.Timeout] = field(
+        default_factory=set[asyncio.Timeout], init=False, repr=False
+    )
+    _cutting: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.lease_seconds < 2 * self.send_timeout_seconds:
+            raise ValueError("lease_seconds must be at least twice send_timeout_seconds")
+        if self.concurrency < 1 or self.per_city < 1:
+            raise ValueError("concurrency and per_city must be at least 1")
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Queue and send until `stopping` is set; the attempt in flight finishes first."""
-        while not stopping.is_set():
-            try:
-                await self.dispatch()
-                while not stopping.is_set():
-                    delivery = await store.claim(
-                        self.db, worker=self.worker, lease_seconds=self.lease_seconds
-                    )
-                    if delivery is None:
-                        break
-                    await self.attempt(delivery)
-            except Unavailable:
-                log.warning("webhook deliveries paused: the database is unreachable")
-            except Exception:
-                # A bug must not stop every city's deliveries: log it, keep going.
-                log.exception("webhook deliverer failed; retrying")
-            self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(stopping, self.wake), 1.0)
+        """Queue and send until `stopping` is set; attempts in flight then get
+        `shutdown_grace_seconds` before their sends are cut and their deliveries given back."""
+        attempts: set[asyncio.Task[None]] = set()
+        self._cutting = False
+        try:
+            while not stopping.is_set():
+                # Cleared before looking, so a wake-up that comes while we look is not lost.
+                self.wake.clear()
+                await self._queue()
+                await self._start_attempts(attempts, stopping)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first(stopping, self.wake), 1.0)
+        finally:
+            await self._settle(attempts)
+
+    async def _queue(self) -> None:
+        try:
+            await self.dispatch()
+        except Unavailable:
+            log.warning("webhook deliveries paused: the database is unreachable")
+        except Exception:
+            # A bug must not stop every city's deliveries: log it; what is queued still goes.
+            log.exception("queueing webhook deliveries failed; retrying")
+
+    async def _start_attempts(
+        self, attempts: set[asyncio.Task[None]], stopping: asyncio.Event
+    ) -> None:
+        """Claim due deliveries of endpoints with nothing in flight, while there are slots."""
+        try:
+            while not stopping.is_set() and len(self._in_flight) < self.concurrency:
+                cities = Counter(self._in_flight.values())
+                delivery = await store.claim(
+                    self.db,
+                    worker=self.worker,
+                    lease_seconds=self.lease_seconds,
+                    skip_webhooks=list(self._in_flight),
+                    skip_cities=[c for c, n in cities.items() if n >= self.per_city],
+                )
+                if delivery is None:
+                    return
+                hook = await store.get(self.db, delivery.webhook_id)
+                if hook is None:  # deleted since it was queued: its deliveries went with it
+                    await store.discard(self.db, delivery.id)
+                    continue
+                self._in_flight[hook.id] = hook.city
+                task = asyncio.create_task(self._attempt(delivery, hook))
+                attempts.add(task)
+                task.add_done_callback(attempts.discard)
+        except Unavailable:
+            log.warning("webhook deliveries paused: the database is unreachable")
+        except Exception:
+            log.exception("claiming a webhook delivery failed; retrying")
+
+    async def _attempt(self, delivery: Delivery, hook: Webhook) -> None:
+        try:
+            await self.attempt(delivery, hook)
+        except Unavailable:
+            # Not recorded: the lease runs out and the delivery is claimed again.
+            log.warning("webhook delivery %s paused: the database is unreachable", delivery.id)
+        except Exception:
+            log.exception("webhook delivery %s: recording the attempt failed", delivery.id)
+        finally:
+            del self._in_flight[hook.id]
+            self.wake.set()
+
+    async def _settle(self, attempts: set[asyncio.Task[None]]) -> None:
+        """Wait out the attempts in flight; past the grace, cut their sends (the store writes
+        after a send are bounded by the driver's timeoutMS and run to the end)."""
+        pending = set(attempts)
+        if not pending:
+            return
+        try:
+            await asyncio.wait(pending, timeout=self.shutdown_grace_seconds)
+            self._cutting = True
+            now_ = asyncio.get_running_loop().time()
+            for deadline in list(self._deadlines):
+                deadline.reschedule(now_)
+            await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            for task in pending:
+                task.cancel()
 
     async def dispatch(self) -> None:
         """Queue a delivery for every new event and every endpoint whose filter matches."""
@@ -113,12 +200,10 @@ class Deliverer:
             position = events[-1].seq
             await store.advance_dispatch(self.db, position)
 
-    async def attempt(self, delivery: Delivery) -> None:
+    async def attempt(self, delivery: Delivery, hook: Webhook) -> None:
+        """One attempt of a claimed delivery: whatever goes wrong before the receiver answers
+        is this attempt's recorded failure, retried with backoff like any other."""
         started, moment = time.monotonic(), now()
-        hook = await store.get(self.db, delivery.webhook_id)
-        if hook is None:  # deleted since it was queued: its deliveries went with it
-            await store.discard(self.db, delivery.id)
-            return
         event = await event_store.event_by_seq(self.db, delivery.event_seq)
         status: int | None = None
         error: str | None = None
@@ -126,23 +211,23 @@ class Deliverer:
             error = "the endpoint was disabled"
         elif event is None:
             error = "the event is past the log's retention"
-        elif self.production and not await asyncio.to_thread(
-            public_host, urlsplit(hook.url).hostname or ""
-        ):
-            error = "refused: the endpoint resolves to a private or loopback address"
         else:
-            body = payload(event)
-            message_id, timestamp = f"evt_{event.seq}", int(time.time())
-            headers = {
-                "content-type": "application/json",
-                "webhook-id": message_id,
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": sign(hook.secret, message_id, timestamp, body),
-            }
             try:
-                status = await self.send(hook.url, headers, body)
+                status = await self._send(hook, event)
             except SendFailed as exc:
                 error = str(exc) or type(exc).__name__
+            except InvalidInput as exc:  # a URL stored before it was checked, or DNS changed
+                error = f"refused: the url {exc.message}"
+            except TimeoutError:
+                if self._cutting:  # shutting down: given back, due again, no attempt counted
+                    await store.release(self.db, delivery.id, worker=self.worker)
+                    return
+                error = f"timed out after {self.send_timeout_seconds:g} s"
+            except Exception as exc:
+                # A bug or a surprise from the HTTP client fails this attempt, not the
+                # deliverer. Its message could hold anything: the log gets it, the city the type.
+                log.exception("webhook delivery %s: the attempt failed unexpectedly", delivery.id)
+                error = f"internal error ({type(exc).__name__})"
         attempt = Attempt(
             at=moment,
             status=status,
@@ -167,6 +252,26 @@ class Deliverer:
                 self.db, hook.id, failed=state == "failed", disable_after=self.disable_after
             )
         self.on_attempt(outcome)
+
+    async def _send(self, hook: Webhook, event: Event) -> int:
+        """Check the target again (DNS can change), sign and send, all within the timeout."""
+        async with asyncio.timeout(self.send_timeout_seconds) as deadline:
+            self._deadlines.add(deadline)
+            try:
+                if self._cutting:
+                    deadline.reschedule(asyncio.get_running_loop().time())
+                url = await check_target(hook.url, production=self.production)
+                body = payload(event)
+                message_id, timestamp = f"evt_{event.seq}", int(time.time())
+                headers = {
+                    "content-type": "application/json",
+                    "webhook-id": message_id,
+                    "webhook-timestamp": str(timestamp),
+                    "webhook-signature": sign(hook.secret, message_id, timestamp, body),
+                }
+                return await self.send(url, headers, body)
+            finally:
+                self._deadlines.discard(deadline)
 
 
 async def _first(*events: asyncio.Event) -> None:

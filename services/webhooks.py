@@ -5,10 +5,13 @@ Delivery is at least once: the event id is the idempotency key (`webhook-id`).""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ipaddress
+import re
 import secrets
 import socket
+import unicodedata
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -21,23 +24,86 @@ from services.store import webhooks as store
 from services.store.database import Database
 
 MAX_WEBHOOKS_PER_CITY = 20
+URL_MAX = 2000
 
 
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def check_target(url: str, *, production: bool) -> str:
-    """HTTPS only in production, and never a private, loopback or link-local address (SSRF);
-    development also allows http and loopback, for receivers on the same machine."""
-    url = limits.text("url", url, max_length=2000)
+# One DNS label (RFC 1035 §2.3.1, with the underscore that service names use), after IDNA.
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_BRACKETED = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::[0-9]*)?")
+
+
+def check_url(url: str) -> str:
+    """An absolute http(s) URL that every client sends as written, or `InvalidInput("url")`.
+
+    Strict, because the URL is sent on later, from the deliverer: a CR or LF would split the
+    request line (request smuggling), a port outside 1..65535 or an unparsable host fails
+    inside the HTTP client, and userinfo (RFC 9110 §4.2.4: deprecated) would carry a secret."""
+    if not url.strip():
+        raise InvalidInput("url", "must not be blank")
+    if len(url) > URL_MAX:
+        raise InvalidInput("url", f"must be at most {URL_MAX} characters")
+    if any(c.isspace() or unicodedata.category(c).startswith("C") for c in url):
+        raise InvalidInput("url", "must not contain whitespace or control characters")
+    if "\\" in url:  # WHATWG parsers read it as "/", RFC 3986 ones do not: two hosts
+        raise InvalidInput("url", "must not contain a backslash")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises past 65535 or when not a number
+    except ValueError:
+        raise InvalidInput("url", "must have a valid host and port") from None
+    if parts.scheme not in ("https", "http"):
+        raise InvalidInput("url", "must be an http or https URL")
+    if "@" in parts.netloc:
+        raise InvalidInput("url", "must not contain credentials")
+    if not _valid_host(parts.netloc, parts.hostname or ""):
+        raise InvalidInput("url", "must have a valid host name or IP address")
+    if port == 0:
+        raise InvalidInput("url", "must have a port between 1 and 65535")
+    return url
+
+
+def _valid_host(netloc: str, host: str) -> bool:
+    if "[" in netloc or "]" in netloc:
+        # RFC 3986 §3.2.2: only an IPv6 address (or IPvFuture, which no client sends) goes in
+        # brackets; a zone id (RFC 6874) names an interface of this machine, never a receiver.
+        bracketed = _BRACKETED.fullmatch(netloc)
+        if bracketed is None:
+            return False
+        try:
+            ipaddress.IPv6Address(bracketed[1])
+        except ValueError:
+            return False
+        return True
+    name = host.removesuffix(".")
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_name.split(".")
+    if labels[-1].isdigit():  # WHATWG: a host ending in a number is an IPv4 address
+        try:
+            ipaddress.IPv4Address(name)
+        except ValueError:
+            return False
+        return True
+    return len(ascii_name) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+
+
+async def check_target(url: str, *, production: bool) -> str:
+    """A well-formed URL (`check_url`); in production HTTPS only, and never a private,
+    loopback or link-local address (SSRF). Development also allows http and loopback, for
+    receivers on the same machine."""
+    url = check_url(url)
     parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.username:
-        raise InvalidInput("url", "must be an http(s) URL without credentials")
     if production:
         if parts.scheme != "https":
             raise InvalidInput("url", "must use https")
-        if not public_host(parts.hostname):
+        # getaddrinfo blocks: in a thread, so the event loop never waits on DNS.
+        if not await asyncio.to_thread(public_host, parts.hostname or ""):
             raise InvalidInput("url", "must not point to a private or loopback address")
     return url
 
@@ -74,7 +140,7 @@ async def register(
 ) -> Webhook:
     """Register an endpoint of the caller's city (scope: admin)."""
     actor.require(Scope.ADMIN)
-    target = check_target(url, production=production)
+    target = await check_target(url, production=production)
     if await store.count_of_city(db, actor.city) >= MAX_WEBHOOKS_PER_CITY:
         raise InvalidInput("url", f"a city may have at most {MAX_WEBHOOKS_PER_CITY} webhooks")
     webhook = Webhook(

@@ -216,3 +216,57 @@ async def test_a_deleted_webhook_receives_nothing_more(api: Api, settings: Setti
         assert len(receiver.received) == 1
         again = await app.data(delete, {"id": hook["id"]}, token=token)
         assert again["deleteWebhook"]["userErrors"] == [{"code": "NOT_FOUND"}]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "http://127.0.0.1:9/hook\r\nX-Injected: 1",  # CR/LF would split the request line
+        "http://127.0.0.1:9/ho ok",
+        "\thttp://127.0.0.1:9/hook",
+        "http://127.0.0.1:9/hook\x00",
+        "http://127.0.0.1:9/\u200bhook",  # a format character, invisible
+        "http://127.0.0.1:65536/hook",
+        "http://127.0.0.1:99999/hook",
+        "http://127.0.0.1:0/hook",
+        "http://127.0.0.1:8o/hook",
+        "http://[::1/x",
+        "http://[::1]x/hook",
+        "http://[v1.fe]/hook",
+        "http://[fe80::1%25eth0]/hook",
+        "http://1.2.3/hook",
+        "http://exa_mple..org/hook",
+        "http://-example.org/hook",
+        "http://@example.org/hook",
+        "http://user:pw@example.org/hook",
+        "http://example.org\\@127.0.0.1/hook",
+        "ftp://example.org/hook",
+        "/hook",
+        "http:///hook",
+        "http://example.org/" + "h" * 2000,
+    ],
+)
+async def test_a_malformed_url_is_refused(api: Api, url: str) -> None:
+    await add_city(api.db, "rotterdam")
+    token = await api.token("rotterdam")
+    data = await api.data(REGISTER, {"input": {"url": url}}, token=token)
+    assert data["registerWebhook"]["webhook"] is None
+    errors = data["registerWebhook"]["userErrors"]
+    assert [(e["code"], e["field"]) for e in errors] == [("BAD_USER_INPUT", ["input", "url"])]
+    assert await api.db.db["webhooks"].count_documents({}) == 0
+
+
+async def test_well_formed_urls_are_registered_as_written(api: Api) -> None:
+    await add_city(api.db, "rotterdam")
+    token = await api.token("rotterdam")
+    for url in [
+        "http://127.0.0.1:8080/hook?city=rotterdam#ignored",
+        "http://[::1]:65535/hook",
+        "https://example.org./hook",
+        "https://xn--mnchen-3ya.de/hook",
+        "https://münchen.de/haken",
+    ]:
+        data = await api.data(REGISTER, {"input": {"url": url}}, token=token)
+        assert data["registerWebhook"]["userErrors"] == [], url
+        assert data["registerWebhook"]["webhook"]["url"] == url

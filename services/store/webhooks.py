@@ -4,7 +4,7 @@ is claimed with a lease, so two processes never send the same attempt."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -203,16 +203,29 @@ async def enqueue(db: Database, webhook: Webhook, *, event_seq: int, event_at: d
 
 
 @guarded
-async def claim(db: Database, *, worker: str, lease_seconds: float) -> Delivery | None:
-    """Take the next due delivery for `lease_seconds`; a crashed worker's lease runs out."""
+async def claim(
+    db: Database,
+    *,
+    worker: str,
+    lease_seconds: float,
+    skip_webhooks: Collection[str] = (),
+    skip_cities: Collection[str] = (),
+) -> Delivery | None:
+    """Take the next due delivery for `lease_seconds`, none of an endpoint or city in `skip_*`
+    (this worker's busy ones); a crashed worker's lease runs out and the delivery is due again."""
     moment = now()
+    query: Document = {
+        "$or": [
+            {"state": "pending", "dueAt": {"$lte": moment}},
+            {"state": "sending", "leaseUntil": {"$lt": moment}},
+        ]
+    }
+    if skip_webhooks:
+        query["webhookId"] = {"$nin": list(skip_webhooks)}
+    if skip_cities:
+        query["city"] = {"$nin": list(skip_cities)}
     doc = await db.db["webhook_deliveries"].find_one_and_update(
-        {
-            "$or": [
-                {"state": "pending", "dueAt": {"$lte": moment}},
-                {"state": "sending", "leaseUntil": {"$lt": moment}},
-            ]
-        },
+        query,
         {
             "$set": {
                 "state": "sending",
@@ -224,6 +237,15 @@ async def claim(db: Database, *, worker: str, lease_seconds: float) -> Delivery 
         return_document=ReturnDocument.AFTER,
     )
     return _delivery(doc) if doc else None
+
+
+@guarded
+async def release(db: Database, delivery_id: str, *, worker: str) -> None:
+    """Give a claimed delivery back, due now and with no attempt recorded (at shutdown)."""
+    await db.db["webhook_deliveries"].update_one(
+        {"_id": delivery_id, "state": "sending", "worker": worker},
+        {"$set": {"state": "pending", "dueAt": now()}, "$unset": {"leaseUntil": ""}},
+    )
 
 
 @guarded
@@ -272,7 +294,11 @@ async def get_delivery(db: Database, id: str) -> Delivery | None:
 @guarded
 async def requeue(db: Database, id: str) -> Delivery:
     doc = await db.db["webhook_deliveries"].find_one_and_update(
-        {"_id": id, "state": {"$ne": "sending"}},
+        {
+            "_id": id,
+            # a delivery in flight is not sent twice; one whose lease ran out is not in flight
+            "$or": [{"state": {"$ne": "sending"}}, {"leaseUntil": {"$lt": now()}}],
+        },
         {"$set": {"state": "pending", "dueAt": now()}},
         return_document=ReturnDocument.AFTER,
     )
