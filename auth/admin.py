@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from auth.federation import MAX_LIFETIME_SECONDS as FEDERATED_MAX_LIFETIME_SECONDS
 from auth.oauth_store import OAuthStore
 from auth.passwords import (
     MAX_PASSWORD_LENGTH,
@@ -19,7 +20,7 @@ from auth.passwords import (
     new_secret,
 )
 from auth.records import GRANTS, ClientType, OAuthClient
-from auth.store import new_signing_key, signing_key_doc
+from auth.store import federated_key, new_signing_key, signing_key_doc
 from auth.tokens import KNOWN_SCOPES
 from services.clock import now
 from services.errors import InvalidInput, NotFound
@@ -179,6 +180,44 @@ def trust_issuer(
     })  # fmt: skip
 
 
+def link_federated_subject(
+    store: OAuthStore, *, city: str, username: str, issuer: str, subject: str
+) -> None:
+    """Let tokens of `issuer` (trusted by `city`) for `subject` speak for one of the city's
+    people. Without such a link a federated token is nobody's, whatever its `sub` says."""
+    if store.trusted_issuer_city(issuer) != city:
+        raise InvalidInput("issuer", f"is not an identity provider {city} trusts")
+    if not subject.strip():
+        raise InvalidInput("subject", "must not be blank")
+    credentials = store.credentials(city, username)
+    if credentials is None or credentials.revoked_at is not None:
+        raise NotFound("Person", f"{city}/{username}")
+    linked = store.link_federated(city, issuer, subject, credentials.person_id)
+    if linked != credentials.person_id:
+        raise InvalidInput("subject", "is linked to another person; unlink it first")
+
+
+def unlink_federated_subject(store: OAuthStore, *, city: str, issuer: str, subject: str) -> None:
+    """Tokens of (issuer, subject) stop speaking for the linked person within seconds."""
+    if not store.unlink_federated(city, issuer, subject):
+        raise NotFound("FederatedSubject", federated_key(issuer, subject))
+
+
+def revoke_federated_subject(
+    store: OAuthStore, *, city: str, issuer: str, subject: str, access_ttl: int
+) -> None:
+    """Refuse every live token of (issuer, subject) within seconds, and drop its link. Tokens
+    its provider issues later are accepted, as nobody's: stop the identity there too."""
+    store.unlink_federated(city, issuer, subject)
+    store.deny(
+        "person",
+        city,
+        federated_key(issuer, subject),
+        at=now(),
+        ttl=max(access_ttl, FEDERATED_MAX_LIFETIME_SECONDS),
+    )
+
+
 INVITATION_DAYS = 7
 
 
@@ -253,3 +292,24 @@ class RealmAdmin:
     async def invite(self, actor: Principal, username: str) -> str:
         actor.require(Scope.ADMIN)
         return await asyncio.to_thread(invite, self.store, city=actor.city, username=username)
+
+    async def link_federated_subject(
+        self, actor: Principal, *, username: str, issuer: str, subject: str
+    ) -> None:
+        actor.require(Scope.ADMIN)
+        await asyncio.to_thread(
+            link_federated_subject,
+            self.store,
+            city=actor.city,
+            username=username,
+            issuer=issuer,
+            subject=subject,
+        )
+
+    async def unlink_federated_subject(
+        self, actor: Principal, *, issuer: str, subject: str
+    ) -> None:
+        actor.require(Scope.ADMIN)
+        await asyncio.to_thread(
+            unlink_federated_subject, self.store, city=actor.city, issuer=issuer, subject=subject
+        )

@@ -1,4 +1,5 @@
-"""Revocation reaches the API: a denylist of token ids, clients and people, cached briefly."""
+"""Revocation reaches the API: a denylist of token ids, clients and people, cached briefly,
+and re-checked for every open socket each time it is refreshed."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,20 +22,37 @@ REFRESH_SECONDS = 2.0  # a revocation is seen by every API process within this, 
 STALE_SECONDS = 60.0  # past this without a fresh copy, fail closed
 
 
+@dataclass(eq=False, slots=True)
+class _Watch:
+    """An open socket's principal, and how to end the socket once it is denied."""
+
+    principal: Principal
+    on_denied: Callable[[], None]
+
+
 @dataclass(slots=True)
 class Denylist:
     db: Database
+    refresh_seconds: float = REFRESH_SECONDS
     _entries: dict[str, datetime] = field(default_factory=dict[str, datetime])
     _loaded_at: float = float("-inf")
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _watches: set[_Watch] = field(default_factory=set[_Watch])
 
     async def keep_fresh(self, stopping: asyncio.Event) -> None:
-        """Re-read the denylist every REFRESH_SECONDS in the background, so that no request
+        """Re-read the denylist every `refresh_seconds` in the background, so that no request
         waits for it (and every replica sees a revocation within seconds)."""
         while not stopping.is_set():
             await self._load()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), REFRESH_SECONDS)
+                await asyncio.wait_for(stopping.wait(), self.refresh_seconds)
+
+    def watch(self, principal: Principal, on_denied: Callable[[], None]) -> Callable[[], None]:
+        """Call `on_denied` (once) when a refresh finds `principal` denied: HTTP requests are
+        checked one by one, an open socket only here. Returns the function that stops it."""
+        entry = _Watch(principal, on_denied)
+        self._watches.add(entry)
+        return lambda: self._watches.discard(entry)
 
     async def _load(self) -> None:
         async with self._lock:
@@ -45,6 +64,10 @@ class Denylist:
                     "denylist refresh failed; using the copy from %.0fs ago",
                     time.monotonic() - self._loaded_at,
                 )
+                return
+        for entry in [w for w in self._watches if _denied(self._entries, w.principal)]:
+            self._watches.discard(entry)
+            entry.on_denied()
 
     async def _fresh(self) -> dict[str, datetime]:
         """The cached denylist. Before its first copy a request loads it; past STALE_SECONDS
@@ -55,14 +78,17 @@ class Denylist:
             raise Unavailable("cannot check revocations while the database is unreachable")
         return self._entries
 
-    async def is_denied(self, principal: Principal, issued_at: int) -> bool:
+    async def is_denied(self, principal: Principal) -> bool:
         """Whether the token was revoked, or its client or person was after it was issued."""
-        entries = await self._fresh()
-        city = principal.city
-        if f"jti:{city}:{principal.token_id}" in entries:
+        return _denied(await self._fresh(), principal)
+
+
+def _denied(entries: Mapping[str, datetime], principal: Principal) -> bool:
+    city = principal.city
+    if principal.token_id and f"jti:{city}:{principal.token_id}" in entries:
+        return True
+    for key in (f"client:{city}:{principal.client_id}", f"person:{city}:{principal.subject}"):
+        revoked_at = entries.get(key)
+        if revoked_at is not None and revoked_at.timestamp() >= principal.issued_at:
             return True
-        for key in (f"client:{city}:{principal.client_id}", f"person:{city}:{principal.subject}"):
-            revoked_at = entries.get(key)
-            if revoked_at is not None and revoked_at.timestamp() >= issued_at:
-                return True
-        return False
+    return False

@@ -1,6 +1,11 @@
 """Federation: a city may accept tokens from its own identity provider (Azure AD, Keycloak,
 Okta, ...). Tokens are checked like ours; the provider's JWKS is fetched asynchronously,
-cached, and re-fetched on an unknown `kid` at most once a minute."""
+cached, and re-fetched on an unknown `kid` at most once a minute.
+
+A federated principal is (issuer, subject): it speaks for one of the city's people only
+through a link a city admin made (`admin.link_federated_subject`), never because its `sub`
+happens to equal a person's id. Unlinked, its subject is `<issuer>#<sub>`, which no local id
+can equal."""
 
 from __future__ import annotations
 
@@ -32,6 +37,12 @@ JWKS_MAX_AGE_SECONDS = 600.0
 JWKS_REFETCH_SECONDS = 60.0
 FETCH_TIMEOUT_SECONDS = 3.0
 LEEWAY_SECONDS = 30
+# Longest lifetime (exp - iat) accepted from an identity provider: providers issue access
+# tokens of minutes to a few hours; a longer one is a misconfiguration or a forgery.
+MAX_LIFETIME_SECONDS = 24 * 3600
+# An admin's link or unlink (and a federated subject's revocation) is seen within this.
+LINK_CACHE_SECONDS = 5.0
+LINK_CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +79,10 @@ class Federation:
     db: Database
     http: httpx.AsyncClient
     known_scopes: frozenset[str]
+    max_lifetime_seconds: int = MAX_LIFETIME_SECONDS
+    _links: dict[str, tuple[str | None, float]] = field(
+        default_factory=dict[str, tuple[str | None, float]]
+    )
     _issuers: dict[str, TrustedIssuer] = field(default_factory=dict[str, TrustedIssuer])
     _issuers_at: float = float("-inf")
     _keys: dict[str, _Keys] = field(default_factory=dict[str, _Keys])
@@ -160,6 +175,12 @@ class Federation:
         except JoseError as exc:
             raise Unauthenticated(f"token rejected: {exc.description or exc.error}") from None
         claims: dict[str, Any] = decoded.claims
+        issued_at = claims.get("iat")
+        # Without `iat`, what is left of its lifetime must fit the cap.
+        issued = int(issued_at) if isinstance(issued_at, int | float) else None
+        start = issued if issued is not None else int(time.time())
+        if int(claims["exp"]) - start > self.max_lifetime_seconds + LEEWAY_SECONDS:
+            raise Unauthenticated("token lifetime exceeds the maximum accepted")
         if "nonce" in claims or "at_hash" in claims:
             raise Unauthenticated("an ID token is not an access token")
         subject = claims.get(trusted.subject_claim)
@@ -173,11 +194,29 @@ class Federation:
         else:
             granted = []
         client = claims.get("client_id") or claims.get("azp") or claims.get("appid") or ""
+        person = await self._linked_person(trusted, subject)
         return Principal(
             city=trusted.city,
-            subject=subject,
+            subject=person or store.federated_key(trusted.issuer, subject),
             scopes=frozenset(granted) & self.known_scopes,
             client_id=str(client) or trusted.issuer,
             token_id=str(claims.get("jti", "")),
-            expires_at=int(claims.get("exp", 0)),
+            expires_at=int(claims["exp"]),
+            # No `iat`: any revocation of its client or person denies it.
+            issued_at=issued or 0,
         )
+
+    async def _linked_person(self, trusted: TrustedIssuer, subject: str) -> str | None:
+        """The person an admin linked to (issuer, subject), cached for LINK_CACHE_SECONDS."""
+        key = store.federated_key(trusted.issuer, subject)
+        cached = self._links.get(key)
+        clock = time.monotonic()
+        if cached is not None and clock - cached[1] < LINK_CACHE_SECONDS:
+            return cached[0]
+        person = await store.linked_person(
+            self.db, city=trusted.city, issuer=trusted.issuer, subject=subject
+        )
+        if len(self._links) >= LINK_CACHE_ENTRIES:
+            self._links.clear()  # only signed tokens get here: a bound, not an eviction policy
+        self._links[key] = (person, clock)
+        return person

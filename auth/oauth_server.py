@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import (
@@ -195,7 +196,8 @@ class _ClientScopes:
 
 
 class CredentialsGrant(_ClientScopes, ClientCredentialsGrant):
-    pass
+    # RFC 6749 §2.3.1: both ways of sending the secret; the metadata advertises both.
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]  # noqa: RUF012
 
 
 class CodeGrant(_ClientScopes, AuthorizationCodeGrant):
@@ -449,10 +451,24 @@ class RealmServer(AuthorizationServer):
         response = self.create_authorization_response(
             request=request, grant_user=owner, grant=consent.grant
         )
-        return cast(OAuthResponse, response)
+        return self._with_issuer(cast(OAuthResponse, response))
 
     def error_response(self, request: FormRequest, error: OAuth2Error) -> OAuthResponse:
-        return cast(OAuthResponse, self.handle_error_response(request, error))
+        """An authorization error: redirected to the client when it has a redirect URI."""
+        return self._with_issuer(cast(OAuthResponse, self.handle_error_response(request, error)))
+
+    def _with_issuer(self, response: OAuthResponse) -> OAuthResponse:
+        """RFC 9207 §2: authorization responses, errors included, carry `iss`, so that a
+        client of several realms on one host can tell which one answered (mix-up attacks)."""
+        status, body, headers = response
+        located = [(name, value) for name, value in headers if name.lower() == "location"]
+        if not located:
+            return response
+        parts = urlsplit(located[0][1])
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "iss"]
+        location = urlunsplit(parts._replace(query=urlencode([*query, ("iss", self.realm.issuer)])))
+        others = [(name, value) for name, value in headers if name.lower() != "location"]
+        return status, body, [*others, ("Location", location)]
 
     def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
         return request
@@ -490,6 +506,7 @@ class RealmServer(AuthorizationServer):
                 "client_secret_post",
             ],
             "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,  # RFC 9207 §3
         }
 
     def jwks(self) -> dict[str, Any]:

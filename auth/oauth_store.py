@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +24,13 @@ from pymongo.errors import (
 )
 
 from auth.records import AuthorizationCode, ClientType, OAuthClient, RefreshToken
-from auth.store import SigningKey, new_signing_key, signing_key_doc, signing_key_from_doc
+from auth.store import (
+    SigningKey,
+    federated_key,
+    new_signing_key,
+    signing_key_doc,
+    signing_key_from_doc,
+)
 from auth.tokens import MAX_ACCESS_TOKEN_TTL_SECONDS
 from services.clock import now
 from services.errors import Unavailable
@@ -45,6 +52,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "login_tickets": [IndexModel([("expiresAt", ASCENDING)], name="ttl", **_TTL)],
     "consents": [IndexModel([("city", ASCENDING), ("personId", ASCENDING)], name="person")],
     "trusted_issuers": [IndexModel([("city", ASCENDING)], name="city")],
+    "federated_links": [IndexModel([("city", ASCENDING), ("personId", ASCENDING)], name="person")],
 }
 
 
@@ -191,11 +199,21 @@ class OAuthStore:
         )
         return result.matched_count == 1
 
+    def replace_password_hash(self, city: str, person_id: str, old: str, new: str) -> bool:
+        """Rehash (e.g. scrypt to argon2id) unless the password changed meanwhile."""
+        result = self.db.people.update_one(
+            {"_id": ObjectId(person_id), "city": city, "passwordHash": old},
+            {"$set": {"passwordHash": new}},
+        )
+        return result.modified_count == 1
+
     def revoke_person(self, city: str, person_id: str, *, access_ttl: int) -> None:
         moment = now()
         self.db.people.update_one(
             {"_id": ObjectId(person_id), "city": city}, {"$set": {"revokedAt": moment}}
         )
+        # Identities at a provider no longer speak for a revoked person, whatever they sign.
+        self.db.federated_links.delete_many({"city": city, "personId": person_id})
         self.db.refresh_tokens.update_many(
             {"city": city, "personId": person_id, "revokedAt": None},
             {"$set": {"revokedAt": moment}},
@@ -376,6 +394,46 @@ class OAuthStore:
 
     # Sign-in throttling and tickets
 
+    def take_spaced_attempt(
+        self,
+        key: str,
+        *,
+        free: int,
+        base_delay_seconds: int,
+        max_delay_seconds: int,
+        window_seconds: int,
+    ) -> int:
+        """Count an attempt under `key`; returns 0 when it may go ahead, else the seconds to
+        wait. After `free` attempts each one sets a wait before the next, doubling each time
+        (base, 2 x base, ... max); an attempt during the wait is refused and doubles it too.
+        The count is compared and set in one update, so parallel attempts cannot share one
+        free turn."""
+        for _ in range(5):
+            moment = now()
+            doc = self.db.login_failures.find_one({"_id": key})
+            live = doc is not None and doc["expiresAt"] > moment
+            count = int(doc["count"]) + 1 if doc is not None and live else 1
+            waiting = doc is not None and live and doc["notBefore"] > moment
+            delay = 0 if count < free else base_delay_seconds * 2 ** min(count - free, 20)
+            not_before = moment + timedelta(seconds=min(delay, max_delay_seconds))
+            fields = {
+                "count": count,
+                "notBefore": not_before,
+                "expiresAt": not_before + timedelta(seconds=window_seconds),
+            }
+            if doc is None:
+                with contextlib.suppress(DuplicateKeyError):
+                    self.db.login_failures.insert_one({"_id": key, **fields})
+                    return 0
+                continue
+            taken = self.db.login_failures.update_one(
+                {"_id": key, "count": doc["count"], "notBefore": doc["notBefore"]},
+                {"$set": fields},
+            )
+            if taken.modified_count == 1:
+                return max(math.ceil((not_before - moment).total_seconds()), 1) if waiting else 0
+        return 1  # contended: other attempts under this key are being counted right now
+
     def take_attempt(self, key: str, *, window_seconds: int) -> int:
         """Count a sign-in attempt under `key` before it is checked, so parallel guesses
         cannot all slip under the limit; returns the count within the window."""
@@ -445,6 +503,23 @@ class OAuthStore:
 
     def add_trusted_issuer(self, doc: Document) -> None:
         self.db.trusted_issuers.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    def link_federated(self, city: str, issuer: str, subject: str, person_id: str) -> str:
+        """Link (issuer, subject) to a person; returns the person it is linked to (another
+        one's, when the subject was linked already: one identity, one person)."""
+        key = federated_key(issuer, subject)
+        with contextlib.suppress(DuplicateKeyError):
+            link = {"_id": key, "city": city, "issuer": issuer, "subject": subject}
+            self.db.federated_links.insert_one({**link, "personId": person_id, "createdAt": now()})
+            return person_id
+        doc = self.db.federated_links.find_one({"_id": key})
+        return str(doc["personId"]) if doc else person_id
+
+    def unlink_federated(self, city: str, issuer: str, subject: str) -> bool:
+        result = self.db.federated_links.delete_one(
+            {"_id": federated_key(issuer, subject), "city": city}
+        )
+        return result.deleted_count == 1
 
 
 def _code(doc: Document) -> AuthorizationCode:

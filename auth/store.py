@@ -88,3 +88,17 @@ async def trusted_issuers(db: Database) -> list[dict[str, Any]]:
 async def city_slugs(db: Database) -> frozenset[str]:
     """Every registered city, i.e. every realm."""
     return frozenset([doc["_id"] async for doc in db.cities.find({}, {"_id": 1})])
+
+
+def federated_key(issuer: str, subject: str) -> str:
+    """A federated principal's identity: the subject means nothing without its issuer."""
+    return f"{issuer}#{subject}"
+
+
+@guarded
+async def linked_person(db: Database, *, city: str, issuer: str, subject: str) -> str | None:
+    """The id of the person of `city` an admin linked to this federated subject, if any."""
+    doc = await db.db["federated_links"].find_one(
+        {"_id": federated_key(issuer, subject), "city": city}, {"personId": 1}
+    )
+    return str(doc["personId"]) if doc else None

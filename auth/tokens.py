@@ -27,7 +27,8 @@ KNOWN_SCOPES = frozenset(scope.value for scope in Scope)
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 MAX_TOKEN_LENGTH = 8192
 # The longest-lived access token anything here issues (`token issue --ttl` for operators'
-# scripts); a revoked client's or person's denial lasts at least this long.
+# scripts); a revoked client's or person's denial lasts at least this long, and a token of
+# ours that claims a longer lifetime (exp - iat) is refused however well it is signed.
 MAX_ACCESS_TOKEN_TTL_SECONDS = 7 * 86_400
 
 
@@ -110,6 +111,7 @@ class TokenVerifier:
     audience: str
     denylist: Denylist | None = None
     federation: Federation | None = None
+    max_lifetime_seconds: int = MAX_ACCESS_TOKEN_TTL_SECONDS
 
     async def verify(self, token: str) -> Principal:
         if not token or len(token) > MAX_TOKEN_LENGTH:
@@ -129,15 +131,14 @@ class TokenVerifier:
             trusted = await self.federation.trusted(issuer) if self.federation else None
             if trusted is None or self.federation is None:
                 raise Unauthenticated("token issuer is not trusted by any city")
-            return await self.federation.verify(token, header, trusted)
-        principal, issued_at = await self._verify_own(token, header, realm)
-        if self.denylist is not None and await self.denylist.is_denied(principal, issued_at):
+            principal = await self.federation.verify(token, header, trusted)
+        else:
+            principal = await self._verify_own(token, header, realm)
+        if self.denylist is not None and await self.denylist.is_denied(principal):
             raise Unauthenticated("token revoked")
         return principal
 
-    async def _verify_own(
-        self, token: str, header: dict[str, Any], realm: Realm
-    ) -> tuple[Principal, int]:
+    async def _verify_own(self, token: str, header: dict[str, Any], realm: Realm) -> Principal:
         if header.get("alg") not in ALLOWED_ALGS:
             raise Unauthenticated("token algorithm not accepted")
         if str(header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
@@ -161,17 +162,19 @@ class TokenVerifier:
         except JoseError as exc:
             raise Unauthenticated(_reason(exc)) from None
         claims = decoded.claims
+        if int(claims["exp"]) - int(claims["iat"]) > self.max_lifetime_seconds + LEEWAY_SECONDS:
+            raise Unauthenticated("token lifetime exceeds the realm's maximum")
         scope = _claim(claims, "scope")
         granted = scope.split() if isinstance(scope, str) else []
-        principal = Principal(
+        return Principal(
             city=realm.city,
             subject=str(claims["sub"]),
             scopes=frozenset(granted) & KNOWN_SCOPES,
             client_id=str(claims["client_id"]),
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
+            issued_at=int(claims["iat"]),
         )
-        return principal, int(claims["iat"])
 
 
 def _claim(claims: object, name: str) -> object:

@@ -25,6 +25,7 @@ class Principal:
     client_id: str
     token_id: str = ""
     expires_at: int = 0  # the token's `exp`: live connections end with it
+    issued_at: int = 0  # the token's `iat`: a later revocation of its client or person denies it
 
     def require(self, scope: Scope) -> None:
         """Raise Forbidden unless the token carries `scope`."""

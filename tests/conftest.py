@@ -13,6 +13,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from auth.oauth_store import OAuthStore
 from auth.realms import RealmRegistry
 from auth.tokens import issue_access_token
 from cityexchange.app import create_app
@@ -23,6 +24,7 @@ from services.clock import now
 from services.models import City
 from services.store.database import Database
 from services.store.indexes import ensure_indexes
+from tests.oauth_support import Realm, make_realm, store_for
 
 ALL_SCOPES = ("read", "publish", "comment", "admin")
 
@@ -139,3 +141,18 @@ async def two_cities(db: Database) -> tuple[City, City]:
 @pytest.fixture
 def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def store(api: Api) -> AsyncIterator[OAuthStore]:
+    """The realms' synchronous OAuth store on the test's database."""
+    oauth = store_for(api.settings)
+    yield oauth
+    oauth.close()
+
+
+@pytest.fixture
+async def rotterdam(api: Api, store: OAuthStore) -> Realm:
+    """Rotterdam's realm with a portal client, a public app and a person who can sign in."""
+    await add_city(api.db, "rotterdam", "Rotterdam")
+    return await make_realm(api.db, store, api.settings, "rotterdam")

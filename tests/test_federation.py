@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -15,10 +16,17 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from auth import admin
+from auth.federation import LINK_CACHE_SECONDS, MAX_LIFETIME_SECONDS
 from cityexchange.app import create_app
-from services.errors import InvalidInput
+from services import cities
+from services.clock import now
+from services.errors import InvalidInput, NotFound
+from services.ids import global_id
+from services.models import Organisation, Person
+from services.taxonomy import OrganisationKind, Role
 from tests.conftest import Api, add_city
 from tests.oauth_support import store_for
+from tests.queries import ADD_COMMENT, PUBLISH_PROBLEM, problem_input
 
 ISSUER = "https://idp.rotterdam.example/realms/staff"
 JWKS_URI = "https://idp.rotterdam.example/realms/staff/keys"
@@ -52,7 +60,7 @@ class IdentityProvider:
         **claims: object,
     ) -> str:
         now = int(time.time())
-        body = {
+        body: dict[str, object] = {
             "iss": issuer,
             "aud": audience,
             "sub": "staff-42",
@@ -62,6 +70,7 @@ class IdentityProvider:
             "azp": "rotterdam-intranet",
             **claims,
         }
+        body = {name: value for name, value in body.items() if value is not None}
         return jwt.encode({"alg": "RS256", "typ": "JWT", "kid": kid}, body, self.key)
 
 
@@ -111,7 +120,7 @@ async def test_a_trusted_providers_token_is_accepted_as_its_city(
     provider, api = idp
     data = await api.data(VIEWER, token=provider.token())
     assert data["viewer"] == {
-        "subject": "staff-42",
+        "subject": f"{ISSUER}#staff-42",  # (issuer, subject): nobody's until an admin links it
         "scopes": ["publish", "read"],
         "clientId": "rotterdam-intranet",
         "city": {"slug": "rotterdam"},
@@ -203,3 +212,174 @@ async def test_an_issuer_is_not_moved_to_another_city_by_accident(api: Api) -> N
         assert await asyncio.to_thread(store.trusted_issuer_city, ISSUER) == "rotterdam"
     finally:
         store.close()
+
+
+EDIT_COMMENT = """mutation($id: ID!, $body: String!) { editComment(input: {id: $id, body: $body}) {
+    comment { body } } }"""
+WHO = "{ viewer { subject person { id name } } }"
+
+
+async def _person_with_a_comment(api: Api) -> tuple[Person, str]:
+    """A person of Rotterdam, and a comment she wrote with a token of the city's own realm."""
+    person = await cities.add_person(
+        db=api.db,
+        person=Person(
+            id="",
+            city="rotterdam",
+            username="anna",
+            name="Anna de Vries",
+            role=Role.CRO,
+            organisation=Organisation("Rotterdam", OrganisationKind.CITY_AGENCY),
+        ),
+    )
+    own = await api.token("rotterdam", subject=person.id)
+    problem = (await api.data(PUBLISH_PROBLEM, {"input": problem_input()}, token=own))[
+        "publishProblem"
+    ]["problem"]["id"]
+    comment = await api.data(
+        ADD_COMMENT, {"input": {"subjectId": problem, "body": "Mine."}}, token=own
+    )
+    return person, comment["addComment"]["comment"]["id"]
+
+
+async def test_a_federated_sub_equal_to_a_persons_id_is_not_that_person(
+    idp: tuple[IdentityProvider, Api],
+) -> None:
+    provider, api = idp
+    person, comment = await _person_with_a_comment(api)
+    forged = provider.token(sub=person.id, scp="read comment")
+    viewer = (await api.data(WHO, token=forged))["viewer"]
+    assert viewer == {"subject": f"{ISSUER}#{person.id}", "person": None}
+    body = await api.gql(EDIT_COMMENT, {"id": comment, "body": "Not hers."}, token=forged)
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_linked_federated_subject_speaks_for_its_person_until_unlinked(
+    idp: tuple[IdentityProvider, Api],
+) -> None:
+    provider, api = idp
+    person, comment = await _person_with_a_comment(api)
+    store = store_for(api.settings)
+    try:
+        link = functools.partial(
+            admin.link_federated_subject, store, city="rotterdam", username="anna"
+        )
+        for wrong in ({"issuer": DOWN_ISSUER}, {"issuer": "https://idp.nobody.example"}):
+            with pytest.raises(InvalidInput):  # Lagos's provider, and one nobody trusts
+                await asyncio.to_thread(link, subject="staff-42", **wrong)
+        await asyncio.to_thread(link, issuer=ISSUER, subject="staff-42")
+        await asyncio.to_thread(link, issuer=ISSUER, subject="staff-42")  # idempotent
+        token = provider.token(sub="staff-42", scp="read comment")
+        # The fixture's requests cached staff-42 as nobody's; a link is seen within seconds.
+        async with asyncio.timeout(LINK_CACHE_SECONDS + 10):
+            while (viewer := (await api.data(WHO, token=token))["viewer"])["person"] is None:
+                await asyncio.sleep(0.1)
+        assert viewer == {
+            "subject": person.id,
+            "person": {"id": global_id("Person", person.id), "name": "Anna de Vries"},
+        }
+        edited = await api.data(EDIT_COMMENT, {"id": comment, "body": "Still mine."}, token=token)
+        assert edited["editComment"]["comment"]["body"] == "Still mine."
+
+        await asyncio.to_thread(
+            admin.unlink_federated_subject,
+            store,
+            city="rotterdam",
+            issuer=ISSUER,
+            subject="staff-42",
+        )
+        async with asyncio.timeout(LINK_CACHE_SECONDS + 10):
+            while (await api.data(WHO, token=token))["viewer"]["person"] is not None:
+                await asyncio.sleep(0.1)
+        with pytest.raises(NotFound):
+            await asyncio.to_thread(
+                admin.unlink_federated_subject,
+                store,
+                city="rotterdam",
+                issuer=ISSUER,
+                subject="staff-42",
+            )
+    finally:
+        store.close()
+
+
+async def test_one_federated_subject_is_linked_to_one_person(
+    idp: tuple[IdentityProvider, Api],
+) -> None:
+    _, api = idp
+    await _person_with_a_comment(api)
+    await cities.add_person(
+        db=api.db,
+        person=Person(
+            id="",
+            city="rotterdam",
+            username="bram",
+            name="Bram",
+            role=Role.MEMBER,
+            organisation=Organisation("Rotterdam", OrganisationKind.CITY_AGENCY),
+        ),
+    )
+    store = store_for(api.settings)
+    try:
+        link = functools.partial(
+            admin.link_federated_subject, store, city="rotterdam", issuer=ISSUER, subject="s-1"
+        )
+        await asyncio.to_thread(link, username="anna")
+        with pytest.raises(InvalidInput):
+            await asyncio.to_thread(link, username="bram")
+    finally:
+        store.close()
+
+
+async def _refused_within_seconds(api: Api, token: str) -> None:
+    """The denylist is re-read every couple of seconds: wait until the token is refused."""
+    async with asyncio.timeout(10):
+        while not (await api.gql(VIEWER, token=token)).get("errors"):
+            await asyncio.sleep(0.1)
+    body = await api.gql(VIEWER, token=token)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_federated_tokens_are_checked_against_the_denylist(
+    idp: tuple[IdentityProvider, Api],
+) -> None:
+    provider, api = idp
+    by_jti = provider.token(jti="idp-token-1")
+    by_subject = provider.token(sub="staff-7")
+    other = provider.token(sub="staff-8", jti="idp-token-2")
+    for token in (by_jti, by_subject, other):
+        await api.data(VIEWER, token=token)
+    store = store_for(api.settings)
+    try:
+        await asyncio.to_thread(store.deny, "jti", "rotterdam", "idp-token-1", at=now(), ttl=300)
+        await asyncio.to_thread(
+            admin.revoke_federated_subject,
+            store,
+            city="rotterdam",
+            issuer=ISSUER,
+            subject="staff-7",
+            access_ttl=900,
+        )
+    finally:
+        store.close()
+    await _refused_within_seconds(api, by_jti)
+    await _refused_within_seconds(api, by_subject)
+    await api.data(VIEWER, token=other)
+
+
+async def test_a_federated_token_living_longer_than_the_cap_is_refused(
+    idp: tuple[IdentityProvider, Api],
+) -> None:
+    provider, api = idp
+    start = int(time.time())
+    too_long = MAX_LIFETIME_SECONDS + 3600
+    claims: list[dict[str, object]] = [
+        {"exp": start + too_long},
+        {"exp": start + too_long, "iat": None},  # no iat: what is left of it counts
+    ]
+    for changes in claims:
+        token = provider.token(**changes)  # type: ignore[arg-type]
+        body = await api.gql(VIEWER, token=token)
+        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert "lifetime" in body["errors"][0]["message"]
+    await api.data(VIEWER, token=provider.token(exp=start + 8 * 3600))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
@@ -19,6 +20,7 @@ from joserfc import jws
 from auth import admin
 from auth.oauth_store import OAuthStore
 from auth.records import ClientType
+from cityexchange.app import create_app
 from tests.conftest import Api, add_city
 from tests.oauth_support import (
     PASSWORD,
@@ -33,19 +35,6 @@ from tests.oauth_support import (
 
 REVOCATION_SECONDS = 5  # the issue's bound for revocation to reach the API
 VIEWER = "{ viewer { subject clientId scopes city { slug } person { name } } }"
-
-
-@pytest.fixture
-async def store(api: Api) -> AsyncIterator[OAuthStore]:
-    oauth = store_for(api.settings)
-    yield oauth
-    oauth.close()
-
-
-@pytest.fixture
-async def rotterdam(api: Api, store: OAuthStore) -> Realm:
-    await add_city(api.db, "rotterdam", "Rotterdam")
-    return await make_realm(api.db, store, api.settings, "rotterdam")
 
 
 @pytest.fixture
@@ -86,6 +75,7 @@ async def test_authorization_code_with_pkce_then_refresh_rotation(
     ) as client:
         location, verifier = await authorize(client, rotterdam)
         assert location.startswith(REDIRECT_URI + "?")
+        assert parse_qs(urlsplit(location).query)["iss"] == [rotterdam.issuer]  # RFC 9207 §2
         token = await client.fetch_token(
             f"{rotterdam.issuer}/token", authorization_response=location, code_verifier=verifier
         )
@@ -113,6 +103,8 @@ async def test_metadata_validates_and_is_served_at_both_places(api: Api, rotterd
     metadata.validate()
     assert metadata["issuer"] == rotterdam.issuer
     assert metadata["code_challenge_methods_supported"] == ["S256"]
+    # RFC 9207: every realm lives on this one host, so clients must be able to tell them apart.
+    assert metadata["authorization_response_iss_parameter_supported"] is True
     jwks = (await api.http.get("/realms/rotterdam/jwks")).json()
     assert all("d" not in key for key in jwks["keys"])
     assert (await api.http.get("/realms/atlantis/jwks")).status_code == 404
@@ -284,7 +276,8 @@ async def test_brute_force_sign_in_is_throttled_with_a_generic_message(
             assert "Wrong username or password" in response.text or response.status_code == 429
         assert statuses[:5] == [401] * 5
         assert statuses[5:] == [429, 429]
-        # Even the right password is refused while the account is throttled.
+        # Even the right password is refused from this address while it must wait (from
+        # elsewhere it works: tests/test_sign_in.py).
         page = await browser.get(url)
         response = await browser.post(
             url,
@@ -517,3 +510,66 @@ async def test_parallel_guesses_cannot_slip_under_the_limit(api: Api, rotterdam:
     statuses = await asyncio.gather(*(guess(i) for i in range(12)))
     assert statuses.count(401) <= 5
     assert statuses.count(429) >= 7
+
+
+async def test_client_credentials_with_the_secret_in_the_form(api: Api, rotterdam: Realm) -> None:
+    """client_secret_post (RFC 6749 §2.3.1), as the metadata advertises."""
+    metadata = (
+        await api.http.get("/realms/rotterdam/.well-known/oauth-authorization-server")
+    ).json()
+    assert "client_secret_post" in metadata["token_endpoint_auth_methods_supported"]
+    form = {"grant_type": "client_credentials", "client_id": rotterdam.portal_id, "scope": "read"}
+    response = await api.http.post(
+        "/realms/rotterdam/token", data={**form, "client_secret": rotterdam.portal_secret}
+    )
+    assert response.status_code == 200, response.text
+    data = await api.data(VIEWER, token=response.json()["access_token"])
+    assert data["viewer"]["clientId"] == rotterdam.portal_id
+    wrong = await api.http.post(
+        "/realms/rotterdam/token", data={**form, "client_secret": "not-the-secret"}
+    )
+    assert wrong.status_code == 401
+    assert wrong.json()["error"] == "invalid_client"
+
+
+async def test_error_redirects_carry_the_issuer_too(api: Api, rotterdam: Realm) -> None:
+    async with _mobile(api, rotterdam) as client:
+        location, _ = await authorize(client, rotterdam, decision="deny")
+    query = parse_qs(urlsplit(location).query)
+    assert query["error"] == ["access_denied"]
+    assert query["iss"] == [rotterdam.issuer]
+    error = await _authorize_error(api, rotterdam, scope="read nonsense")
+    assert error["iss"] == [rotterdam.issuer]
+
+
+async def test_realm_pages_in_production_send_hsts_and_a_host_cookie(api: Api) -> None:
+    settings = replace(api.settings, env="prod", public_url="https://exchange.example")
+    await add_city(api.db, "rotterdam", "Rotterdam")
+    store = store_for(settings)
+    try:
+        realm = await make_realm(api.db, store, settings, "rotterdam")
+    finally:
+        store.close()
+    async with LifespanManager(create_app(settings)) as manager:
+        prod = httpx.ASGITransport(app=manager.app)
+        async with oauth_client(
+            prod,
+            client_id=realm.mobile_id,
+            redirect_uri=REDIRECT_URI,
+            code_challenge_method="S256",
+            token_endpoint_auth_method="none",
+        ) as client:
+            url, _ = client.create_authorization_url(
+                f"{realm.issuer}/authorize", code_verifier=generate_token(48)
+            )
+            async with httpx.AsyncClient(transport=prod) as browser:
+                page = await browser.get(url)
+            assert page.headers["strict-transport-security"].startswith("max-age=")
+            cookie = SimpleCookie(page.headers["set-cookie"])
+            morsel = cookie["__Host-cx_csrf"]  # RFC 6265bis: Secure, Path=/, no Domain
+            assert (morsel["secure"], morsel["path"], morsel["domain"]) == (True, "/", "")
+            location, _ = await authorize(client, realm)  # and the whole sign-in works with it
+            assert "code=" in location
+    # In development (plain http) no HSTS: a browser would remember it for the whole host.
+    dev_page = await api.http.get("/realms/rotterdam/authorize")
+    assert "strict-transport-security" not in dev_page.headers

@@ -11,6 +11,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
 from auth.store import current_signing_key
+from auth.tokens import MAX_ACCESS_TOKEN_TTL_SECONDS
 from tests.conftest import Api
 
 pytestmark = pytest.mark.usefixtures("two_cities")
@@ -162,3 +163,17 @@ async def test_an_unknown_city_realm_is_unauthenticated(api: Api) -> None:
     token = await _signed(api, await _claims(api, iss=f"{api.settings.public_url}/realms/atlantis"))
     body = await api.gql(VIEWER, token=token)
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+@pytest.mark.parametrize("lifetime", [10 * 365 * 86_400, MAX_ACCESS_TOKEN_TTL_SECONDS + 3600])
+async def test_a_token_living_longer_than_the_realm_issues_is_refused(
+    api: Api, lifetime: int
+) -> None:
+    start = int(time.time())
+    token = await _signed(api, await _claims(api, iat=start, exp=start + lifetime))
+    body = await api.gql(VIEWER, token=token)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "lifetime" in body["errors"][0]["message"]
+    # The longest lifetime issued here (an operator's `token issue --ttl`) still passes.
+    longest = await api.token("rotterdam", ttl=MAX_ACCESS_TOKEN_TTL_SECONDS)
+    await api.data(VIEWER, token=longest)
