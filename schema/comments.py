@@ -12,8 +12,10 @@ from schema.context import Info
 from schema.errors import UserError, attempt
 from schema.problems import Problem
 from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
+from schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
 from schema.solutions import Solution
 from services import comments, models
+from services.errors import NotFound
 from services.pages import ChildPages
 
 CommentSubject = Annotated[Problem | Solution, strawberry.union("CommentSubject")]
@@ -98,45 +100,53 @@ class AddCommentInput:
     subject_id: strawberry.ID = strawberry.field(description="A Problem or Solution id.")
     body: str
     parent_id: strawberry.ID | None = None
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.input
 class EditCommentInput:
     id: strawberry.ID
     body: str
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.input
 class DeleteCommentInput:
     id: strawberry.ID
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.input
 class HideCommentInput:
     id: strawberry.ID
     reason: str
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.type
 class AddCommentPayload:
     comment: Comment | None
     user_errors: list[UserError]
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 @strawberry.type
 class CommentPayload:
     comment: Comment | None
     user_errors: list[UserError]
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 def _comment_id(global_id: str, field: str = "id") -> str:
     return expect_global_id(global_id, ("Comment",), field=field)[1]
+
+
+async def _reload(info: Info, id: str) -> models.Comment:
+    """The comment as it is now: what a retry with the same clientMutationId returns."""
+    [comment] = await comments.by_ids(db=info.context.db, actor=info.context.actor(), ids=[id])
+    if comment is None:
+        raise NotFound("Comment", id)
+    return comment
 
 
 def _maybe(comment: models.Comment | None) -> Comment | None:
@@ -163,7 +173,9 @@ class CommentMutations:
                 body=input.body,
             )
 
-        comment, errors = await attempt(add)
+        comment, errors = await attempt(
+            add, Retry(info, input, reload=created(lambda id: _reload(info, id)))
+        )
         return AddCommentPayload(
             comment=_maybe(comment), user_errors=errors, client_mutation_id=input.client_mutation_id
         )
@@ -174,7 +186,8 @@ class CommentMutations:
         comment, errors = await attempt(
             lambda: comments.edit(
                 db=ctx.db, actor=ctx.actor(), id=_comment_id(input.id), body=input.body
-            )
+            ),
+            Retry(info, input, reload=lambda _: _reload(info, _comment_id(input.id))),
         )
         return CommentPayload(
             comment=_maybe(comment), user_errors=errors, client_mutation_id=input.client_mutation_id
@@ -184,7 +197,8 @@ class CommentMutations:
     async def delete_comment(self, info: Info, input: DeleteCommentInput) -> CommentPayload:
         ctx = info.context
         comment, errors = await attempt(
-            lambda: comments.delete(db=ctx.db, actor=ctx.actor(), id=_comment_id(input.id))
+            lambda: comments.delete(db=ctx.db, actor=ctx.actor(), id=_comment_id(input.id)),
+            Retry(info, input, reload=lambda _: _reload(info, _comment_id(input.id))),
         )
         return CommentPayload(
             comment=_maybe(comment), user_errors=errors, client_mutation_id=input.client_mutation_id
@@ -196,7 +210,8 @@ class CommentMutations:
         comment, errors = await attempt(
             lambda: comments.hide(
                 db=ctx.db, actor=ctx.actor(), id=_comment_id(input.id), reason=input.reason
-            )
+            ),
+            Retry(info, input, reload=lambda _: _reload(info, _comment_id(input.id))),
         )
         return CommentPayload(
             comment=_maybe(comment), user_errors=errors, client_mutation_id=input.client_mutation_id

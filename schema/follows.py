@@ -11,6 +11,7 @@ import strawberry
 from schema.context import Info
 from schema.errors import UserError, attempt
 from schema.relay import expect_global_id, to_global_id
+from schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry
 from services import follows
 from services.follows import FollowKind
 from services.principal import Principal
@@ -56,12 +57,14 @@ class FollowInput:
         description="Follow for your whole city (scope: publish); a city following a "
         "problem or solution emits FOLLOWED_BY_CITY.",
     )
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.type
 class FollowPayload:
     follows: list[Follow] | None
     user_errors: list[UserError]
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 def _value(input: FollowInput) -> str:
@@ -81,11 +84,13 @@ async def _change(info: Info, input: FollowInput, change: Change) -> FollowPaylo
             kind=input.kind,
             value=_value(input),
             for_city=input.for_city,
-        )
+        ),
+        Retry(info, input, reload=lambda _: follows.follows_of(db=ctx.db, actor=ctx.actor())),
     )
     return FollowPayload(
         follows=[Follow.from_domain(f) for f in found] if found is not None else None,
         user_errors=errors,
+        client_mutation_id=input.client_mutation_id,
     )
 
 

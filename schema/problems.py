@@ -11,6 +11,7 @@ from schema.cities import City, load_city
 from schema.context import Info
 from schema.errors import UserError, attempt
 from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
+from schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
 from schema.taxonomy import Hazard, ProblemStatus, Sector, Urgency
 from services import models, problems
 from services.listing import ListingFilter
@@ -151,14 +152,14 @@ class PublishProblemInput:
     urgency: Urgency | None = None
     stakeholders: list[str] | None = None
     affected_population: int | None = None
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.type
 class PublishProblemPayload:
     problem: Problem | None
     user_errors: list[UserError]
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 @strawberry.input
@@ -175,14 +176,14 @@ class UpdateProblemInput:
     urgency: Urgency | None = None
     stakeholders: list[str] | None = None
     affected_population: int | None = None
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.type
 class UpdateProblemPayload:
     problem: Problem | None
     user_errors: list[UserError]
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 @strawberry.input
@@ -190,24 +191,29 @@ class MarkProblemAnsweredInput:
     problem_id: strawberry.ID
     version: int
     solution_ids: list[strawberry.ID]
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.input
 class FaceProblemTooInput:
     problem_id: strawberry.ID
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.type
 class ProblemPayload:
     problem: Problem | None
     user_errors: list[UserError]
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 def _problem_id(global_id: str, field: str) -> str:
     return expect_global_id(global_id, ("Problem",), field=field)[1]
+
+
+async def _reload(info: Info, id: str) -> models.Problem:
+    """The problem as it is now: what a retry with the same clientMutationId returns."""
+    return await problems.get(db=info.context.db, actor=info.context.actor(), id=id)
 
 
 def _maybe(problem: models.Problem | None) -> Problem | None:
@@ -233,7 +239,8 @@ class ProblemMutations:
             affected_population=input.affected_population,
         )
         problem, errors = await attempt(
-            lambda: problems.publish(db=ctx.db, actor=ctx.actor(), draft=draft)
+            lambda: problems.publish(db=ctx.db, actor=ctx.actor(), draft=draft),
+            Retry(info, input, reload=created(lambda id: _reload(info, id))),
         )
         return PublishProblemPayload(
             problem=_maybe(problem), user_errors=errors, client_mutation_id=input.client_mutation_id
@@ -261,7 +268,8 @@ class ProblemMutations:
                 id=_problem_id(input.id, "id"),
                 version=input.version,
                 changes=changes,
-            )
+            ),
+            Retry(info, input, reload=lambda _: _reload(info, _problem_id(input.id, "id"))),
         )
         return UpdateProblemPayload(
             problem=_maybe(problem), user_errors=errors, client_mutation_id=input.client_mutation_id
@@ -282,7 +290,12 @@ class ProblemMutations:
                     expect_global_id(s, ("Solution",), field="solutionIds")[1]
                     for s in input.solution_ids
                 ],
-            )
+            ),
+            Retry(
+                info,
+                input,
+                reload=lambda _: _reload(info, _problem_id(input.problem_id, "problemId")),
+            ),
         )
         return ProblemPayload(
             problem=_maybe(problem), user_errors=errors, client_mutation_id=input.client_mutation_id
@@ -294,7 +307,12 @@ class ProblemMutations:
         problem, errors = await attempt(
             lambda: problems.face_too(
                 db=ctx.db, actor=ctx.actor(), id=_problem_id(input.problem_id, "problemId")
-            )
+            ),
+            Retry(
+                info,
+                input,
+                reload=lambda _: _reload(info, _problem_id(input.problem_id, "problemId")),
+            ),
         )
         return ProblemPayload(
             problem=_maybe(problem), user_errors=errors, client_mutation_id=input.client_mutation_id

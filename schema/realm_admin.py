@@ -6,13 +6,15 @@ from datetime import datetime
 
 import strawberry
 
-from auth.admin import RealmAdmin
+from auth.admin import RealmAdmin, RegisteredClient
 from auth.records import ClientType, OAuthClient
 from schema.cities import Person
 from schema.context import Info
 from schema.errors import UserError, attempt
+from schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
 from schema.taxonomy import OrganisationKind, Role
 from services import cities, models
+from services.errors import NotFound
 
 strawberry.enum(
     ClientType,
@@ -62,27 +64,34 @@ class RegisterClientInput:
     )
     scope: str = strawberry.field(description='Space-separated, e.g. "read publish".')
     redirect_uris: list[str] | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.type
 class RegisterClientPayload:
     client: OAuthClientType | None
     client_secret: str | None = strawberry.field(
-        description="Shown once, for confidential clients; only its hash is kept."
+        description="Shown once, for confidential clients; only its hash is kept (so a "
+        "retry with the same clientMutationId returns null)."
     )
     user_errors: list[UserError]
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 @strawberry.input
 class ClientIdInput:
     client_id: str
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.type
 class RotateClientSecretPayload:
     client_id: str
-    client_secret: str | None
+    client_secret: str | None = strawberry.field(
+        description="Shown once; null on a retry with the same clientMutationId."
+    )
     user_errors: list[UserError]
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 @strawberry.type
@@ -90,6 +99,7 @@ class RevokeClientPayload:
     client_id: str
     revoked: bool
     user_errors: list[UserError]
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 @strawberry.input
@@ -100,16 +110,41 @@ class InvitePersonInput:
     organisation_name: str
     organisation_kind: OrganisationKind
     title: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.type
 class InvitePersonPayload:
     person: Person | None
     invitation_code: str | None = strawberry.field(
-        description="Single use, 7 days; give it to the person with invitationUrl."
+        description="Single use, 7 days; give it to the person with invitationUrl. Null on "
+        "a retry with the same clientMutationId: only its hash is kept."
     )
     invitation_url: str | None
     user_errors: list[UserError]
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
+
+
+async def _registered(info: Info, client_id: str) -> RegisteredClient:
+    """A registration's retry: the client as it is now, without the secret shown once."""
+    for client in await _admin(info).clients(info.context.actor()):
+        if client.client_id == client_id:
+            return RegisteredClient(client=client, secret=None)
+    raise NotFound("OAuthClient", client_id)
+
+
+async def _shown_once() -> str | None:
+    """A secret rotation's retry: the secret was shown once and only its hash is kept."""
+    return None
+
+
+async def _invited(info: Info, person_id: str) -> tuple[models.Person, str | None]:
+    """An invitation's retry: the person as they are now; the code was shown once."""
+    ctx = info.context
+    [person] = await cities.people_by_ids(db=ctx.db, actor=ctx.actor(), ids=[person_id])
+    if person is None:
+        raise NotFound("Person", person_id)
+    return person, None
 
 
 @strawberry.type
@@ -135,12 +170,19 @@ class RealmAdminMutations:
                 grants=input.grants,
                 redirect_uris=input.redirect_uris or [],
                 scopes=input.scope.split(),
-            )
+            ),
+            Retry(
+                info,
+                input,
+                reload=created(lambda id: _registered(info, id)),
+                result_id=lambda registered: registered.client.client_id,
+            ),
         )
         return RegisterClientPayload(
             client=OAuthClientType.from_domain(registered.client) if registered else None,
             client_secret=registered.secret if registered else None,
             user_errors=errors,
+            client_mutation_id=input.client_mutation_id,
         )
 
     @strawberry.mutation(
@@ -150,9 +192,16 @@ class RealmAdminMutations:
         self, info: Info, input: ClientIdInput
     ) -> RotateClientSecretPayload:
         actor = info.context.actor()
-        secret, errors = await attempt(lambda: _admin(info).rotate_secret(actor, input.client_id))
+
+        async def rotate() -> str | None:
+            return await _admin(info).rotate_secret(actor, input.client_id)
+
+        secret, errors = await attempt(rotate, Retry(info, input, reload=lambda _: _shown_once()))
         return RotateClientSecretPayload(
-            client_id=input.client_id, client_secret=secret, user_errors=errors
+            client_id=input.client_id,
+            client_secret=secret,
+            user_errors=errors,
+            client_mutation_id=input.client_mutation_id,
         )
 
     @strawberry.mutation(description="Revoke a client: its tokens stop working within seconds.")
@@ -163,9 +212,17 @@ class RealmAdminMutations:
             await _admin(info).revoke_client(actor, input.client_id)
             return True
 
-        revoked, errors = await attempt(revoke)
+        async def revoked_before() -> bool:
+            return True
+
+        revoked, errors = await attempt(
+            revoke, Retry(info, input, reload=lambda _: revoked_before())
+        )
         return RevokeClientPayload(
-            client_id=input.client_id, revoked=bool(revoked), user_errors=errors
+            client_id=input.client_id,
+            revoked=bool(revoked),
+            user_errors=errors,
+            client_mutation_id=input.client_mutation_id,
         )
 
     @strawberry.mutation(
@@ -176,7 +233,7 @@ class RealmAdminMutations:
         ctx = info.context
         actor = ctx.actor()
 
-        async def invite() -> tuple[models.Person, str]:
+        async def invite() -> tuple[models.Person, str | None]:
             person = await cities.invite_person(
                 db=ctx.db,
                 actor=actor,
@@ -194,10 +251,22 @@ class RealmAdminMutations:
             )
             return person, await _admin(info).invite(actor, person.username)
 
-        invited, errors = await attempt(invite)
+        invited, errors = await attempt(
+            invite,
+            Retry(
+                info,
+                input,
+                reload=created(lambda id: _invited(info, id)),
+                result_id=lambda invited: invited[0].id,
+            ),
+        )
         if invited is None:
             return InvitePersonPayload(
-                person=None, invitation_code=None, invitation_url=None, user_errors=errors
+                person=None,
+                invitation_code=None,
+                invitation_url=None,
+                user_errors=errors,
+                client_mutation_id=input.client_mutation_id,
             )
         person, code = invited
         return InvitePersonPayload(
@@ -205,4 +274,5 @@ class RealmAdminMutations:
             invitation_code=code,
             invitation_url=f"{ctx.public_url}/realms/{actor.city}/invitation",
             user_errors=[],
+            client_mutation_id=input.client_mutation_id,
         )

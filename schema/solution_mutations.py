@@ -10,6 +10,7 @@ import strawberry
 from schema.context import Info
 from schema.errors import UserError, attempt
 from schema.relay import expect_global_id
+from schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
 from schema.solutions import Solution
 from schema.taxonomy import Hazard, Sector, SolutionStatus
 from services import models, solutions
@@ -75,7 +76,7 @@ class PublishSolutionInput:
     transferability: TransferabilityInput | None = None
     contact: ContactInput | None = None
     links: list[LinkInput] | None = None
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.input
@@ -101,21 +102,21 @@ class UpdateSolutionInput:
     transferability: TransferabilityInput | None = None
     contact: ContactInput | None = None
     links: list[LinkInput] | None = None
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.type
 class PublishSolutionPayload:
     solution: Solution | None
     user_errors: list[UserError]
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 @strawberry.type
 class UpdateSolutionPayload:
     solution: Solution | None
     user_errors: list[UserError]
-    client_mutation_id: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 def _details(input: PublishSolutionInput | UpdateSolutionInput) -> dict[str, Any]:
@@ -164,6 +165,11 @@ def _ids(values: list[strawberry.ID] | None, kind: str, field: str) -> list[str]
     return [expect_global_id(v, (kind,), field=field)[1] for v in values]
 
 
+async def _reload(info: Info, id: str) -> models.Solution:
+    """The solution as it is now: what a retry with the same clientMutationId returns."""
+    return await solutions.get(db=info.context.db, actor=info.context.actor(), id=id)
+
+
 def _maybe(solution: models.Solution | None) -> Solution | None:
     return Solution.from_domain(solution) if solution else None
 
@@ -194,7 +200,8 @@ class SolutionMutations:
     ) -> PublishSolutionPayload:
         ctx = info.context
         solution, errors = await attempt(
-            lambda: solutions.publish(db=ctx.db, actor=ctx.actor(), draft=_draft(input))
+            lambda: solutions.publish(db=ctx.db, actor=ctx.actor(), draft=_draft(input)),
+            Retry(info, input, reload=created(lambda id: _reload(info, id))),
         )
         return PublishSolutionPayload(
             solution=_maybe(solution),
@@ -220,7 +227,14 @@ class SolutionMutations:
                     problem_ids=_ids(input.problem_ids, "Problem", "problemIds"),
                     details=_details(input),
                 ),
-            )
+            ),
+            Retry(
+                info,
+                input,
+                reload=lambda _: _reload(
+                    info, expect_global_id(input.id, ("Solution",), field="id")[1]
+                ),
+            ),
         )
         return UpdateSolutionPayload(
             solution=_maybe(solution),

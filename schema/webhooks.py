@@ -9,7 +9,9 @@ import strawberry
 from schema.context import Info
 from schema.errors import UserError, attempt
 from schema.events import EventFilter, domain_filter
+from schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
 from services import models, webhooks
+from services.errors import NotFound
 
 
 @strawberry.type
@@ -91,40 +93,69 @@ class RegisterWebhookInput:
     url: str
     filter: EventFilter | None = None
     description: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.type
 class RegisterWebhookPayload:
     webhook: Webhook | None
     user_errors: list[UserError]
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 @strawberry.input
 class WebhookIdInput:
     id: strawberry.ID
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.input
 class RedeliverInput:
     delivery_id: str
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.type
 class WebhookPayload:
     webhook: Webhook | None
     user_errors: list[UserError]
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 @strawberry.type
 class DeleteWebhookPayload:
     deleted_webhook_id: strawberry.ID | None
     user_errors: list[UserError]
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 @strawberry.type
 class RedeliverPayload:
     delivery: WebhookDelivery | None
     user_errors: list[UserError]
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
+
+
+async def _webhook(info: Info, id: str) -> models.Webhook:
+    """The endpoint as it is now: what a retry with the same clientMutationId returns."""
+    found = await webhooks.of_city(db=info.context.db, actor=info.context.actor())
+    for webhook in found:
+        if webhook.id == id:
+            return webhook
+    raise NotFound("Webhook", id)
+
+
+async def _delivery(info: Info, webhook_id: str, delivery_id: str) -> models.Delivery:
+    ctx = info.context
+    log = await webhooks.deliveries(db=ctx.db, actor=ctx.actor(), webhook_id=webhook_id)
+    for delivery in log:
+        if delivery.id == delivery_id:
+            return delivery
+    raise NotFound("Delivery", delivery_id)
+
+
+async def _deleted() -> None:
+    """A deletion's retry: it is still gone."""
 
 
 @strawberry.type
@@ -156,11 +187,13 @@ class WebhookMutations:
                 event_filter=domain_filter(input.filter),
                 description=input.description,
                 production=ctx.production,
-            )
+            ),
+            Retry(info, input, reload=created(lambda id: _webhook(info, id))),
         )
         return RegisterWebhookPayload(
             webhook=Webhook.from_domain(hook, show_secret=True) if hook else None,
             user_errors=errors,
+            client_mutation_id=input.client_mutation_id,
         )
 
     @strawberry.mutation(description="A new signing secret (shown once).")
@@ -168,11 +201,13 @@ class WebhookMutations:
         ctx = info.context
         actor = ctx.actor()
         hook, errors = await attempt(
-            lambda: webhooks.rotate_secret(db=ctx.db, actor=actor, id=str(input.id))
+            lambda: webhooks.rotate_secret(db=ctx.db, actor=actor, id=str(input.id)),
+            Retry(info, input, reload=lambda _: _webhook(info, str(input.id))),
         )
         return WebhookPayload(
             webhook=Webhook.from_domain(hook, show_secret=True) if hook else None,
             user_errors=errors,
+            client_mutation_id=input.client_mutation_id,
         )
 
     @strawberry.mutation(description="Turn a disabled endpoint back on.")
@@ -180,10 +215,13 @@ class WebhookMutations:
         ctx = info.context
         actor = ctx.actor()
         hook, errors = await attempt(
-            lambda: webhooks.enable(db=ctx.db, actor=actor, id=str(input.id))
+            lambda: webhooks.enable(db=ctx.db, actor=actor, id=str(input.id)),
+            Retry(info, input, reload=lambda _: _webhook(info, str(input.id))),
         )
         return WebhookPayload(
-            webhook=Webhook.from_domain(hook) if hook else None, user_errors=errors
+            webhook=Webhook.from_domain(hook) if hook else None,
+            user_errors=errors,
+            client_mutation_id=input.client_mutation_id,
         )
 
     @strawberry.mutation(
@@ -193,9 +231,14 @@ class WebhookMutations:
     async def delete_webhook(self, info: Info, input: WebhookIdInput) -> DeleteWebhookPayload:
         ctx = info.context
         actor = ctx.actor()
-        _, errors = await attempt(lambda: webhooks.delete(db=ctx.db, actor=actor, id=str(input.id)))
+        _, errors = await attempt(
+            lambda: webhooks.delete(db=ctx.db, actor=actor, id=str(input.id)),
+            Retry(info, input, reload=lambda _: _deleted()),
+        )
         return DeleteWebhookPayload(
-            deleted_webhook_id=None if errors else input.id, user_errors=errors
+            deleted_webhook_id=None if errors else input.id,
+            user_errors=errors,
+            client_mutation_id=input.client_mutation_id,
         )
 
     @strawberry.mutation(description="Send a delivery again, now.")
@@ -203,10 +246,18 @@ class WebhookMutations:
         ctx = info.context
         actor = ctx.actor()
         delivery, errors = await attempt(
-            lambda: webhooks.redeliver(db=ctx.db, actor=actor, delivery_id=input.delivery_id)
+            lambda: webhooks.redeliver(db=ctx.db, actor=actor, delivery_id=input.delivery_id),
+            Retry(
+                info,
+                input,
+                reload=created(lambda webhook_id: _delivery(info, webhook_id, input.delivery_id)),
+                result_id=lambda delivery: delivery.webhook_id,
+            ),
         )
         if delivery is not None and ctx.on_redeliver is not None:
             ctx.on_redeliver()
         return RedeliverPayload(
-            delivery=WebhookDelivery.from_domain(delivery) if delivery else None, user_errors=errors
+            delivery=WebhookDelivery.from_domain(delivery) if delivery else None,
+            user_errors=errors,
+            client_mutation_id=input.client_mutation_id,
         )

@@ -5,7 +5,9 @@ ServiceError
 ├── NotFound(kind, id)             no such thing (or not visible)   -> NOT_FOUND
 ├── Conflict(expected, actual)     stale version, lost-update guard -> CONFLICT
 ├── Forbidden(reason)              authenticated, but not allowed   -> FORBIDDEN
+├── KeyReused(key)                 clientMutationId, other input    -> CONFLICT
 └── Unavailable(reason)            the database cannot be reached   -> SERVICE_UNAVAILABLE
+    └── OutcomeUnknown(reason)     a write may or may not have committed -> OUTCOME_UNKNOWN
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ class Conflict(ServiceError):
         )
 
 
+class KeyReused(ServiceError):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"clientMutationId {key!r} was used for a different change: use a new one")
+
+
 class Forbidden(ServiceError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -49,4 +57,13 @@ class Forbidden(ServiceError):
 class Unavailable(ServiceError):
     def __init__(self, reason: str = "the database is unreachable") -> None:
         self.reason = reason
+        super().__init__(reason)
+
+
+class OutcomeUnknown(Unavailable):
+    """The time budget ran out before a write's commit was confirmed: it may have happened."""
+
+    def __init__(
+        self, reason: str = "the change may or may not have been stored: read it back first"
+    ) -> None:
         super().__init__(reason)

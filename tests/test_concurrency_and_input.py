@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
 
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
+from cityexchange.app import create_app
+from cityexchange.settings import Settings
+from schema.relay import expect_global_id
+from services import problems
+from services.principal import Principal
+from services.store.database import Database
+from services.store.events import events_after, latest_seq
+from services.taxonomy import Hazard
 from tests.conftest import Api, add_city
 from tests.queries import (
     ADD_COMMENT,
@@ -16,6 +28,96 @@ from tests.queries import (
 )
 
 pytestmark = pytest.mark.usefixtures("two_cities")
+
+CONCURRENT_WRITERS = 50
+CONCURRENT_WRITES = 300
+
+
+def local_id(global_id: str) -> str:
+    return expect_global_id(global_id, ("Comment",), field="id")[1]
+
+
+@pytest.fixture
+async def roomy_api(settings: Settings, db: Database) -> AsyncIterator[Api]:
+    """The app with rate limits above what the burst below spends (they are not its subject)."""
+    roomy = dataclasses.replace(
+        settings, rate_limit_points=10_000_000, comments_per_hour=10 * CONCURRENT_WRITES
+    )
+    async with LifespanManager(create_app(roomy)) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield Api(http=http, db=db, settings=roomy)
+
+
+async def test_fifty_concurrent_writers_all_succeed_numbered_in_commit_order(
+    roomy_api: Api,
+) -> None:
+    """Every write takes the event counter; at concurrency 50 none may be reported failed,
+    and the change stream (commit order) must see the numbers consecutive and increasing."""
+    token = await roomy_api.token("lagos", subject="lagos-cro")
+    problem = (await roomy_api.data(PUBLISH_PROBLEM, {"input": problem_input()}, token=token))[
+        "publishProblem"
+    ]["problem"]
+    first = await latest_seq(roomy_api.db) + 1
+    committed: list[int] = []
+    async with await roomy_api.db.events.watch([{"$match": {"operationType": "insert"}}]) as stream:
+
+        async def follow() -> None:
+            async for change in stream:
+                committed.append(int(change["documentKey"]["_id"]))
+                if len(committed) == CONCURRENT_WRITES:
+                    return
+
+        following = asyncio.create_task(follow())
+        gate = asyncio.Semaphore(CONCURRENT_WRITERS)
+
+        async def add(i: int) -> dict[str, object]:
+            async with gate:
+                body = await roomy_api.gql(
+                    ADD_COMMENT,
+                    {"input": {"subjectId": problem["id"], "body": f"#{i}"}},
+                    token=token,
+                )
+            assert not body.get("errors"), body["errors"]
+            comment: dict[str, object] = body["data"]["addComment"]["comment"]
+            return comment
+
+        added = await asyncio.gather(*(add(i) for i in range(CONCURRENT_WRITES)))
+        async with asyncio.timeout(30):  # a bound on a hang, not a measurement
+            await following
+    assert committed == list(range(first, first + CONCURRENT_WRITES))  # no gap, no duplicate
+    assert await roomy_api.db.comments.count_documents({}) == CONCURRENT_WRITES
+    events = await events_after(roomy_api.db, {}, after=first - 1, limit=CONCURRENT_WRITES + 1)
+    assert [e.seq for e in events] == committed
+    assert {e.subject_id for e in events} == {local_id(str(c["id"])) for c in added}
+
+
+async def test_writers_of_two_processes_conflict_on_the_counter_and_all_succeed(
+    settings: Settings, db: Database
+) -> None:
+    """Two clients stand for two API replicas: each queues its own writers, but the two
+    conflict in the database and retry; none may fail, and the numbers stay consecutive."""
+    assert settings.mongodb_uri is not None
+    other = Database.connect(
+        settings.mongodb_uri.value,
+        settings.db_name,
+        server_selection_timeout_ms=3000,
+        timeout_ms=settings.operation_timeout_ms,
+    )
+    writer = Principal("rotterdam", "cro", frozenset({"read", "publish"}), "tests")
+    gate = asyncio.Semaphore(20)
+
+    async def publish(client: Database, i: int) -> None:
+        draft = problems.ProblemDraft(title=f"#{i}", summary="s", hazards=[Hazard.FLOOD])
+        async with gate:
+            await problems.publish(db=client, actor=writer, draft=draft)
+
+    try:
+        await asyncio.gather(*(publish((db, other)[i % 2], i) for i in range(80)))
+    finally:
+        await other.close()
+    numbers = [doc["_id"] async for doc in db.events.find({}, {"_id": 1}).sort("_id")]
+    assert numbers == list(range(1, 81))
 
 
 async def test_concurrent_updates_from_one_version_let_exactly_one_win(api: Api) -> None:

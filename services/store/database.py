@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 import pymongo
@@ -25,8 +27,10 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
     WTimeoutError,
 )
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
 
-from services.errors import Unavailable
+from services.errors import OutcomeUnknown, Unavailable
 from services.store import driver_fixes
 from services.store.monitoring import CommandCounter
 
@@ -43,25 +47,65 @@ _UNREACHABLE = (
     ExecutionTimeout,
     NetworkTimeout,
     ServerSelectionTimeoutError,
-    WTimeoutError,
 )
+# An acknowledged write survives the loss of the primary only once a majority of the replica
+# set has it in its journal (MongoDB manual, "Write Concern": w "majority", j true).
+DURABLE = WriteConcern(w="majority", j=True)
+# Every read of a transaction from one snapshot of majority-committed data, so no
+# transaction builds on a write that a failover could roll back.
+SNAPSHOT = ReadConcern("snapshot")
+# Conflicts are retried within the request's time budget, and at most this many times.
+TRANSACTION_ATTEMPTS = 20
+BACKOFF_FIRST_SECONDS = 0.005
+BACKOFF_MAX_SECONDS = 0.2
+COMMIT_ATTEMPTS = 3
 
 
 def guarded(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn 'database unreachable' driver errors into the domain's Unavailable."""
+    """Turn 'database unreachable' driver errors into the domain's Unavailable, and a write
+    concern that timed out (the write is applied but not known to be durable) into
+    OutcomeUnknown."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
+        except WTimeoutError as exc:
+            raise OutcomeUnknown() from exc
         except _UNREACHABLE as exc:
             raise Unavailable() from exc
         except PyMongoError as exc:
-            if "timed out" in str(exc).lower():
+            if exc.timeout:
                 raise Unavailable() from exc
             raise
 
     return wrapper
+
+
+def _retryable(exc: PyMongoError) -> bool:
+    """A transaction that failed this way did not commit, and may succeed if run again. A
+    timeout is not retried: the request's time budget is spent."""
+    conflict = isinstance(exc, OperationFailure) and exc.code == WRITE_CONFLICT
+    return (conflict or exc.has_error_label("TransientTransactionError")) and not exc.timeout
+
+
+async def _commit(session: AsyncClientSession) -> None:
+    """Commit; a commit whose answer was lost is sent again (the server applies a
+    transaction's commit once), and when no answer comes the outcome is unknown."""
+    sent_unanswered = False
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            await session.commit_transaction()
+            return
+        except PyMongoError as exc:
+            unknown = exc.has_error_label("UnknownTransactionCommitResult")
+            if not unknown and not sent_unanswered:
+                raise  # the server answered the first commit: not committed
+            # Once a commit went unanswered, a later "no such transaction" may only mean
+            # that a restarted server forgot it: the outcome stays unknown.
+            sent_unanswered = True
+            if not unknown or exc.timeout or attempt == COMMIT_ATTEMPTS:
+                raise OutcomeUnknown() from exc
 
 
 def deadline(seconds: float) -> AbstractContextManager[None]:
@@ -88,6 +132,8 @@ class Database:
 
     client: AsyncMongoClient[Document]
     db: AsyncDatabase[Document]
+    # Held by the exclusive transaction of this process that is running (see in_transaction).
+    exclusive: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     def connect(
@@ -109,6 +155,8 @@ class Database:
             appname=app_name,
             tz_aware=True,
             retryWrites=True,
+            w="majority",  # DURABLE, for the writes outside transactions too
+            journal=True,
         )
         return cls(client=client, db=client[name])
 
@@ -144,17 +192,44 @@ class Database:
         return self.db["realm_keys"]
 
     @guarded
-    async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[R]]) -> R:
-        """Run `work` in a transaction; transient conflicts and unknown commit results are
-        retried by the driver (within the operation timeout), so concurrent writers queue
-        up instead of failing."""
-        try:
+    async def in_transaction(
+        self, work: Callable[[AsyncClientSession], Awaitable[R]], *, exclusive: bool = False
+    ) -> R:
+        """Run `work` in a transaction and commit it durably, retrying conflicts with bounded,
+        jittered backoff. `exclusive` transactions run one at a time in this process: they
+        all write one document, and a transaction conflicts on it whenever another commits
+        a change to it after this one's snapshot was taken, so they queue here instead.
+        All attempts together get one operation timeout (within any caller's deadline)."""
+        with pymongo.timeout(self.client.options.timeout):
             async with self.client.start_session() as session:
-                return await session.with_transaction(work)
-        except OperationFailure as exc:
-            if exc.code == WRITE_CONFLICT or exc.has_error_label("TransientTransactionError"):
-                raise Unavailable("too many concurrent changes; try again") from exc
+                for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+                    try:
+                        if exclusive:
+                            async with self.exclusive:
+                                return await self._attempt(session, work)
+                        return await self._attempt(session, work)
+                    except PyMongoError as exc:
+                        if not _retryable(exc):
+                            raise
+                        if attempt == TRANSACTION_ATTEMPTS:
+                            raise Unavailable("too many concurrent changes; try again") from exc
+                    backoff = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2**attempt)
+                    await asyncio.sleep(random.uniform(0, backoff))  # noqa: S311 - jitter
+        raise AssertionError("the loop returns or raises")
+
+    @staticmethod
+    async def _attempt(
+        session: AsyncClientSession, work: Callable[[AsyncClientSession], Awaitable[R]]
+    ) -> R:
+        await session.start_transaction(read_concern=SNAPSHOT, write_concern=DURABLE)
+        try:
+            result = await work(session)
+        except PyMongoError:
+            if session.in_transaction:
+                await session.abort_transaction()
             raise
+        await _commit(session)
+        return result
 
     @guarded
     async def ping(self, within_seconds: float | None = None) -> None:

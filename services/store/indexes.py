@@ -25,6 +25,7 @@ def _listing(prefix: str | None) -> list[IndexModel]:
 
 
 _FILTERS = [None, "city", "hazards", "sectors", "tags", "status", "urgency"]
+MUTATION_KEY_SECONDS = 86_400  # how long a clientMutationId answers retries
 
 INDEXES: dict[str, list[IndexModel]] = {
     "cities": [IndexModel([("country", ASCENDING), ("_id", ASCENDING)], name="country")],
@@ -76,6 +77,20 @@ INDEXES: dict[str, list[IndexModel]] = {
     "realm_keys": [
         IndexModel([("city", ASCENDING), ("createdAt", DESCENDING)], name="city_keys"),
     ],
+    # clientMutationId records: the unique key makes the second of two identical retries
+    # fail its transaction; MongoDB's TTL monitor (once a minute) drops them after a day.
+    "mutations": [
+        IndexModel(
+            [("city", ASCENDING), ("client", ASCENDING), ("name", ASCENDING), ("key", ASCENDING)],
+            name="key",
+            unique=True,
+        ),
+        IndexModel(
+            [("createdAt", ASCENDING)], name="expiry", expireAfterSeconds=MUTATION_KEY_SECONDS
+        ),
+    ],
+    # A rate-limit window's total goes once the window has ended (services/rate_limits.py).
+    "rate_limits": [IndexModel([("expiresAt", ASCENDING)], name="expiry", expireAfterSeconds=0)],
 }
 
 
