@@ -276,11 +276,17 @@ async def run(uri: str, subscribers: int, events: int, rounds: int) -> dict[str,
     )
     settings = Settings(mongodb_uri=Secret(uri), db_name=DB_NAME)
     registry = RealmRegistry(db, settings.public_url)
-    issued = await issue_access_token(
-        registry, registry.realm("rotterdam"), subject="bench", scopes=["read"],
-        client_id="bench", audience=settings.audience, ttl_seconds=3600,
-    )  # fmt: skip
-    token = f"Bearer {issued.access_token}"
+    # One token per subscriber, as every person of a CRO team has their own: a token opens at
+    # most MAX_SOCKETS_PER_TOKEN sockets. Groups of identical subscriptions key on the city
+    # and scopes, not the subject, so the subscribers still share one execution.
+    tokens: list[str] = []
+    for i in range(subscribers):
+        issued = await issue_access_token(
+            registry, registry.realm("rotterdam"), subject=f"bench-{i}", scopes=["read"],
+            client_id="bench", audience=settings.audience, ttl_seconds=3600,
+        )  # fmt: skip
+        tokens.append(f"Bearer {issued.access_token}")
+    rest = iter(tokens[1:])
 
     port = _free_port()
     address = f"127.0.0.1:{port}"
@@ -303,7 +309,7 @@ async def run(uri: str, subscribers: int, events: int, rounds: int) -> dict[str,
                     await asyncio.sleep(0.2)
 
             # One subscriber: the latency floor.
-            one = await _subscriber(address, token)
+            one = await _subscriber(address, tokens[0])
             await _until_subscribed(http, address, 1)
             await _deliver(db, [one], events, "Warm-up", server.pid)
             await _deliver(db, [one], events, "Alone", server.pid)
@@ -315,7 +321,7 @@ async def run(uri: str, subscribers: int, events: int, rounds: int) -> dict[str,
             # Many idle subscribed connections: memory.
             await asyncio.sleep(1)
             rss = _rss_bytes(server.pid)
-            others = await _connect_all(subscribers - 1, lambda: _subscriber(address, token))
+            others = await _connect_all(subscribers - 1, lambda: _subscriber(address, next(rest)))
             clients = [one, *others]
             await _until_subscribed(http, address, subscribers)
             await asyncio.sleep(2)

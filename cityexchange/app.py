@@ -9,11 +9,8 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import timedelta
 
 import httpx
 from prometheus_client import Gauge
@@ -23,17 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketState
-from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
-from strawberry.http.exceptions import WebSocketDisconnected
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.types import ExecutionResult
 
-from auth.admin import RealmAdmin
 from auth.denylist import Denylist
-from auth.errors import Unauthenticated
 from auth.federation import Federation
 from auth.oauth_store import INDEXES as OAUTH_INDEXES
 from auth.oauth_store import OAuthStore
@@ -43,23 +31,20 @@ from auth.web import OAuthRealms
 from auth.web import routes as oauth_routes
 from cityexchange import logs
 from cityexchange.drain import Drain
+from cityexchange.graphql_view import GraphQLView
 from cityexchange.http import (
     BodyLimitMiddleware,
     DeadlineMiddleware,
     RequestIdMiddleware,
-    request_id_of,
 )
 from cityexchange.metrics import Metrics
+from cityexchange.resources import Resources
 from cityexchange.settings import Settings, SettingsError
 from cityexchange.tracing import Tracing, start_if_enabled
-from schema.context import Context
-from schema.errors import coded_errors
-from schema.root import build_schema
-from schema.sharing import MessageEncoder
 from services.delivery import Deliverer, SendFailed
 from services.errors import Unavailable
 from services.live import Hub
-from services.principal import Principal
+from services.rate_limits import Budget, RateLimiter, Resource, keep_synced
 from services.store.database import Database
 from services.store.event_stream import EventStream
 from services.store.indexes import ensure_indexes
@@ -67,210 +52,8 @@ from services.store.monitoring import ORIGIN, CommandCounter
 
 log = logging.getLogger("cityexchange")
 READINESS_TIMEOUT_SECONDS = 2.0
-MAX_SUBSCRIPTIONS_PER_SOCKET = 20  # BRIEF §7
-CONNECTION_INIT_SECONDS = 5  # BRIEF §7
-KEEP_ALIVE_SECONDS = 15
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 INDEX_RETRY_SECONDS = 5.0
-GOING_AWAY = "server shutting down: reconnect, and resume with after"
-CLOSE_SECONDS = 2.0
-
-
-@dataclass(slots=True)
-class Resources:
-    """What the lifespan opens, handed to requests; None outside the lifespan."""
-
-    db: Database | None = None
-    verifier: TokenVerifier | None = None
-    hub: Hub | None = None
-    deliverer: Deliverer | None = None
-    oauth: OAuthStore | None = None
-    realms: OAuthRealms | None = None
-
-    def oauth_realms(self) -> OAuthRealms:
-        if self.realms is None:
-            raise RuntimeError("the app's lifespan is not running")
-        return self.realms
-
-
-class _WebSocketAdapter(ASGIWebSocketAdapter):
-    """A message for a socket that is already closed (by the client, or by the server while
-    it drains) is dropped: the connection's handler is ending its operations anyway, and this
-    is no error to log."""
-
-    async def send_json(self, message: Mapping[str, object]) -> None:
-        try:
-            await super().send_json(message)
-        except (WebSocketDisconnected, RuntimeError):
-            if self.ws.application_state is not WebSocketState.DISCONNECTED:
-                raise
-
-
-class GraphQLView(GraphQL[Context, None]):
-    websocket_adapter_class = _WebSocketAdapter  # pyright: ignore[reportAssignmentType]
-
-    def __init__(
-        self,
-        *,
-        resources: Resources,
-        metrics: Metrics,
-        settings: Settings,
-        tracing: Tracing | None = None,
-    ) -> None:
-        schema = build_schema(
-            production=settings.production,
-            more_extensions=[tracing.schema_extension] if tracing else [],
-        )
-        self.shared = schema.shared
-        self.encoder = MessageEncoder()
-        self.sockets: set[WebSocket] = set()
-        self.draining: Callable[[], bool] = lambda: False
-        super().__init__(
-            schema,
-            graphql_ide=None if settings.production else "graphiql",
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
-            allowed_origins=settings.allowed_origins,
-            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_SOCKET,
-            keep_alive=True,
-            keep_alive_interval=KEEP_ALIVE_SECONDS,
-            connection_init_wait_timeout=timedelta(seconds=CONNECTION_INIT_SECONDS),
-        )
-        self.resources = resources
-        self.metrics = metrics
-        self.production = settings.production
-        self.access_ttl = settings.access_token_ttl_seconds
-        self.public_url = settings.public_url
-
-    def encode_json(self, data: object) -> str:
-        return self.encoder.encode(data)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
-            await super().__call__(scope, receive, send)
-            return
-        socket = WebSocket(scope, receive=receive, send=send)
-        if self.draining():
-            await socket.close(1001, GOING_AWAY)  # refused: connect to another replica
-            return
-        context = await self.get_context(socket, socket)
-        self.sockets.add(socket)
-        try:
-            await self.run(socket, context=context)
-        finally:
-            self.sockets.discard(socket)
-            for callback in context.on_close:
-                callback()
-
-    async def close_sockets(self) -> None:
-        """Close every open socket with 1001: clients reconnect elsewhere and resume. All at
-        once, and never for longer than CLOSE_SECONDS: a stalled client holds up no one."""
-
-        async def close(socket: WebSocket) -> None:
-            with contextlib.suppress(Exception):  # gone meanwhile
-                await socket.close(1001, GOING_AWAY)
-
-        closing = [asyncio.create_task(close(socket)) for socket in list(self.sockets)]
-        if closing:
-            _, stalled = await asyncio.wait(closing, timeout=CLOSE_SECONDS)
-            for task in stalled:
-                task.cancel()
-
-    async def get_context(
-        self, request: Request | WebSocket, response: Response | WebSocket
-    ) -> Context:
-        db, verifier = self.resources.db, self.resources.verifier
-        if db is None or verifier is None:
-            raise RuntimeError("the app's lifespan is not running")
-        principal, auth_error = await _authenticate(verifier, request.headers.get("authorization"))
-        if principal is not None:
-            logs.note(city=principal.city, client_id=principal.client_id)
-
-        def unavailable() -> None:
-            if isinstance(response, Response):
-                response.status_code = 503
-
-        close_socket = request.close if isinstance(request, WebSocket) else None
-
-        return Context(
-            db=db,
-            request_id=request_id_of(request.scope),
-            principal=principal,
-            auth_error=auth_error,
-            on_unavailable=unavailable,
-            observe=self._observe,
-            realm_admin=RealmAdmin(self.resources.oauth, self.access_ttl)
-            if self.resources.oauth
-            else None,
-            public_url=self.public_url,
-            hub=self.resources.hub,
-            close_socket=close_socket,
-            production=self.production,
-            on_redeliver=self.resources.deliverer.wake.set if self.resources.deliverer else None,
-        )
-
-    def _observe(self, operation: str, kind: str, outcome: str, seconds: float) -> None:
-        self.metrics.operation_done(operation, kind, outcome, seconds)
-        logs.note(operation=operation, operation_type=kind, outcome=outcome)
-
-    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
-        """graphql-transport-ws: the token comes in connection_init as
-        {"authorization": "Bearer <token>"}; without a valid one the socket closes (4403).
-        When the token expires the socket closes with 4403, so clients re-authenticate and
-        resume by cursor."""
-        verifier = self.resources.verifier
-        params = context.connection_params or {}
-        header = params.get("authorization") or params.get("Authorization")
-        if verifier is None or not isinstance(header, str):
-            raise ConnectionRejectionError({"reason": "send a bearer token in connection_init"})
-        principal, error = await _authenticate(verifier, header)
-        if principal is None:
-            reason = error.reason if isinstance(error, Unauthenticated) else "unavailable"
-            raise ConnectionRejectionError({"reason": reason})
-        context.principal, context.auth_error = principal, None
-        logs.note(city=principal.city, client_id=principal.client_id)
-        if context.close_socket is not None and principal.expires_at:
-            close = context.close_socket
-
-            async def expire() -> None:
-                with contextlib.suppress(RuntimeError):  # already closed by the client
-                    await close(4403, "token expired")
-
-            delay = max(principal.expires_at - time.time(), 0)
-            timer = asyncio.get_running_loop().call_later(
-                delay, lambda: context.tasks.add(asyncio.ensure_future(expire()))
-            )
-            context.on_close.append(timer.cancel)
-        return None
-
-    async def process_result(
-        self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
-        # Errors raised before an operation starts (a document that does not parse, or has
-        # too many tokens) never reach the schema's ErrorCodes extension: code them here.
-        if result.errors:
-            result.errors = coded_errors(
-                result.errors,
-                request_id=request_id_of(request.scope),
-                hide_suggestions=self.production,
-                on_unavailable=lambda: None,
-            )
-        return await super().process_result(request, result)
-
-
-async def _authenticate(
-    verifier: TokenVerifier, header: str | None
-) -> tuple[Principal | None, Unauthenticated | Unavailable | None]:
-    """Authenticate once per request; the outcome is kept, errors surface per field."""
-    if not header:
-        return None, None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None, Unauthenticated("the Authorization header must be 'Bearer <token>'")
-    try:
-        return await verifier.verify(token.strip()), None
-    except (Unauthenticated, Unavailable) as exc:
-        # Unavailable: the token could not be checked; SERVICE_UNAVAILABLE, not a bad token.
-        return None, exc
 
 
 def create_app(
@@ -297,6 +80,7 @@ def create_app(
     resources = Resources()
     graphql = GraphQLView(resources=resources, metrics=metrics, settings=settings, tracing=tracing)
     shared = graphql.shared
+    metrics.documents(lambda: graphql.gate.analyses, lambda: graphql.gate.validations)
 
     def subscriptions() -> int:
         """Clients' subscriptions: their own, and the members of groups of identical ones."""
@@ -344,6 +128,7 @@ def create_app(
             store=oauth, registry=registry, audience=settings.audience,
             access_ttl_seconds=settings.access_token_ttl_seconds,
             secure_cookies=settings.public_url.startswith("https://"),
+            hsts=settings.production,
         )  # fmt: skip
         stopping = asyncio.Event()
         hub = Hub(on_fanout=live_metrics.fanned_out.inc)
@@ -353,15 +138,20 @@ def create_app(
         webhook_http = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False)
 
         async def send(url: str, headers: dict[str, str], body: bytes) -> int:
+            # The status is all a delivery needs: the response body is never read, so a
+            # receiver cannot make us buffer it. InvalidURL is no HTTPError: caught by name.
             try:
-                response = await webhook_http.post(url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
+                async with webhook_http.stream(
+                    "POST", url, content=body, headers=headers
+                ) as response:
+                    return response.status_code
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 raise SendFailed(type(exc).__name__) from exc
-            return response.status_code
 
         deliverer = Deliverer(
             db, send, production=settings.production,
             retry_base_seconds=settings.webhook_retry_seconds,
+            send_timeout_seconds=WEBHOOK_TIMEOUT_SECONDS,
             on_attempt=lambda outcome: live_metrics.webhook_attempts.labels(outcome).inc(),
             on_lag=live_metrics.delivery_lag.observe,
         )  # fmt: skip
@@ -370,6 +160,9 @@ def create_app(
         delivering = asyncio.create_task(deliverer.run(stopping))
         identity_providers = asyncio.create_task(federation.keep_fresh(stopping))
         revocations = asyncio.create_task(denylist.keep_fresh(stopping))
+        limiter = RateLimiter(budgets(settings))
+        resources.limiter = limiter
+        rating = asyncio.create_task(keep_synced(limiter, db, stopping))
         indexing = asyncio.create_task(
             _ensure_indexes_until_done(db, stopping, settings.event_retention_days)
         )
@@ -382,12 +175,13 @@ def create_app(
             release_sigterm()
             stopping.set()
             await indexing
+            await rating
             await identity_providers
             await revocations
             await following
             await delivering
             await webhook_http.aclose()
-            resources.hub = resources.deliverer = None
+            resources.hub = resources.deliverer = resources.limiter = None
             resources.db = resources.verifier = resources.oauth = resources.realms = None
             await http.aclose()
             await db.close()
@@ -476,6 +270,16 @@ async def _ensure_indexes_until_done(
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), INDEX_RETRY_SECONDS)
+
+
+def budgets(settings: Settings) -> dict[Resource, Budget]:
+    """The rate-limit budgets the settings give (docs/security.md)."""
+    return {
+        Resource.GRAPHQL: Budget(settings.rate_limit_points, 3600),
+        Resource.COMMENTS: Budget(settings.comments_per_hour, 3600),
+        Resource.PUBLICATIONS: Budget(settings.publications_per_hour, 3600),
+        Resource.ANONYMOUS: Budget(settings.anonymous_per_minute, 60),
+    }
 
 
 def app_from_env() -> Starlette:

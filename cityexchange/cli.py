@@ -215,6 +215,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
             database = embedded.EmbeddedDatabase(data_dir)
             print(f"Starting the embedded database (data in {data_dir.resolve()}) ...", flush=True)
             settings = dataclasses.replace(settings, mongodb_uri=Secret(database.start()))
+            database.supervise()  # restarted on the same port should it die; see embedded.py
         listener = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -238,6 +239,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
                 lifespan="on",
                 ws_max_size=WEBSOCKET_MESSAGE_MAX,
                 ws_per_message_deflate=False,  # see docs/performance.md
+                **proxy_options(args.forwarded_allow_ips or settings.trusted_proxies),
             )
         )
         # uvicorn re-raises the signal it shut down on; the stop was orderly.
@@ -246,6 +248,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
     finally:
         if database is not None:
             database.stop()
+
+
+def proxy_options(trusted: str | Sequence[str]) -> dict[str, Any]:
+    """uvicorn's proxy settings for `serve`: X-Forwarded-For/-Proto are believed only from
+    `trusted` peers, and from none when it is empty (uvicorn itself would trust 127.0.0.1,
+    or whatever FORWARDED_ALLOW_IPS says)."""
+    peers = [p.strip() for p in trusted.split(",")] if isinstance(trusted, str) else trusted
+    peers = [p for p in peers if p]
+    if not peers:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(peers)}
 
 
 class _Stopped(SystemExit):
@@ -271,6 +284,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        metavar="ADDRESSES",
+        help="comma-separated proxy addresses or networks whose X-Forwarded-For is believed "
+        "(default: CITYEXCHANGE_TRUSTED_PROXIES, else none: the peer's own address counts)",
+    )
     serve.add_argument(
         "--demo",
         action="store_true",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 
 @dataclass(slots=True)
@@ -91,8 +93,29 @@ class Metrics:
             ),
         )  # fmt: skip
 
+    def documents(self, analysed: Callable[[], int], validated: Callable[[], int]) -> None:
+        """Counters of the document gate's work (cache misses), read at scrape time."""
+        self.registry.register(_DocumentWork(analysed, validated))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _DocumentWork(Collector):
+    def __init__(self, analysed: Callable[[], int], validated: Callable[[], int]) -> None:
+        self.analysed, self.validated = analysed, validated
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "cityexchange_documents_analysed",
+            "Documents measured by the gate (depth, aliases, cost): misses of its cache.",
+            value=self.analysed(),
+        )
+        yield CounterMetricFamily(
+            "cityexchange_documents_validated",
+            "Documents validated: misses of the validation cache.",
+            value=self.validated(),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,15 @@ class Settings:
     event_retention_days: int = 30
     webhook_retry_seconds: float = 10.0
     drain_seconds: int = 0  # on SIGTERM, not ready for this long before stopping
+    # Peers whose X-Forwarded-For/-Proto `serve` believes (addresses or networks); none by
+    # default, so a client cannot pick the address sign-in throttling counts it under.
+    trusted_proxies: tuple[str, ...] = ()
+    # Rate limits (docs/security.md): cost points per (city, client) an hour, writes per city
+    # an hour, requests without a token per address a minute.
+    rate_limit_points: int = 5_000
+    comments_per_hour: int = 300
+    publications_per_hour: int = 100
+    anonymous_per_minute: int = 120
 
     @property
     def production(self) -> bool:
@@ -116,4 +125,11 @@ class Settings:
             event_retention_days=integer("EVENT_RETENTION_DAYS", 30, 1, 3650),
             webhook_retry_seconds=integer("WEBHOOK_RETRY_MS", 10_000, 50, 3_600_000) / 1000,
             drain_seconds=integer("DRAIN_SECONDS", 5 if mode == "prod" else 0, 0, 300),
+            trusted_proxies=tuple(
+                p.strip() for p in (get("TRUSTED_PROXIES") or "").split(",") if p.strip()
+            ),
+            rate_limit_points=integer("RATE_LIMIT_POINTS", 5_000, 100, 10_000_000),
+            comments_per_hour=integer("COMMENTS_PER_HOUR", 300, 1, 1_000_000),
+            publications_per_hour=integer("PUBLICATIONS_PER_HOUR", 100, 1, 1_000_000),
+            anonymous_per_minute=integer("ANONYMOUS_PER_MINUTE", 120, 1, 1_000_000),
         )

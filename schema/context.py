@@ -13,6 +13,7 @@ from schema.loaders import Loaders
 from services.errors import Unavailable
 from services.live import Hub
 from services.principal import Principal
+from services.rate_limits import Charge, RateLimiter
 from services.store.database import Database
 
 
@@ -46,6 +47,9 @@ class Context:
     tasks: set[object] = field(default_factory=set[object])  # keeps background tasks alive
     public_url: str = ""
     live: LiveRole | None = None
+    limiter: RateLimiter | None = None
+    rate: Charge | None = None  # this request's charge to the caller's budget of points
+    on_rate: Callable[[Charge], None] = lambda charge: None  # the view's headers and status
     _loaders: Loaders | None = field(default=None, init=False)
 
     @property

@@ -10,18 +10,32 @@ from enum import Enum
 from typing import TypeVar
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
 from auth.errors import Unauthenticated
 from schema.context import Context
-from services.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError, Unavailable
+from schema.limits import TooComplex
+from schema.rate_limits import RateLimited
+from schema.retries import Retry, fingerprint
+from services import idempotency
+from services.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    KeyReused,
+    NotFound,
+    OutcomeUnknown,
+    ServiceError,
+    Unavailable,
+)
 from services.live import SubscriberTooSlow
 
 log = logging.getLogger("cityexchange.graphql")
 T = TypeVar("T")
 
-PAYLOAD_ERRORS = (InvalidInput, NotFound, Conflict)
+PAYLOAD_ERRORS = (InvalidInput, NotFound, Conflict, KeyReused)
+MAX_ERRORS = 5  # per response; a document with hundreds of mistakes gets the first few
 
 
 @strawberry.enum
@@ -38,15 +52,35 @@ class UserError:
     message: str
 
 
-async def attempt(work: Callable[[], Awaitable[T]]) -> tuple[T | None, list[UserError]]:
-    """Run a use case; its input and business errors become the payload's userErrors."""
+async def attempt(
+    work: Callable[[], Awaitable[T]], retry: Retry[T] | None = None
+) -> tuple[T | None, list[UserError]]:
+    """Run a use case, once per clientMutationId when `retry` says how to answer a retry;
+    its input and business errors become the payload's userErrors."""
     try:
-        return await work(), []
+        key = retry.input.client_mutation_id if retry else None
+        if retry is None or key is None:
+            return await work(), []
+        ctx = retry.info.context
+        mutation = idempotency.key_of(
+            actor=ctx.actor(),
+            name=retry.info.field_name,
+            key=key,
+            input_hash=fingerprint(retry.input),
+        )
+        result = await idempotency.once(
+            db=ctx.db,
+            key=mutation,
+            work=work,
+            result_id=retry.result_id,
+            reload=retry.reload,
+        )
+        return result, []
     except PAYLOAD_ERRORS as exc:
         return None, [user_error(exc)]
 
 
-def user_error(exc: InvalidInput | NotFound | Conflict) -> UserError:
+def user_error(exc: InvalidInput | NotFound | Conflict | KeyReused) -> UserError:
     """The payload form of a domain error."""
     if isinstance(exc, InvalidInput):
         return UserError(
@@ -54,14 +88,22 @@ def user_error(exc: InvalidInput | NotFound | Conflict) -> UserError:
         )
     if isinstance(exc, NotFound):
         return UserError(code=UserErrorCode.NOT_FOUND, field=None, message=str(exc))
+    if isinstance(exc, KeyReused):
+        return UserError(
+            code=UserErrorCode.CONFLICT, field=["input", "clientMutationId"], message=str(exc)
+        )
     return UserError(code=UserErrorCode.CONFLICT, field=["input", "version"], message=str(exc))
 
 
-_TOO_COMPLEX = re.compile(
-    r"exceeds maximum operation depth|aliases found\. Allowed|Document contains more than \d+ "
-    r"tokens"
-)
+# graphql-core's parser refuses a document over its token limit with a syntax error that
+# only its text tells apart.
+_TOO_MANY_TOKENS = re.compile(r"Document contains more than \d+ tokens")
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+OUTCOME_UNKNOWN_MESSAGE = (
+    "The time budget ran out before the change was confirmed: it may or may not have been "
+    "made. Send the same mutation again with the same clientMutationId to get its result; it "
+    "is applied at most once."
+)
 
 
 def _code(error: GraphQLError) -> str | None:
@@ -70,19 +112,26 @@ def _code(error: GraphQLError) -> str | None:
         return "UNAUTHENTICATED"
     if isinstance(original, Forbidden):
         return "FORBIDDEN"
+    if isinstance(original, OutcomeUnknown):
+        return "OUTCOME_UNKNOWN"  # not SERVICE_UNAVAILABLE: the write may have committed
     if isinstance(original, Unavailable):
         return "SERVICE_UNAVAILABLE"
     if isinstance(original, SubscriberTooSlow):
         return "SLOW_CONSUMER"  # resume with `after` set to the last cursor received
     if isinstance(original, InvalidInput):
         return "BAD_USER_INPUT"
+    if isinstance(original, TooComplex):
+        return "QUERY_TOO_COMPLEX"
+    if isinstance(original, RateLimited):
+        return "RATE_LIMITED"
     if isinstance(original, NotFound):
         return "NOT_FOUND"
     if isinstance(original, Conflict):
         return "CONFLICT"
     if original is None:
-        if _TOO_COMPLEX.search(error.message):
-            return "QUERY_TOO_COMPLEX"
+        if isinstance(error, GraphQLSyntaxError):
+            too_many = _TOO_MANY_TOKENS.search(error.message)
+            return "QUERY_TOO_COMPLEX" if too_many else "GRAPHQL_PARSE_FAILED"
         return "GRAPHQL_VALIDATION_FAILED"
     if error.path is None and isinstance(original, ValueError | TypeError | GraphQLError):
         return "BAD_USER_INPUT"  # a variable that does not coerce, e.g. a malformed DateTime
@@ -98,10 +147,12 @@ def coded_errors(
 ) -> list[GraphQLError]:
     """Errors with a machine-readable `extensions.code`; the unexpected masked and logged.
 
-    Idempotent: an error that already carries a code is left as it is.
+    Idempotent: an error that already carries a code is left as it is. At most MAX_ERRORS
+    come back: past that, the first MAX_ERRORS - 1 and one closing error that counts the rest.
     """
     processed: list[GraphQLError] = []
-    for error in errors:
+    kept = errors if len(errors) <= MAX_ERRORS else errors[: MAX_ERRORS - 1]
+    for error in kept:
         if error.extensions and "code" in error.extensions:
             processed.append(error)
             continue
@@ -122,11 +173,13 @@ def coded_errors(
                 )
             )
             continue
-        if code == "SERVICE_UNAVAILABLE":
+        if code in ("SERVICE_UNAVAILABLE", "OUTCOME_UNKNOWN"):
             on_unavailable()
         original = error.original_error
         extra = {"field": list(original.field)} if isinstance(original, InvalidInput) else {}
-        if isinstance(original, ServiceError | Unauthenticated):
+        if isinstance(original, OutcomeUnknown):
+            message = OUTCOME_UNKNOWN_MESSAGE
+        elif isinstance(original, ServiceError | Unauthenticated):
             message = str(original)
         elif hide_suggestions:
             message = _SUGGESTION.sub("", error.message)
@@ -145,6 +198,18 @@ def coded_errors(
                     "code": code,
                     "requestId": request_id,
                     **extra,
+                },
+            )
+        )
+    if len(errors) > len(kept):
+        omitted = len(errors) - len(kept)
+        processed.append(
+            GraphQLError(
+                f"{omitted} more errors were left out",
+                extensions={
+                    "code": (processed[-1].extensions or {}).get("code", "INTERNAL_SERVER_ERROR"),
+                    "requestId": request_id,
+                    "omitted": omitted,
                 },
             )
         )

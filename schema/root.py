@@ -8,15 +8,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StreamResult
 from strawberry.types import ExecutionContext
@@ -29,9 +21,11 @@ from schema.context import Context, Info
 from schema.errors import ErrorCodes, ProdErrorCodes
 from schema.events import EventQueries, Subscription
 from schema.follows import FollowMutations
+from schema.limits import DocumentGate
 from schema.nodes import load_node
 from schema.observer import OperationObserver
 from schema.problems import Problem, ProblemFilter, ProblemMutations
+from schema.rate_limits import RateLimitQueries
 from schema.realm_admin import RealmAdminMutations, RealmAdminQueries
 from schema.relay import Connection, Node, connection, from_global_id
 from schema.sharing import SharedSubscriptions
@@ -43,10 +37,6 @@ from services import cities, problems, solutions
 from services.errors import InvalidInput, NotFound
 from services.pages import MAX_PAGE_SIZE, Order, PageRequest
 
-MAX_DEPTH = 10
-MAX_ALIASES = 15
-MAX_TOKENS = 2_000
-
 
 async def _node(info: Info, global_id: str) -> Node | None:
     parsed = from_global_id(global_id)
@@ -56,7 +46,7 @@ async def _node(info: Info, global_id: str) -> Node | None:
 
 
 @strawberry.type
-class Query(RealmAdminQueries, EventQueries, WebhookQueries):
+class Query(RealmAdminQueries, EventQueries, WebhookQueries, RateLimitQueries):
     @strawberry.field(description="Who you are: your city, scopes and subject.")
     def viewer(self, info: Info) -> Viewer:
         actor = info.context.actor()
@@ -170,6 +160,7 @@ class CityExchangeSchema(strawberry.Schema):
     subscriptions are executed once per event (schema/sharing.py)."""
 
     _shared: SharedSubscriptions | None = None
+    gate: DocumentGate  # set by build_schema: the document limits and their caches
 
     @property
     def shared(self) -> SharedSubscriptions:
@@ -213,24 +204,21 @@ class CityExchangeSchema(strawberry.Schema):
 def build_schema(
     *, production: bool, more_extensions: Sequence[Callable[[], SchemaExtension]] = ()
 ) -> CityExchangeSchema:
-    """The schema with limits (BRIEF §7); production also hides introspection and hints.
-    `more_extensions` are added last (tracing's)."""
+    """The schema with its document limits (docs/security.md); production also hides
+    introspection and hints. `more_extensions` are added last (tracing's)."""
     # Classes or factories, never instances: an instance would be shared by concurrent
-    # requests (BRIEF §8). The parser and validation caches are module-level LRUs inside
-    # strawberry, so a fresh extension per request still hits them.
+    # requests. What must be shared is built here, once: the gate's caches of parsed
+    # documents, their figures and validation results (schema/limits.py).
+    gate = DocumentGate()
     extensions: list[Callable[[], SchemaExtension]] = [
         OperationObserver,
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: ParserCache(maxsize=256),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        lambda: ValidationCache(maxsize=256),
+        gate.extension(),
         ProdErrorCodes if production else ErrorCodes,
     ]
     if production:
         extensions.append(DisableIntrospection)
     extensions.extend(more_extensions)
-    return CityExchangeSchema(
+    schema = CityExchangeSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -238,3 +226,5 @@ def build_schema(
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=production),
     )
+    schema.gate = gate
+    return schema

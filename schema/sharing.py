@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import json
 import logging
+import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import aclosing
@@ -49,7 +50,7 @@ from schema.context import Context, LiveRole
 from schema.errors import coded_errors
 from services.errors import InvalidInput
 from services.events import parse_cursor
-from services.live import QUEUE_LIMIT, SubscriberTooSlow
+from services.live import SubscriberTooSlow, too_far_behind
 
 log = logging.getLogger("cityexchange.live")
 
@@ -167,15 +168,21 @@ class _Member:
     waiter: asyncio.Future[None] | None = None
     ended: bool = False
     too_slow: bool = False
+    queued_at: deque[float] = field(default_factory=deque[float])  # of each pending result
+    clock: Callable[[], float] = time.monotonic
 
     def offer(self, seq: int | None, result: Result) -> None:
         if self.too_slow:
             return
-        if len(self.pending) >= QUEUE_LIMIT:
+        moment = self.clock()
+        oldest = self.queued_at[0] if self.queued_at else None
+        if too_far_behind(len(self.pending) + 1, oldest, moment):
             self.too_slow = True  # memory stays bounded; the member resumes by cursor
             self.pending.clear()
+            self.queued_at.clear()
         else:
             self.pending.append((seq, result))
+            self.queued_at.append(moment)
         self._wake()
 
     def end(self) -> None:
@@ -192,6 +199,7 @@ class _Member:
             if self.too_slow:
                 raise SubscriberTooSlow
             if self.pending:
+                self.queued_at.popleft()
                 return self.pending.popleft()
             if self.ended:
                 return None
@@ -362,7 +370,9 @@ class MessageEncoder:
         return f'{{"id":{_JSON.encode(id)},"type":"next","payload":{seen[1]}}}'
 
 
-_JSON = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps makes one per call
+# Made once (json.dumps makes one per call). UTF-8 as it is, not \u escapes: up to six times
+# smaller for text in other scripts; lone surrogates never get this far (services/limits.py).
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def _next_data(message: object) -> tuple[object, dict[str, object]] | None:

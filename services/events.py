@@ -30,7 +30,7 @@ def parse_cursor(after: str | None) -> int | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
     kind, _, position = raw.partition(":")
-    if kind != "ev" or not position.isdigit() or len(position) > 18:
+    if kind != "ev" or not (position.isascii() and position.isdigit()) or len(position) > 18:
         raise InvalidInput("after", "is not an event cursor returned by this API")
     return int(position)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -20,13 +21,37 @@ NOTE_MAX = 5_000
 LIST_MAX = 50
 
 
+# Characters refused in every text: C0 and C1 controls but tab, line feed and carriage return
+# (NUL among them), lone UTF-16 surrogates (which JSON can carry but UTF-8 cannot store), and
+# the bidi overrides LRO/RLO (U+202D, U+202E), which make text display in an order other
+# than the one it is read in (CVE-2021-42574, "Trojan Source").
+_REFUSED_ALWAYS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u202d\u202e"
+# Also refused in one-line texts (titles, names, tags, short texts): line breaks and tabs,
+# every other bidi control (U+061C, U+200E, U+200F, U+202A-U+202C, U+2066-U+2069) and
+# invisible characters (U+00AD, U+200B, U+2060-U+2064, U+FEFF) that make two names look
+# alike. ZWNJ and ZWJ (U+200C, U+200D) stay: Persian, Indic scripts and emoji need them.
+_REFUSED_ONE_LINE = (
+    "\t\n\r\u061c\u200e\u200f\u202a-\u202c\u2066-\u2069\u00ad\u200b\u2060-\u2064\ufeff"
+)
+_REFUSED_IN_TEXT = re.compile(f"[{_REFUSED_ALWAYS}]")
+_REFUSED_IN_LINE = re.compile(f"[{_REFUSED_ALWAYS}{_REFUSED_ONE_LINE}]")
+
+
 def text(field: Field, value: str, *, max_length: int) -> str:
-    """A required text: stripped, not blank, at most `max_length` characters."""
+    """A required text: stripped, not blank, at most `max_length` characters, with no
+    refused character. Texts of at most SHORT_TEXT_MAX characters are one-line texts."""
     stripped = value.strip()
     if not stripped:
         raise InvalidInput(field, "must not be blank")
     if len(stripped) > max_length:
         raise InvalidInput(field, f"must be at most {max_length} characters")
+    refusing = _REFUSED_IN_LINE if max_length <= SHORT_TEXT_MAX else _REFUSED_IN_TEXT
+    refused = refusing.search(stripped)
+    if refused is not None:
+        character, position = ord(refused.group()), refused.start() + 1
+        raise InvalidInput(
+            field, f"must not contain the character U+{character:04X} (at {position})"
+        )
     return stripped
 
 

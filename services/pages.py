@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Generic, TypeVar, cast
+from typing import Generic, TypeGuard, TypeVar, cast
 
 from services.errors import InvalidInput
 
@@ -17,6 +17,20 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# What a forged cursor may carry and still be compared with stored values: a datetime's
+# milliseconds within years 1..9999 and integers that BSON can hold (int64).
+_MIN_MILLIS = int(datetime(1, 1, 2, tzinfo=UTC).timestamp() * 1000)
+_MAX_MILLIS = int(datetime(9999, 12, 30, tzinfo=UTC).timestamp() * 1000)
+
+
+def _is_int64(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
+def _millis(value: object) -> int | None:
+    """The milliseconds of an encoded datetime ({"d": ms}) within range, else None."""
+    millis = cast(dict[str, object], value).get("d") if isinstance(value, dict) else None
+    return millis if _is_int64(millis) and _MIN_MILLIS <= millis <= _MAX_MILLIS else None
 
 
 class Order(StrEnum):
@@ -66,13 +80,14 @@ class Cursor:
         cursor_order, value, id_ = parts
         if cursor_order != order or not isinstance(id_, str):
             raise InvalidInput(field, "belongs to another list or sort order")
-        if isinstance(value, dict):
-            millis = cast(dict[str, object], value).get("d")
-            if isinstance(millis, int):
-                return cls(order, datetime.fromtimestamp(millis / 1000, tz=UTC), id_)
-        if isinstance(value, str | int) and not isinstance(value, bool):
+        if isinstance(value, str):
             return cls(order, value, id_)
-        raise InvalidInput(field, "is not a cursor returned by this API")
+        if _is_int64(value):
+            return cls(order, value, id_)
+        millis = _millis(value)
+        if millis is None:
+            raise InvalidInput(field, "is not a cursor returned by this API")
+        return cls(order, datetime.fromtimestamp(millis / 1000, tz=UTC), id_)
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,7 +150,12 @@ async def test_get_serves_queries_but_not_mutations(api: Api) -> None:
     assert response.json()["data"]["viewer"]["subject"] == "tester"
     mutation = 'mutation { addComment(input: {subjectId: "x", body: "y"}) { comment { id } } }'
     response = await api.http.get("/graphql", params={"query": mutation}, headers=headers)
-    assert response.status_code == 400  # strawberry refuses mutations over GET
+    assert response.status_code == 405  # GraphQL over HTTP: mutations are POST only
+    assert response.headers["allow"] == "POST"
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+    assert error["extensions"]["requestId"] == response.headers["x-request-id"]
+    assert "data" not in response.json()
 
 
 async def test_development_mode_has_graphiql_and_introspection(api: Api) -> None:

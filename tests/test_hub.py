@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.clock import now
-from services.live import QUEUE_LIMIT, EventFilter, Hub, SubscriberTooSlow
+from services.live import LAG_LIMIT_SECONDS, QUEUE_LIMIT, EventFilter, Hub, SubscriberTooSlow
 from services.models import Event, EventType
 from services.taxonomy import Hazard
 
@@ -35,12 +35,27 @@ async def test_a_slow_subscriber_is_let_go_with_a_reason() -> None:
     for seq in range(1, QUEUE_LIMIT + 2):
         hub.publish(_event(seq))
         await fast.next()  # the fast one keeps up
-    assert hub.subscribers == 1  # the slow one was dropped, its queue bounded
-    for _ in range(QUEUE_LIMIT - 1):
-        await slow.next()
-    with pytest.raises(SubscriberTooSlow):
+    assert hub.subscribers == 1  # the slow one was dropped, its queue released
+    assert slow.queue.qsize() == 1
+    with pytest.raises(SubscriberTooSlow):  # told at once; it resumes by cursor
         await slow.next()
     assert fanned[-1] == 1
+
+
+async def test_a_subscriber_that_lags_is_let_go_before_the_transport_times_out() -> None:
+    moment = [0.0]
+    hub = Hub(clock=lambda: moment[0])
+    slow = hub.subscribe(EventFilter())
+    hub.publish(_event(1))
+    moment[0] = LAG_LIMIT_SECONDS / 2
+    hub.publish(_event(2))
+    assert hub.subscribers == 1
+    assert (await slow.next()).seq == 1  # it reads, but slower than events come
+    moment[0] = LAG_LIMIT_SECONDS * 1.6  # event 2 has waited longer than the limit
+    hub.publish(_event(3))
+    assert hub.subscribers == 0
+    with pytest.raises(SubscriberTooSlow):
+        await slow.next()
 
 
 async def test_events_are_published_once_and_in_order() -> None:

@@ -59,12 +59,17 @@ def _event(message: dict[str, object]) -> dict[str, object]:
 
 
 async def test_identical_subscriptions_run_once_per_event(api: Api, address: str) -> None:
-    token = await api.token("rotterdam", scopes=("read",))
     finds = [
         f'cityexchange_db_commands_total{{command="find",origin="{origin}"}}'
         for origin in ("request", "subscription")
     ]
-    clients = [Subscriber.connect(address, token) for _ in range(SUBSCRIBERS)]
+    # One token each (a token opens at most MAX_SOCKETS_PER_TOKEN sockets); the group is the
+    # same: it keys on the city and scopes, not the subject.
+    tokens = [
+        await api.token("rotterdam", scopes=("read",), subject=f"cro-{i}")
+        for i in range(SUBSCRIBERS)
+    ]
+    clients = [Subscriber.connect(address, each) for each in tokens]
     subscribers = [await c.__aenter__() for c in clients]
     try:
         for subscriber in subscribers:
@@ -166,6 +171,24 @@ async def test_a_member_that_falls_behind_is_let_go_and_the_group_goes_on() -> N
     with pytest.raises(SubscriberTooSlow):
         await slow.take()
     assert len(slow.pending) == 0  # its memory is released at once
+
+
+async def test_a_member_that_lags_is_let_go() -> None:
+    from strawberry.types import ExecutionResult
+
+    from schema.sharing import _Member  # pyright: ignore[reportPrivateUsage]
+    from services.live import LAG_LIMIT_SECONDS, SubscriberTooSlow
+
+    moment = [0.0]
+    member = _Member(clock=lambda: moment[0])
+    result = ExecutionResult(data={}, errors=None)
+    member.offer(1, result)
+    member.offer(2, result)
+    assert await member.take() == (1, result)
+    moment[0] = LAG_LIMIT_SECONDS + 1  # result 2 has waited too long
+    member.offer(3, result)
+    with pytest.raises(SubscriberTooSlow):
+        await member.take()
 
 
 async def test_a_cursor_resumes_on_a_process_that_has_seen_no_event_yet(api: Api) -> None:

@@ -1,0 +1,249 @@
+"""The document gate: every document is parsed once per distinct text, measured
+(schema/analysis.py) and refused with QUERY_TOO_COMPLEX before it is validated or executed
+when it asks for too much; documents that pass are validated once per distinct text; every
+result of a query or mutation carries its cost.
+
+The caches live in one `DocumentGate` made with the schema, shared by every request; the
+extension strawberry makes per request only holds a reference to it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from graphql import ASTValidationRule, GraphQLError, GraphQLSchema, GraphQLSyntaxError, parse
+from graphql.language import DocumentNode
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
+from strawberry.types.graphql import OperationType
+
+from schema.analysis import CHARACTERS_PER_POINT, Figures, analyse, multiplier_variables
+from schema.analysis import operation_of as find_operation
+from schema.context import Context
+from schema.rate_limits import admit
+
+MAX_DEPTH = 10
+MAX_ALIASES = 15
+MAX_TOKENS = 2_000
+MAX_FIELDS = 2_000  # fields selected once fragments are expanded
+MAX_DIRECTIVES = 50
+MAX_COST = 10_000
+CACHE_SIZE = 512  # distinct documents kept (their figures and validation errors)
+COST_VARIANTS = 8  # per document: costs kept for distinct page-size variables
+
+
+class TooComplex(Exception):
+    """A document over one of the gate's limits."""
+
+    def __init__(self, figure: str, value: int, limit: int) -> None:
+        self.figure, self.value, self.limit = figure, value, limit
+        super().__init__(f"the document's {figure} is {value}, over the limit of {limit}")
+
+
+@dataclass(slots=True)
+class _Entry:
+    variables: frozenset[str]
+    figures: dict[tuple[object, ...], Figures]
+    validation: list[GraphQLError] | None = None
+
+
+class _Lru(OrderedDict[tuple[str, str | None], _Entry]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def find(self, key: tuple[str, str | None]) -> _Entry | None:
+        entry = self.get(key)
+        if entry is not None:
+            self.move_to_end(key)
+        return entry
+
+    def keep(self, key: tuple[str, str | None], entry: _Entry) -> None:
+        self[key] = entry
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+class DocumentGate:
+    """Figures and validation results of recent documents, shared by all requests."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+        self._entries = _Lru(size)
+        self.analyses = 0  # documents measured (a miss of the figures cache)
+        self.validations = 0  # documents validated (a miss of the validation cache)
+
+    def parse(self, query: str) -> DocumentNode | None:
+        """The document of a query text, parsed once per distinct text within MAX_TOKENS;
+        None when it does not parse (strawberry parses it again to report why)."""
+        document = self._documents.get(query)
+        if document is not None:
+            self._documents.move_to_end(query)
+            return document
+        try:
+            document = parse(query, max_tokens=MAX_TOKENS)
+        except GraphQLSyntaxError:
+            return None
+        self._documents[query] = document
+        if len(self._documents) > self.size:
+            self._documents.popitem(last=False)
+        return document
+
+    def extension(self) -> Callable[[], SchemaExtension]:
+        """The per-request extension factory for strawberry."""
+        return lambda: GateExtension(self)
+
+    def figures(
+        self,
+        schema: GraphQLSchema,
+        query: str,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: Mapping[str, Any],
+    ) -> Figures | None:
+        """The figures of the operation a request runs (None: there is no such operation,
+        which validation or execution reports)."""
+        operation = find_operation(document, operation_name)
+        if operation is None:
+            return None
+        key = (query, operation_name)
+        entry = self._entries.find(key)
+        if entry is None:
+            entry = _Entry(multiplier_variables(document), {})
+            self._entries.keep(key, entry)
+        shape = tuple(_shape(variables.get(name)) for name in sorted(entry.variables))
+        found = entry.figures.get(shape)
+        if found is None:
+            self.analyses += 1
+            found = analyse(schema, document, operation, variables, max_depth=MAX_DEPTH)
+            if len(entry.figures) >= COST_VARIANTS:
+                entry.figures.clear()
+            entry.figures[shape] = found
+        return found
+
+    def validate(
+        self,
+        schema: GraphQLSchema,
+        query: str,
+        operation_name: str | None,
+        document: DocumentNode,
+        rules: tuple[type[ASTValidationRule], ...],
+    ) -> list[GraphQLError]:
+        """Validation errors of a document, computed once per distinct text: the rules are
+        the schema's (the same for every request of one schema, so they need no key)."""
+        entry = self._entries.find((query, operation_name))
+        if entry is not None and entry.validation is not None:
+            return entry.validation
+        self.validations += 1
+        errors = validate_document(schema, document, rules)
+        if entry is not None:
+            entry.validation = errors
+        return errors
+
+
+def check(figures: Figures) -> TooComplex | None:
+    """The first limit a document is over, if any."""
+    for figure, value, limit in (
+        ("depth", figures.depth, MAX_DEPTH),
+        ("alias count", figures.aliases, MAX_ALIASES),
+        ("field count after expanding fragments", figures.fields, MAX_FIELDS),
+        ("directive count", figures.directives, MAX_DIRECTIVES),
+        ("cost", figures.cost, MAX_COST),
+    ):
+        if value > limit:
+            return TooComplex(figure, value, limit)
+    return None
+
+
+def _shape(value: object) -> object:
+    """What of a variable's value a cost depends on: an int, or a list's length."""
+    if isinstance(value, list):
+        return ("list", len(value))  # pyright: ignore[reportUnknownArgumentType]
+    return value if isinstance(value, int) else None
+
+
+def actual_cost(data: object) -> int:
+    """The cost of what a response holds, by the same model: one point per object in a list,
+    one per 2,500 characters of text (iterative: responses can be deep)."""
+    points, stack = 0, [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.values())  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        elif isinstance(value, list):
+            items = cast(list[object], value)
+            points += sum(isinstance(item, dict) for item in items)
+            stack.extend(items)
+        elif isinstance(value, str):
+            points += len(value) // CHARACTERS_PER_POINT
+    return points
+
+
+class GateExtension(SchemaExtension):
+    """Measures the document before validation, refuses it over a limit, validates it once
+    per distinct text, and reports `extensions.cost`."""
+
+    def __init__(self, gate: DocumentGate) -> None:
+        self.gate = gate
+        self.requested: int | None = None
+
+    def on_parse(self) -> Iterator[None]:
+        ec = self.execution_context
+        # The parser's token limit, also when strawberry parses a refused document again.
+        ec.parse_options["max_tokens"] = MAX_TOKENS
+        if ec.query is not None and ec.graphql_document is None:
+            ec.graphql_document = self.gate.parse(ec.query)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        ec = self.execution_context
+        document, query = ec.graphql_document, ec.query
+        if document is None or query is None:
+            yield
+            return
+        schema = ec.schema._schema  # pyright: ignore[reportPrivateUsage]
+        variables = ec.variables if isinstance(ec.variables, dict) else {}
+        figures = self.gate.figures(schema, query, document, ec.operation_name, variables)
+        refused = check(figures) if figures is not None else None
+        if refused is not None:
+            ec.pre_execution_errors = [
+                GraphQLError(
+                    str(refused),
+                    original_error=refused,
+                    extensions={"cost": figures.cost, "limit": refused.limit}
+                    if refused.figure == "cost" and figures
+                    else {"limit": refused.limit},
+                )
+            ]
+            yield
+            return
+        errors = self.gate.validate(
+            schema, query, ec.operation_name, document, tuple(ec.validation_rules)
+        )
+        operation = find_operation(document, ec.operation_name)
+        context = ec.context
+        if not errors and figures is not None and operation and isinstance(context, Context):
+            limited = admit(context, document, operation, figures.cost)
+            errors = [limited] if limited else errors
+        self.requested = figures.cost if figures is not None and not errors else None
+        ec.pre_execution_errors = errors
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        # Not on a subscription's events: their payloads stay data only, so that a shared
+        # subscription encodes each event once for all its members (schema/sharing.py).
+        if self.requested is None or self._subscription():
+            return {}
+        result = self.execution_context.result
+        data = getattr(result, "data", None)
+        return {"cost": {"requested": self.requested, "actual": actual_cost(data)}}
+
+    def _subscription(self) -> bool:
+        try:
+            return self.execution_context.operation_type is OperationType.SUBSCRIPTION
+        except RuntimeError:  # no operation to tell
+            return False

@@ -1,0 +1,140 @@
+"""Rate limits at the edge: a document that passed the gate is charged its cost to the
+caller's budget (and its comments and publications to the city's) before it runs; the
+`rateLimit` field shows where the caller stands. Requests without a valid token are
+throttled per address by the view, before their document is even parsed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+import strawberry
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionNode,
+)
+from graphql.language import DocumentNode
+
+from schema.context import Context, Info
+from services.rate_limits import Charge, Resource
+
+# Root mutation fields that spend a city's write budgets.
+WRITES = {
+    "addComment": Resource.COMMENTS,
+    "publishProblem": Resource.PUBLICATIONS,
+    "publishSolution": Resource.PUBLICATIONS,
+}
+
+
+NODES_PER_POINT = 100
+
+
+def points_of(cost: int) -> int:
+    """Rate-limit points of a document of `cost` potential nodes: one per 100, rounded up,
+    at least one (GitHub's GraphQL rate limit counts the same way)."""
+    return max(1, -(-cost // NODES_PER_POINT))
+
+
+class RateLimited(Exception):
+    """A budget is spent: retry after `retry_after` seconds."""
+
+    def __init__(self, charge: Charge, retry_after: int) -> None:
+        self.charge, self.retry_after = charge, retry_after
+        what = {
+            Resource.GRAPHQL: f"the hourly budget of {charge.limit} points",
+            Resource.COMMENTS: f"the city's {charge.limit} comments an hour",
+            Resource.PUBLICATIONS: f"the city's {charge.limit} publications an hour",
+            Resource.ANONYMOUS: f"{charge.limit} requests a minute without a token",
+        }[charge.resource]
+        super().__init__(f"rate limited: {what} is spent; retry in {retry_after} s")
+
+
+def admit(
+    context: Context, document: DocumentNode, operation: OperationDefinitionNode, cost: int
+) -> GraphQLError | None:
+    """Charge a document that is about to run; the error to answer with if a budget is spent."""
+    limiter = context.limiter
+    if limiter is None:
+        return None
+    principal = context.principal
+    if principal is None:
+        return None  # throttled per address by the view; the fields answer UNAUTHENTICATED
+    caller = f"{principal.city}:{principal.client_id}"
+    points = limiter.charge(Resource.GRAPHQL, caller, points_of(cost))
+    context.rate = points
+    if not points.allowed:
+        return _refusal(context, points, limiter.clock())
+    context.on_rate(points)
+    for resource, count in _writes(document, operation).items():
+        spent = limiter.charge(resource, principal.city, count)
+        if not spent.allowed:
+            limiter.refund(points, caller)
+            return _refusal(context, spent, limiter.clock())
+    return None
+
+
+def _refusal(context: Context, charge: Charge, now: float) -> GraphQLError:
+    retry_after = charge.retry_after(now)
+    context.on_rate(charge)
+    refused = RateLimited(charge, retry_after)
+    return GraphQLError(
+        str(refused),
+        original_error=refused,
+        extensions={"retryAfter": retry_after, "resource": charge.resource.value},
+    )
+
+
+def _writes(document: DocumentNode, operation: OperationDefinitionNode) -> Counter[Resource]:
+    """The write budgets a mutation spends: its root fields, through root-level fragments.
+    The gate has already bounded the fields a document selects once expanded."""
+    if operation.operation.value != "mutation":
+        return Counter()
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    spent: Counter[Resource] = Counter()
+    stack: list[SelectionNode] = list(operation.selection_set.selections)
+    while stack:
+        selection = stack.pop()
+        if isinstance(selection, FieldNode):
+            resource = WRITES.get(selection.name.value)
+            if resource is not None:
+                spent[resource] += 1
+        elif isinstance(selection, InlineFragmentNode):
+            stack.extend(selection.selection_set.selections)
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:
+                stack.extend(fragment.selection_set.selections)
+    return spent
+
+
+@strawberry.type(description="Where the caller's hourly budget of points stands.")
+class RateLimit:
+    cost: int = strawberry.field(description="The points this request cost.")
+    limit: int
+    remaining: int
+    used: int
+    reset_at: datetime = strawberry.field(description="When the budget is full again.")
+
+
+@strawberry.type
+class RateLimitQueries:
+    @strawberry.field(description="The caller's rate limit, after this request's cost.")
+    def rate_limit(self, info: Info) -> RateLimit | None:
+        info.context.actor()
+        charge = info.context.rate
+        if charge is None:
+            return None
+        return RateLimit(
+            cost=charge.cost,
+            limit=charge.limit,
+            remaining=charge.remaining,
+            used=charge.used,
+            reset_at=datetime.fromtimestamp(charge.reset_at, tz=UTC),
+        )

@@ -1,0 +1,145 @@
+"""The document gate over HTTP: documents refused before validation, validation once per
+document, a handful of errors at most, static cost, and the response size cap."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from cityexchange.graphql_edge import MAX_RESPONSE_BYTES
+from schema.limits import MAX_COST
+from tests.conftest import Api
+from tests.queries import PUBLISH_PROBLEM, problem_input
+
+pytestmark = pytest.mark.usefixtures("two_cities")
+
+
+def doubling_fragments(levels: int) -> str:
+    """F_n spreads F_(n-1) twice: 2^levels fields once expanded, in a ~1 KB document."""
+    fragments = ["fragment F0 on Query { __typename }"] + [
+        f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels + 1)
+    ]
+    return f"query {{ ...F{levels} }}\n" + "\n".join(fragments)
+
+
+async def metric(api: Api, name: str) -> float:
+    text = (await api.http.get("/metrics")).text
+    found = re.search(rf"^{name}_total (\S+)$", text, re.MULTILINE)
+    assert found is not None, text
+    return float(found.group(1))
+
+
+@pytest.mark.parametrize("levels", [16, 30])
+async def test_fragments_that_double_are_refused_without_a_token(api: Api, levels: int) -> None:
+    body = await api.gql(doubling_fragments(levels))
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert "field count after expanding fragments" in error["message"]
+    assert (await api.http.get("/healthz")).status_code == 200
+
+
+async def test_a_document_is_validated_once(api: Api) -> None:
+    token = await api.token("rotterdam")
+    query = "query Once { viewer { subject scopes } }"
+    validated = await metric(api, "cityexchange_documents_validated")
+    analysed = await metric(api, "cityexchange_documents_analysed")
+    for _ in range(5):
+        assert (await api.data(query, token=token))["viewer"]["subject"] == "tester"
+    assert await metric(api, "cityexchange_documents_validated") == validated + 1
+    assert await metric(api, "cityexchange_documents_analysed") == analysed + 1
+
+
+async def test_a_cost_depending_on_variables_is_measured_per_page_size(api: Api) -> None:
+    token = await api.token("rotterdam")
+    query = """query Pages($n: Int, $m: Int) {
+      problems(first: $n) { edges { node { solutions(first: $m) { edges { node { id } } } } } }
+    }"""
+    body = await api.gql(query, {"n": 5, "m": 5}, token=token)
+    # 5 problems, each with 5 solutions: 5 x (1 + 5).
+    assert body["extensions"]["cost"]["requested"] == 30
+    body = await api.gql(query, {"n": 100, "m": 100}, token=token)
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert body["errors"][0]["extensions"]["cost"] > MAX_COST
+    assert body["errors"][0]["extensions"]["limit"] == MAX_COST
+
+
+async def test_deep_nested_pages_are_refused_before_execution(api: Api) -> None:
+    token = await api.token("rotterdam")
+    page = (
+        "problems(first: 100) { edges { node { solutions(first: 100) { edges { node { "
+        "comments(first: 100) { edges { node { id } } } } } } } } }"
+    )
+    query = "{ " + " ".join(f"a{i}: {page}" for i in range(15)) + " }"
+    body = await api.gql(query, token=token)
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert f"over the limit of {MAX_COST}" in error["message"]
+    assert "data" not in body or body["data"] is None
+
+
+async def test_long_texts_weigh_on_the_cost(api: Api) -> None:
+    token = await api.token("rotterdam")
+    one_page = "problems(first: 100) { edges { node { body } } }"
+    body = await api.gql("{ " + one_page + " }", token=token)
+    assert "errors" not in body
+    assert body["extensions"]["cost"]["requested"] == 100 * (1 + 20)  # a body: 50,000 / 2,500
+    pages = "{ " + " ".join(f"p{i}: {one_page}" for i in range(5)) + " }"
+    body = await api.gql(pages, token=token)
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+async def test_every_result_carries_its_cost(api: Api) -> None:
+    token = await api.token("rotterdam")
+    await api.data(PUBLISH_PROBLEM, {"input": problem_input()}, token=token)
+    body = await api.gql("{ problems(first: 10) { edges { node { id title } } } }", token=token)
+    # requested: the 10 items a page may hold; actual: the one there is.
+    assert body["extensions"]["cost"] == {"requested": 10, "actual": 1}
+
+
+async def test_hundreds_of_mistakes_give_a_few_errors(api: Api) -> None:
+    token = await api.token("rotterdam")
+    fields = " ".join(f"nope{i}" for i in range(40))
+    body = await api.gql("{ viewer { " + fields + " } }", token=token)
+    errors = body["errors"]
+    assert len(errors) == 5
+    assert errors[-1]["extensions"] == {
+        "code": "GRAPHQL_VALIDATION_FAILED",
+        "requestId": errors[0]["extensions"]["requestId"],
+        "omitted": 36,
+    }
+    directives = " ".join(f"@d{i}" for i in range(900))
+    body = await api.gql("{ viewer " + directives + " { subject } }")
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+async def test_syntax_errors_are_parse_failures(api: Api) -> None:
+    body = await api.gql("{ viewer { subject }")
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+
+
+async def test_a_response_over_the_cap_is_refused_whole(api: Api) -> None:
+    token = await api.token("rotterdam")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    # Three bytes each in UTF-8: 60 bodies of 50,000 make 9 MB, within the cost limit.
+    body_text = "界" * 50_000
+    for i in range(60):
+        variables = {"input": problem_input(f"Problem {i}", body=body_text)}
+        content = json.dumps({"query": PUBLISH_PROBLEM, "variables": variables}, ensure_ascii=False)
+        response = await api.http.post("/graphql", content=content.encode(), headers=headers)
+        assert response.json()["data"]["publishProblem"]["userErrors"] == []
+    response = await api.http.post(
+        "/graphql",
+        json={"query": "{ problems(first: 60) { edges { node { body } } } }"},
+        headers=headers,
+    )
+    assert len(response.content) < 1_000
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "RESPONSE_TOO_LARGE"
+    assert error["extensions"]["limit"] == MAX_RESPONSE_BYTES
+    assert error["extensions"]["requestId"] == response.headers["x-request-id"]
+    assert "data" not in response.json()
+    small = await api.data("{ problems(first: 5) { edges { node { body } } } }", token=token)
+    assert [edge["node"]["body"] for edge in small["problems"]["edges"]] == [body_text] * 5
