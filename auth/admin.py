@@ -41,8 +41,12 @@ def _city(store: OAuthStore, city: str) -> None:
 def _redirect_uri(uri: str) -> str:
     """RFC 8252/9700: https, loopback http for native apps, or a private-use scheme; no
     fragment; compared later by exact string match."""
-    parts = urlsplit(uri)
-    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    try:
+        parts = urlsplit(uri)
+        hostname = parts.hostname  # parsed lazily: a malformed IPv6 host raises here
+    except ValueError:
+        raise InvalidInput("redirectUris", f"{uri!r} is not a valid redirect URI") from None
+    loopback = hostname in ("127.0.0.1", "::1", "localhost")
     if parts.fragment or not parts.scheme or len(uri) > 2000:
         raise InvalidInput("redirectUris", f"{uri!r} is not a valid redirect URI")
     if parts.scheme == "https" and parts.hostname:

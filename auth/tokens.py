@@ -119,7 +119,7 @@ class TokenVerifier:
         try:
             compact = jws.extract_compact(token.encode())
             unverified = json.loads(compact.payload)
-        except (JoseError, ValueError):
+        except (JoseError, ValueError, RecursionError):  # RecursionError: JSON nested to death
             raise Unauthenticated("malformed token") from None
         header = compact.protected
         issuer = _claim(unverified, "iss")

@@ -85,6 +85,16 @@ def too_large(size: int, *, request_id: str) -> Response:
     )
 
 
+def too_large_message(message: Mapping[str, object], size: int) -> dict[str, object]:
+    """Instead of a graphql-transport-ws message over MAX_RESPONSE_BYTES: a `next` with the
+    RESPONSE_TOO_LARGE error and no data, for the same operation."""
+    error = {
+        "message": f"the result would be {size} bytes, over the limit of {MAX_RESPONSE_BYTES}",
+        "extensions": {"code": "RESPONSE_TOO_LARGE", "limit": MAX_RESPONSE_BYTES},
+    }
+    return {"id": message.get("id"), "type": "next", "payload": {"data": None, "errors": [error]}}
+
+
 def rate_headers(charge: Charge) -> dict[str, str]:
     """GitHub's rate-limit headers, for the budget a request was charged to."""
     return {

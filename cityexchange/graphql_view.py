@@ -11,13 +11,14 @@ import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Mapping
 from datetime import timedelta
+from typing import cast
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
@@ -69,11 +70,20 @@ class _WebSocketAdapter(ASGIWebSocketAdapter):
     is no error to log."""
 
     async def send_json(self, message: Mapping[str, object]) -> None:
+        """Send a message; a result over MAX_RESPONSE_BYTES goes as a `next` with the
+        RESPONSE_TOO_LARGE error instead (the operation goes on)."""
+        view = cast(GraphQLView, self.view)  # pyright: ignore[reportUnknownMemberType]
+        encoded = view.encode_json(message)
+        if len(encoded) > graphql_edge.MAX_RESPONSE_BYTES:
+            encoded = view.encode_json(graphql_edge.too_large_message(message, len(encoded)))
         try:
-            await super().send_json(message)
-        except (WebSocketDisconnected, RuntimeError):
+            await self.ws.send_text(encoded)
+        except (WebSocketDisconnect, RuntimeError) as exc:
+            # A socket closed meanwhile (by the client, or by us while draining): its handler
+            # is ending its operations anyway. strawberry's own adapter says so with
+            # WebSocketDisconnected.
             if self.ws.application_state is not WebSocketState.DISCONNECTED:
-                raise
+                raise WebSocketDisconnected from exc
 
     async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object]:
         """The client's messages, at most MESSAGES_PER_SECOND (MESSAGE_BURST at once): past
@@ -233,10 +243,16 @@ class GraphQLView(GraphQL[Context, None]):
         return await super().parse_http_body(request)
 
     def parse_json(self, data: str | bytes) -> object:
+        """A request body (or GET's variables): UTF-8 JSON, an object (a list is a batch,
+        which strawberry refuses); nesting deeper than the parser's stack is refused too."""
         try:
-            return json.loads(data)
-        except ValueError as error:  # also UnicodeDecodeError: a body that is not UTF-8
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
+            parsed = cast(object, json.loads(text))
+        except (ValueError, RecursionError) as error:  # ValueError: UnicodeDecodeError too
             raise HTTPException(400, "the request body is not UTF-8 encoded JSON") from error
+        if isinstance(parsed, dict | list):
+            return cast(dict[str, object] | list[object], parsed)
+        raise HTTPException(400, "the request body must be a JSON object")
 
     async def close_sockets(self) -> None:
         """Close every open socket with 1001: clients reconnect elsewhere and resume. All at

@@ -17,7 +17,7 @@ is bounded by the fields selected. Introspection (`__schema`, `__type`) is not c
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from graphql import (
@@ -42,22 +42,35 @@ from graphql import (
 from graphql.language import DocumentNode, ValueNode
 
 from services.delivery import MAX_ATTEMPTS
-from services.limits import BODY_MAX, COMMENT_MAX, LIST_MAX
+from services.follows import MAX_FOLLOWS
+from services.limits import BODY_MAX, COMMENT_MAX, LIST_MAX, NOTE_MAX, SHORT_TEXT_MAX
 from services.pages import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from services.webhooks import MAX_WEBHOOKS_PER_CITY
 
 CHARACTERS_PER_POINT = 2_500
 # Text fields long enough to weigh on a response, by (type, field): one point per 2,500
 # characters they may hold.
+_NOTES = LIST_MAX * NOTE_MAX // CHARACTERS_PER_POINT  # a list of up to 50 notes
 LONG_TEXT = {
     ("Problem", "body"): BODY_MAX // CHARACTERS_PER_POINT,
     ("Solution", "body"): BODY_MAX // CHARACTERS_PER_POINT,
     ("Comment", "body"): COMMENT_MAX // CHARACTERS_PER_POINT,
+    ("Solution", "successFactors"): _NOTES,
+    ("Solution", "limitingFactors"): _NOTES,
+    ("Transferability", "prerequisites"): _NOTES,
+    ("Solution", "adaptationNotes"): NOTE_MAX // CHARACTERS_PER_POINT,
+    ("Transferability", "context"): NOTE_MAX // CHARACTERS_PER_POINT,
+    ("Transferability", "doDifferently"): NOTE_MAX // CHARACTERS_PER_POINT,
+    ("Outcome", "note"): NOTE_MAX // CHARACTERS_PER_POINT,
 }
+# Any other list of texts: up to 50 short texts (tags, partners, stakeholders, ...).
+TEXT_LIST = LIST_MAX * SHORT_TEXT_MAX // CHARACTERS_PER_POINT
 # Lists of objects with a bound of their own, by (type, field); other lists count LIST_MAX.
 LIST_BOUNDS = {
     ("Query", "webhooks"): MAX_WEBHOOKS_PER_CITY,
     ("WebhookDelivery", "attempts"): MAX_ATTEMPTS,
+    ("Viewer", "follows"): MAX_FOLLOWS,
+    ("City", "follows"): MAX_FOLLOWS,
 }
 PAGED_LISTS = frozenset({"edges", "nodes"})  # a connection's lists of items
 _CAP = 10**15  # figures saturate here: a refused document needs no exact count
@@ -72,6 +85,7 @@ class Figures:
     fields: int
     directives: int
     cost: int
+    same_name: int = 0  # the most fields one selection set has under one response name
 
 
 @dataclass(slots=True)
@@ -85,14 +99,28 @@ class _Sum:
     directives: int = 0
     fixed: int = 0
     paged: int = 0
+    # Response names this selection set selects, and how often (through its fragments too):
+    # validation compares every pair of fields under one name, so their number is bounded.
+    names: dict[str, int] = field(default_factory=dict[str, int])
+    same_name: int = 0
 
-    def add(self, other: _Sum, *, depth_offset: int = 0) -> None:
-        self.depth = max(self.depth, min(other.depth + depth_offset, _CAP))
+    def add(self, other: _Sum) -> None:
+        """Add a selection set merged into this one (a fragment's)."""
+        self.depth = max(self.depth, other.depth)
         self.aliases = min(self.aliases + other.aliases, _CAP)
         self.fields = min(self.fields + other.fields, _CAP)
         self.directives = min(self.directives + other.directives, _CAP)
         self.fixed = min(self.fixed + other.fixed, _CAP)
         self.paged = min(self.paged + other.paged, _CAP)
+        self.same_name = max(self.same_name, other.same_name)
+        for name, count in other.names.items():
+            self.names[name] = min(self.names.get(name, 0) + count, _CAP)
+
+    def close(self) -> _Sum:
+        """The summary once every selection is in."""
+        if self.names:
+            self.same_name = max(self.same_name, max(self.names.values()))
+        return self
 
 
 def operation_of(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -135,6 +163,7 @@ def analyse(
         fields=total.fields,
         directives=total.directives,
         cost=min(total.fixed + total.paged, _CAP),
+        same_name=total.same_name,
     )
 
 
@@ -227,31 +256,36 @@ class _Walker:
                     summary.add(self._selection_set(selection.selection_set, condition, nesting))
             elif isinstance(selection, FieldNode):
                 self._field(selection, parent, nesting, summary)
-        return summary
+        return summary.close()
 
     def _field(self, node: FieldNode, parent: Any, nesting: int, summary: _Sum) -> None:
         name = node.name.value
         summary.fields += 1
         summary.aliases += node.alias is not None
-        if name.startswith("__"):
-            return  # introspection and __typename: bounded by the schema
+        response_name = node.alias.value if node.alias else name
+        summary.names[response_name] = summary.names.get(response_name, 0) + 1
+        if name in _INTROSPECTION:
+            # Counted for aliases, fields and directives, not for depth (introspection is
+            # deep by nature) nor for cost (its answer is bounded by the schema).
+            introspected = self.schema.get_type(_INTROSPECTION[name])
+            if node.selection_set is not None and introspected is not None:
+                inner = self._selection_set(node.selection_set, introspected, nesting + 1)
+                summary.add(_nested(inner, depth=0, cost=False))
+            return
         definition: GraphQLField | None = getattr(parent, "fields", {}).get(name)
         if definition is None:
-            return  # validation reports it
+            return  # validation reports it (or __typename)
         field_type = cast(object, definition.type)  # pyright: ignore[reportUnknownMemberType]
         returned = cast(GraphQLNamedType, get_named_type(cast(Any, field_type)))
         if is_leaf_type(returned) or node.selection_set is None:
-            summary.fixed += LONG_TEXT.get((parent.name, name), 0)
+            weight = LONG_TEXT.get((parent.name, name))
+            if weight is None:
+                weight = TEXT_LIST if _is_list(field_type) and returned.name == "String" else 0
+            summary.fixed += weight
             return
         inner = self._selection_set(node.selection_set, returned, nesting + 1)
-        summary.add(
-            _Sum(
-                depth=inner.depth + 1,
-                aliases=inner.aliases,
-                fields=inner.fields,
-                directives=inner.directives,
-            )
-        )
+        introspecting = str(getattr(parent, "name", "")).startswith("__")
+        summary.add(_nested(inner, depth=0 if introspecting else inner.depth + 1, cost=False))
         per_item = inner.paged
         if _is_connection(returned):
             per_item *= self._page_size(node, definition)
@@ -282,8 +316,8 @@ class _Walker:
         return None
 
     def _page_size(self, node: FieldNode, definition: GraphQLField) -> int:
-        sizes = [self._argument(node, definition, name) for name in ("first", "last")]
-        given = [s for s in sizes if isinstance(s, int) and not isinstance(s, bool)]
+        sizes = [_integral(self._argument(node, definition, name)) for name in ("first", "last")]
+        given = [s for s in sizes if s is not None]
         if not given:
             return DEFAULT_PAGE_SIZE
         return max(0, min(max(given), MAX_PAGE_SIZE))  # beyond it the field refuses
@@ -299,6 +333,24 @@ class _Walker:
         return LIST_MAX
 
 
+# Introspection's root fields and the types they answer with.
+_INTROSPECTION = {"__schema": "__Schema", "__type": "__Type"}
+
+
+def _nested(inner: _Sum, *, depth: int, cost: bool) -> _Sum:
+    """What a field's own selection set adds to its parent's: not its names (another
+    level), and its cost only where asked (fields add theirs, multiplied, themselves)."""
+    return _Sum(
+        depth=depth,
+        aliases=inner.aliases,
+        fields=inner.fields,
+        directives=inner.directives,
+        fixed=inner.fixed if cost else 0,
+        paged=inner.paged if cost else 0,
+        same_name=inner.same_name,
+    )
+
+
 def _spreads(selection_set: SelectionSetNode) -> list[str]:
     """Names of the fragments spread anywhere in a selection set (iteratively)."""
     names: list[str] = []
@@ -310,6 +362,17 @@ def _spreads(selection_set: SelectionSetNode) -> list[str]:
             elif isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set:
                 stack.append(selection.selection_set)
     return names
+
+
+def _integral(value: object) -> int | None:
+    """An Int argument's value as GraphQL coerces it (100.0 is 100), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def _is_connection(named: object) -> bool:

@@ -9,12 +9,20 @@ extension strawberry makes per request only holds a reference to it.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from graphql import ASTValidationRule, GraphQLError, GraphQLSchema, GraphQLSyntaxError, parse
+from graphql import (
+    ASTValidationRule,
+    GraphQLError,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    OperationDefinitionNode,
+    parse,
+)
 from graphql.language import DocumentNode
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
@@ -23,15 +31,23 @@ from strawberry.types.graphql import OperationType
 from schema.analysis import CHARACTERS_PER_POINT, Figures, analyse, multiplier_variables
 from schema.analysis import operation_of as find_operation
 from schema.context import Context
-from schema.rate_limits import admit
+from schema.rate_limits import charge_points, charge_writes, settle_refused
+from services.errors import InvalidInput
 
 MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2_000
 MAX_FIELDS = 2_000  # fields selected once fragments are expanded
 MAX_DIRECTIVES = 50
+# Fields one selection set may have under one response name: validation compares each pair
+# of them (graphql-core's OverlappingFieldsCanBeMergedRule), so this bounds its work.
+MAX_SAME_NAME = 10
 MAX_COST = 10_000
 CACHE_SIZE = 512  # distinct documents kept (their figures and validation errors)
+# Parsed documents kept, by their text's length: a document's tree takes about 150 times its
+# text (1.2 MB for one of 2,000 tokens), so this holds about 80 MB at the most.
+CACHED_TEXT = 512 * 1024
+_SURROGATE = re.compile("[\ud800-\udfff]")
 COST_VARIANTS = 8  # per document: costs kept for distinct page-size variables
 
 
@@ -73,25 +89,34 @@ class DocumentGate:
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
         self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+        self._text = 0  # characters of the documents kept
         self._entries = _Lru(size)
         self.analyses = 0  # documents measured (a miss of the figures cache)
         self.validations = 0  # documents validated (a miss of the validation cache)
 
     def parse(self, query: str) -> DocumentNode | None:
-        """The document of a query text, parsed once per distinct text within MAX_TOKENS;
-        None when it does not parse (strawberry parses it again to report why)."""
+        """The document of a query text within MAX_TOKENS, parsed once per distinct valid
+        text (see `remember`); None when it does not parse (strawberry parses it again to
+        report why)."""
         document = self._documents.get(query)
         if document is not None:
             self._documents.move_to_end(query)
             return document
         try:
-            document = parse(query, max_tokens=MAX_TOKENS)
+            return parse(query, max_tokens=MAX_TOKENS)
         except GraphQLSyntaxError:
             return None
+
+    def remember(self, query: str, document: DocumentNode) -> None:
+        """Keep the document of a text that validated: only those, so that a stream of
+        distinct invalid documents holds no memory."""
+        if query in self._documents or len(query) > CACHED_TEXT // 8:
+            return
         self._documents[query] = document
-        if len(self._documents) > self.size:
-            self._documents.popitem(last=False)
-        return document
+        self._text += len(query)
+        while len(self._documents) > self.size or self._text > CACHED_TEXT:
+            dropped, _ = self._documents.popitem(last=False)
+            self._text -= len(dropped)
 
     def extension(self) -> Callable[[], SchemaExtension]:
         """The per-request extension factory for strawberry."""
@@ -104,12 +129,19 @@ class DocumentGate:
         document: DocumentNode,
         operation_name: str | None,
         variables: Mapping[str, Any],
-    ) -> Figures | None:
-        """The figures of the operation a request runs (None: there is no such operation,
-        which validation or execution reports)."""
+    ) -> Figures:
+        """The figures of the operation a request runs; when it names none that the document
+        has, the largest of every operation's (validation will look at them all)."""
         operation = find_operation(document, operation_name)
         if operation is None:
-            return None
+            everyone = [
+                self.figures(schema, query, document, d.name.value, variables)
+                if d.name is not None
+                else analyse(schema, document, d, variables, max_depth=MAX_DEPTH)
+                for d in document.definitions
+                if isinstance(d, OperationDefinitionNode)
+            ]
+            return largest(everyone)
         key = (query, operation_name)
         entry = self._entries.find(key)
         if entry is None:
@@ -124,6 +156,25 @@ class DocumentGate:
                 entry.figures.clear()
             entry.figures[shape] = found
         return found
+
+    def admit_member(
+        self,
+        schema: GraphQLSchema,
+        query: str,
+        operation_name: str | None,
+        variables: Mapping[str, Any],
+        context: Context,
+    ) -> bool:
+        """Measure and charge a subscription about to join a shared execution (which its
+        members do not run themselves); False when it would be refused."""
+        document = self.parse(query)
+        if document is None or lone_surrogate(query, variables):
+            return False
+        figures = self.figures(schema, query, document, operation_name, variables)
+        operation = find_operation(document, operation_name)
+        if operation is None or check(figures) is not None:
+            return False
+        return charge_points(context, figures.cost) is None
 
     def validate(
         self,
@@ -140,9 +191,21 @@ class DocumentGate:
             return entry.validation
         self.validations += 1
         errors = validate_document(schema, document, rules)
-        if entry is not None:
-            entry.validation = errors
+        if entry is not None and not errors:
+            entry.validation = errors  # errors are not kept: they hold the document's tree
         return errors
+
+
+def largest(figures: list[Figures]) -> Figures:
+    """Each figure's largest value among several operations' (zeros for none)."""
+    return Figures(
+        depth=max((f.depth for f in figures), default=0),
+        aliases=max((f.aliases for f in figures), default=0),
+        fields=max((f.fields for f in figures), default=0),
+        directives=max((f.directives for f in figures), default=0),
+        cost=max((f.cost for f in figures), default=0),
+        same_name=max((f.same_name for f in figures), default=0),
+    )
 
 
 def check(figures: Figures) -> TooComplex | None:
@@ -152,6 +215,7 @@ def check(figures: Figures) -> TooComplex | None:
         ("alias count", figures.aliases, MAX_ALIASES),
         ("field count after expanding fragments", figures.fields, MAX_FIELDS),
         ("directive count", figures.directives, MAX_DIRECTIVES),
+        ("count of fields under one response name", figures.same_name, MAX_SAME_NAME),
         ("cost", figures.cost, MAX_COST),
     ):
         if value > limit:
@@ -159,10 +223,32 @@ def check(figures: Figures) -> TooComplex | None:
     return None
 
 
+def lone_surrogate(query: str, variables: Mapping[str, Any]) -> bool:
+    """Whether the text or a variable holds a lone UTF-16 surrogate (JSON can carry one,
+    UTF-8 and so the database cannot): iterative, linear in the variables' size."""
+    if _SURROGATE.search(query):
+        return True
+    stack: list[object] = [variables]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return True
+        elif isinstance(value, dict):
+            items = cast(dict[str, object], value)
+            stack.extend(items.keys())
+            stack.extend(items.values())
+        elif isinstance(value, list):
+            stack.extend(cast(list[object], value))
+    return False
+
+
 def _shape(value: object) -> object:
     """What of a variable's value a cost depends on: an int, or a list's length."""
     if isinstance(value, list):
         return ("list", len(value))  # pyright: ignore[reportUnknownArgumentType]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # GraphQL coerces 100.0 to the Int 100
     return value if isinstance(value, int) else None
 
 
@@ -202,36 +288,50 @@ class GateExtension(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         ec = self.execution_context
         document, query = ec.graphql_document, ec.query
-        if document is None or query is None:
-            yield
-            return
+        if document is not None and query is not None:
+            ec.pre_execution_errors = self._admit(query, document)
+        yield
+
+    def _admit(self, query: str, document: DocumentNode) -> list[GraphQLError]:
+        """Measure, charge and validate a document: the errors that stop it, or none."""
+        ec = self.execution_context
         schema = ec.schema._schema  # pyright: ignore[reportPrivateUsage]
         variables = ec.variables if isinstance(ec.variables, dict) else {}
+        context = ec.context if isinstance(ec.context, Context) else None
         figures = self.gate.figures(schema, query, document, ec.operation_name, variables)
-        refused = check(figures) if figures is not None else None
+        refused = check(figures)
         if refused is not None:
-            ec.pre_execution_errors = [
-                GraphQLError(
-                    str(refused),
-                    original_error=refused,
-                    extensions={"cost": figures.cost, "limit": refused.limit}
-                    if refused.figure == "cost" and figures
-                    else {"limit": refused.limit},
-                )
-            ]
-            yield
-            return
+            if context is not None:
+                settle_refused(context)
+            extra = {"cost": figures.cost} if refused.figure == "cost" else {}
+            limit = {"limit": refused.limit, **extra}
+            return [GraphQLError(str(refused), original_error=refused, extensions=limit)]
+        operation = find_operation(document, ec.operation_name)
+        if operation is None or context is None:
+            # No operation to run (validation or execution says why), or no caller to charge.
+            return self.gate.validate(
+                schema, query, ec.operation_name, document, tuple(ec.validation_rules)
+            )
+        if lone_surrogate(query, variables):
+            settle_refused(context)
+            invalid = InvalidInput("variables", "must not contain lone UTF-16 surrogates")
+            return [GraphQLError(str(invalid), original_error=invalid)]
+        # Charged before validation, so that a spent budget buys no validation work.
+        limited = charge_points(context, figures.cost)
+        if limited is not None:
+            return [limited]
         errors = self.gate.validate(
             schema, query, ec.operation_name, document, tuple(ec.validation_rules)
         )
-        operation = find_operation(document, ec.operation_name)
-        context = ec.context
-        if not errors and figures is not None and operation and isinstance(context, Context):
-            limited = admit(context, document, operation, figures.cost)
-            errors = [limited] if limited else errors
-        self.requested = figures.cost if figures is not None and not errors else None
-        ec.pre_execution_errors = errors
-        yield
+        if errors:
+            settle_refused(context)
+            return errors
+        limited = charge_writes(context, document, operation)
+        if limited is not None:
+            return [limited]
+        self.gate.remember(query, document)
+        self.requested = figures.cost
+        return []
 
     def get_results(self) -> dict[str, Any]:
         # Not on a subscription's events: their payloads stay data only, so that a shared

@@ -54,28 +54,53 @@ class RateLimited(Exception):
         super().__init__(f"rate limited: {what} is spent; retry in {retry_after} s")
 
 
-def admit(
-    context: Context, document: DocumentNode, operation: OperationDefinitionNode, cost: int
-) -> GraphQLError | None:
-    """Charge a document that is about to run; the error to answer with if a budget is spent."""
+def charge_points(context: Context, cost: int) -> GraphQLError | None:
+    """Charge the points of a document about to be validated and run; the error to answer
+    with when the caller's budget is spent."""
     limiter = context.limiter
-    if limiter is None:
-        return None
+    if limiter is None or context.live is not None:
+        return None  # a shared execution or a member's catch-up: members pay as they join
     principal = context.principal
     if principal is None:
         return None  # throttled per address by the view; the fields answer UNAUTHENTICATED
-    caller = f"{principal.city}:{principal.client_id}"
-    points = limiter.charge(Resource.GRAPHQL, caller, points_of(cost))
+    points = limiter.charge(Resource.GRAPHQL, _caller(context), points_of(cost))
     context.rate = points
     if not points.allowed:
         return _refusal(context, points, limiter.clock())
     context.on_rate(points)
+    return None
+
+
+def settle_refused(context: Context) -> None:
+    """A document that will not run (refused, or invalid) costs one point, not its cost."""
+    limiter, charged = context.limiter, context.rate
+    if limiter is None or context.principal is None or context.live is not None:
+        return
+    if charged is not None and charged.allowed:
+        limiter.refund(charged, _caller(context))
+    context.rate = limiter.charge(Resource.GRAPHQL, _caller(context), 1)
+    context.on_rate(context.rate)
+
+
+def charge_writes(
+    context: Context, document: DocumentNode, operation: OperationDefinitionNode
+) -> GraphQLError | None:
+    """Charge the city's write budgets for the mutations of a valid document."""
+    limiter, principal = context.limiter, context.principal
+    if limiter is None or principal is None or context.live is not None:
+        return None
     for resource, count in _writes(document, operation).items():
         spent = limiter.charge(resource, principal.city, count)
         if not spent.allowed:
-            limiter.refund(points, caller)
+            if context.rate is not None:
+                limiter.refund(context.rate, _caller(context))
             return _refusal(context, spent, limiter.clock())
     return None
+
+
+def _caller(context: Context) -> str:
+    principal = context.actor()
+    return f"{principal.city}:{principal.client_id}"
 
 
 def _refusal(context: Context, charge: Charge, now: float) -> GraphQLError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import strawberry
@@ -11,14 +12,15 @@ from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StreamResult
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from schema import sharing
 from schema.cities import City, Person
 from schema.comments import Comment, CommentMutations
 from schema.context import Context, Info
-from schema.errors import ErrorCodes, ProdErrorCodes
+from schema.errors import ErrorCodes, ProdErrorCodes, coded_errors
 from schema.events import EventQueries, Subscription
 from schema.follows import FollowMutations
 from schema.limits import DocumentGate
@@ -180,12 +182,26 @@ class CityExchangeSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> StreamResult:
         run_alone = super().stream
-        shared = sharing.plan(query, operation_name, variable_values, context_value)
-        if shared is None or not isinstance(context_value, Context):
-            return await run_alone(
+        shared = sharing.plan(
+            query, operation_name, variable_values, context_value, parse=self.gate.parse
+        )
+        if (
+            shared is None
+            or not isinstance(context_value, Context)
+            or query is None
+            # A member joins its group's execution only if its own document passes the gate
+            # and its charge: otherwise it runs alone, and is told why.
+            or not self.gate.admit_member(
+                self._schema, query, operation_name, variable_values or {}, context_value
+            )
+        ):
+            alone = await run_alone(
                 query, variable_values, context_value, root_value, operation_name,
                 operation_extensions, allowed_operation_types,
             )  # fmt: skip
+            if not isinstance(context_value, Context):
+                return alone
+            return _coded(alone, context_value)
 
         def run(context: Context) -> Awaitable[StreamResult]:
             return run_alone(
@@ -199,6 +215,22 @@ class CityExchangeSchema(strawberry.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         pass
+
+
+async def _coded(source: StreamResult, context: Context) -> StreamResult:
+    """A subscription's results with coded errors: strawberry's stream hands its
+    pre-execution errors (a refused or invalid document) past the schema's extensions."""
+    async with aclosing(source):
+        async for result in source:
+            errors: list[GraphQLError] | None = getattr(result, "errors", None)
+            if errors and isinstance(result, ExecutionResult | PreExecutionError):
+                result.errors = coded_errors(
+                    errors,
+                    request_id=context.request_id,
+                    hide_suggestions=context.production,
+                    on_unavailable=context.on_unavailable,
+                )
+            yield result
 
 
 def build_schema(

@@ -21,7 +21,6 @@ import asyncio
 import builtins
 import contextvars
 import dataclasses
-import functools
 import json
 import logging
 import time
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     GraphQLError,
     OperationDefinitionNode,
@@ -39,7 +39,6 @@ from graphql import (
     StringValueNode,
     VariableNode,
     Visitor,
-    parse,
     visit,
 )
 from strawberry.schema.schema import StreamResult
@@ -83,13 +82,8 @@ class _CursorArgument:
     literal: str | None = None
 
 
-@functools.lru_cache(maxsize=256)
-def _cursor_argument(query: str, operation_name: str | None) -> _CursorArgument | None:
+def _cursor_argument(document: DocumentNode, operation_name: str | None) -> _CursorArgument | None:
     """How a shareable document gives `after`; None when the document is not shareable."""
-    try:
-        document = parse(query)
-    except GraphQLError:
-        return None  # strawberry reports it
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [o for o in operations if o.name and o.name.value == operation_name]
@@ -136,13 +130,19 @@ def plan(
     operation_name: str | None,
     variables: Mapping[str, object] | None,
     context: object,
+    *,
+    parse: Callable[[str], DocumentNode | None],
 ) -> Plan | None:
-    """The plan for sharing this operation, or None to run it on its own."""
+    """The plan for sharing this operation, or None to run it on its own. `parse` is the
+    gate's: bounded in tokens and cached, so planning costs no second parse."""
     if query is None or not isinstance(context, Context) or context.live is not None:
         return None
     if context.principal is None or context.hub is None:
         return None
-    cursor = _cursor_argument(query, operation_name)
+    document = parse(query)
+    if document is None:
+        return None  # strawberry reports why
+    cursor = _cursor_argument(document, operation_name)
     if cursor is None:
         return None
     variables = variables or {}
@@ -370,9 +370,9 @@ class MessageEncoder:
         return f'{{"id":{_JSON.encode(id)},"type":"next","payload":{seen[1]}}}'
 
 
-# Made once (json.dumps makes one per call). UTF-8 as it is, not \u escapes: up to six times
-# smaller for text in other scripts; lone surrogates never get this far (services/limits.py).
-_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# Made once (json.dumps makes one per call). ASCII with \u escapes: an error message may echo
+# a client's lone surrogate, which has no UTF-8 form.
+_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 def _next_data(message: object) -> tuple[object, dict[str, object]] | None:

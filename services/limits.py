@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from services.errors import InvalidInput
@@ -82,6 +83,16 @@ def texts(
 ) -> tuple[str, ...]:
     """A list of short texts."""
     return tuple(text(field, value, max_length=max_length) for value in items(field, values))
+
+
+def moment(field: Field, value: datetime | None) -> None:
+    """A date and time the database can store: in UTC, within years 1 to 9999."""
+    if value is None:
+        return
+    try:
+        value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidInput(field, "is outside the years 1 to 9999 once in UTC") from None
 
 
 def non_negative(field: Field, value: int | float | None) -> None:

@@ -34,6 +34,13 @@ class ListingFilter:
         limits.items(("filter", "sectors"), self.sectors)
         limits.items(("filter", "status"), self.statuses)
         limits.items(("filter", "urgency"), self.urgencies)
+        for name, moment in (
+            ("createdAfter", self.created_after),
+            ("createdBefore", self.created_before),
+            ("updatedAfter", self.updated_after),
+            ("updatedBefore", self.updated_before),
+        ):
+            limits.moment(("filter", name), moment)
         if self.search is not None and len(self.search) > limits.SHORT_TEXT_MAX:
             raise InvalidInput(
                 ("filter", "search"), f"must be at most {limits.SHORT_TEXT_MAX} characters"

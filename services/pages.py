@@ -72,7 +72,7 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             decoded: object = json.loads(raw)
-        except (binascii.Error, ValueError):
+        except (binascii.Error, ValueError, RecursionError):
             raise InvalidInput(field, "is not a cursor returned by this API") from None
         parts = cast(list[object], decoded) if isinstance(decoded, list) else []
         if len(parts) != 3:

@@ -11,6 +11,7 @@ import pytest
 from cityexchange.graphql_edge import MAX_RESPONSE_BYTES
 from schema.limits import MAX_COST
 from tests.conftest import Api
+from tests.live_support import Subscriber, live_server
 from tests.queries import PUBLISH_PROBLEM, problem_input
 
 pytestmark = pytest.mark.usefixtures("two_cities")
@@ -143,3 +144,77 @@ async def test_a_response_over_the_cap_is_refused_whole(api: Api) -> None:
     assert "data" not in response.json()
     small = await api.data("{ problems(first: 5) { edges { node { body } } } }", token=token)
     assert [edge["node"]["body"] for edge in small["problems"]["edges"]] == [body_text] * 5
+
+    # The same over a socket: a `next` with the error instead, and the socket goes on.
+    async with live_server(api.settings) as address, Subscriber.connect(address, token) as ws:
+        await ws.acknowledged()
+        big = await ws.subscribe("{ problems(first: 60) { edges { node { body } } } }")
+        message = await ws.next()
+        assert (message["id"], message["type"]) == (big, "next")
+        assert message["payload"]["data"] is None
+        assert message["payload"]["errors"][0]["extensions"]["code"] == "RESPONSE_TOO_LARGE"
+        fine = await ws.subscribe("{ problems(first: 1) { edges { node { title } } } }")
+        message = await ws.next()
+        while message["id"] != fine:
+            message = await ws.next()
+        assert message["payload"]["data"]["problems"]["edges"][0]["node"]["title"]
+
+
+async def test_fields_repeated_under_one_name_are_refused(api: Api) -> None:
+    """Validation compares every pair of fields under one response name: hundreds of them
+    would take seconds of it, so more than a few are refused first, with or without a token."""
+    repeated = "{ viewer { " + " ".join(["subject"] * 11) + " } }"
+    for token in (None, await api.token("rotterdam")):
+        body = await api.gql(repeated, token=token)
+        (error,) = body["errors"]
+        assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+        assert "under one response name" in error["message"]
+    through_fragments = (
+        "{ viewer { ...A ...B } } fragment A on Viewer { subject subject subject subject "
+        "subject subject } fragment B on Viewer { subject subject subject subject subject }"
+    )
+    body = await api.gql(through_fragments, token=await api.token("rotterdam"))
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+async def test_refused_and_invalid_documents_cost_a_point(api: Api) -> None:
+    token = await api.token("rotterdam")
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def used(query: str) -> int:
+        response = await api.http.post("/graphql", json={"query": query}, headers=headers)
+        return int(response.headers["x-ratelimit-used"])
+
+    start = await used("{ viewer { subject } }")
+    assert await used("{ viewer { nope } }") == start + 1  # invalid
+    assert await used("{ " + " ".join(f"a{i}: viewer {{ subject }}" for i in range(16)) + " }") == (
+        start + 2
+    )  # refused by the gate
+    assert await used("{ problems(first: 100) { edges { node { id } } } }") == start + 3
+
+
+async def test_lists_of_long_texts_weigh_on_the_cost(api: Api) -> None:
+    token = await api.token("rotterdam")
+    body = await api.gql(
+        "{ solutions(first: 100) { edges { node { successFactors } } } }", token=token
+    )
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"]["cost"] == 100 * (1 + 100)  # 50 notes of 5,000 characters
+    body = await api.gql("{ solutions(first: 50) { edges { node { tags } } } }", token=token)
+    assert body["extensions"]["cost"]["requested"] == 50 * (1 + 4)
+
+
+async def test_introspection_counts_its_aliases_and_fields(api: Api) -> None:
+    aliases = " ".join(f"a{i}: types {{ name }}" for i in range(16))
+    body = await api.gql("{ __schema { " + aliases + " } }", token=await api.token("rotterdam"))
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+async def test_page_sizes_sent_as_floats_cost_what_they_ask(api: Api) -> None:
+    token = await api.token("rotterdam")
+    query = "query($n: Int) { problems(first: $n) { edges { node { id } } } }"
+    as_int = await api.gql(query, {"n": 100}, token=token)
+    as_float = await api.gql(query, {"n": 100.0}, token=token)
+    assert as_float["extensions"]["cost"] == as_int["extensions"]["cost"]
+    assert as_int["extensions"]["cost"]["requested"] == 100

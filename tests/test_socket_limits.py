@@ -32,8 +32,8 @@ async def test_refused_subscriptions_get_coded_errors(api: Api) -> None:
         await ws.acknowledged()
         deep = await ws.subscribe(DEEP)
         message = await ws.next()
-        assert (message["id"], message["type"]) == (deep, "error")
-        assert message["payload"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+        assert (message["id"], message["type"]) == (deep, "error"), message
+        assert message["payload"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", message
 
         for _ in range(MAX_SUBSCRIPTIONS_PER_SOCKET):
             await ws.subscribe("subscription { events { cursor } }")
@@ -78,3 +78,20 @@ async def test_a_socket_that_floods_messages_is_closed(api: Api) -> None:
 async def read_until_closed(ws: Subscriber) -> None:
     while True:
         await ws.next()
+
+
+async def test_a_subscription_over_the_token_limit_is_refused_unparsed(api: Api) -> None:
+    """The parser's token limit holds on sockets too (also where subscriptions are planned
+    for sharing), and the socket serves on."""
+    token = await api.token("rotterdam")
+    long = "subscription { events { " + "cursor " * 2_100 + "} }"
+    async with live_server(api.settings) as address, Subscriber.connect(address, token) as ws:
+        await ws.acknowledged()
+        refused = await ws.subscribe(long)
+        message = await ws.next()
+        assert (message["id"], message["type"]) == (refused, "error")
+        assert message["payload"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+        assert "2000 tokens" in message["payload"][0]["message"]
+        fine = await ws.subscribe("{ viewer { subject } }")
+        message = await ws.next()
+        assert (message["id"], message["type"]) == (fine, "next")
