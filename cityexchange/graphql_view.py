@@ -182,6 +182,7 @@ class GraphQLView(GraphQL[Context, None]):
         self.metrics = metrics
         self.production = settings.production
         self.access_ttl = settings.access_token_ttl_seconds
+        self.operation_seconds = settings.operation_timeout_ms / 1000
         self.public_url = settings.public_url
 
     def encode_json(self, data: object) -> str:
@@ -314,6 +315,11 @@ class GraphQLView(GraphQL[Context, None]):
             on_redeliver=self.resources.deliverer.wake.set if self.resources.deliverer else None,
             limiter=limiter,
             on_rate=rated,
+            # An HTTP operation's time budget, the same as its database budget; a socket's
+            # subscriptions live long and are not bounded.
+            deadline=time.monotonic() + self.operation_seconds
+            if isinstance(request, Request)
+            else None,
         )
 
     def _observe(self, operation: str, kind: str, outcome: str, seconds: float) -> None:

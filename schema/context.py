@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -29,6 +30,13 @@ class LiveRole:
     finished: bool = False  # the resolver ran to its end (a catch-up that completed)
 
 
+class OutOfTime(Exception):
+    """The operation's time budget is spent: what had not started yet does not start."""
+
+    def __init__(self) -> None:
+        super().__init__("the operation ran out of its time budget: ask for less, or retry")
+
+
 @dataclass(slots=True)
 class Context:
     db: Database
@@ -48,6 +56,7 @@ class Context:
     public_url: str = ""
     live: LiveRole | None = None
     limiter: RateLimiter | None = None
+    deadline: float | None = None  # time.monotonic() past which resolvers do not start
     rate: Charge | None = None  # this request's charge to the caller's budget of points
     on_rate: Callable[[Charge], None] = lambda charge: None  # the view's headers and status
     _loaders: Loaders | None = field(default=None, init=False)
@@ -62,7 +71,11 @@ class Context:
 
     def actor(self) -> Principal:
         """The authenticated caller; UNAUTHENTICATED when the request carried no valid token
-        (SERVICE_UNAVAILABLE when it could not be checked for want of the database)."""
+        (SERVICE_UNAVAILABLE when it could not be checked for want of the database), and
+        OPERATION_TIMED_OUT past the operation's deadline: every resolver and every batch of
+        a loader asks, so an operation stops starting work once its time is up."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise OutOfTime
         if self.principal is None:
             raise self.auth_error or Unauthenticated("missing bearer token")
         return self.principal

@@ -14,7 +14,7 @@ from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
 from auth.errors import Unauthenticated
-from schema.context import Context
+from schema.context import Context, OutOfTime
 from schema.limits import TooComplex
 from schema.rate_limits import RateLimited
 from schema.retries import Retry, fingerprint
@@ -122,6 +122,8 @@ def _code(error: GraphQLError) -> str | None:
         return "BAD_USER_INPUT"
     if isinstance(original, TooComplex):
         return "QUERY_TOO_COMPLEX"
+    if isinstance(original, OutOfTime):
+        return "OPERATION_TIMED_OUT"
     if isinstance(original, RateLimited):
         return "RATE_LIMITED"
     if isinstance(original, NotFound):

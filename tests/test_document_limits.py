@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
 from cityexchange.graphql_edge import MAX_RESPONSE_BYTES
+from schema.context import Context
 from schema.limits import MAX_COST
+from schema.root import build_schema
+from services.principal import Principal
 from tests.conftest import Api
 from tests.live_support import Subscriber, live_server
 from tests.queries import PUBLISH_PROBLEM, problem_input
@@ -218,3 +222,23 @@ async def test_page_sizes_sent_as_floats_cost_what_they_ask(api: Api) -> None:
     as_float = await api.gql(query, {"n": 100.0}, token=token)
     assert as_float["extensions"]["cost"] == as_int["extensions"]["cost"]
     assert as_int["extensions"]["cost"]["requested"] == 100
+
+
+async def test_an_operation_past_its_time_budget_starts_no_more_work(api: Api) -> None:
+    """Every resolver asks the context for the caller; past the deadline the answer is
+    OPERATION_TIMED_OUT, so an operation stops starting work (and a mutation writes nothing)."""
+    schema = build_schema(production=False)
+    principal = Principal("rotterdam", "tester", frozenset({"read", "publish"}), "tests")
+    late = Context(
+        db=api.db,
+        request_id="late",
+        principal=principal,
+        auth_error=None,
+        deadline=time.monotonic() - 1,
+    )
+    result = await schema.execute(
+        PUBLISH_PROBLEM, {"input": problem_input("Too late")}, context_value=late
+    )
+    assert result.errors is not None
+    assert result.errors[0].extensions == {"code": "OPERATION_TIMED_OUT", "requestId": "late"}
+    assert await api.db.problems.count_documents({}) == 0
