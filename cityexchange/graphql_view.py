@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import time
 from collections import Counter
@@ -90,6 +91,10 @@ class _WebSocketAdapter(ASGIWebSocketAdapter):
         that the socket closes with 4429, before the message is handled."""
         allowance, last = float(MESSAGE_BURST), time.monotonic()
         async for message in super().iter_json(ignore_parsing_errors=ignore_parsing_errors):
+            if not isinstance(message, dict):  # graphql-transport-ws messages are objects
+                with contextlib.suppress(RuntimeError):
+                    await self.ws.close(4400, "Invalid message received")
+                return
             now = time.monotonic()
             allowance = min(MESSAGE_BURST, allowance + (now - last) * MESSAGES_PER_SECOND)
             last = now
@@ -143,6 +148,19 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 ErrorMessage(id=message["id"], type="error", payload=[refusal.formatted])
             )
             return
+        payload = cast(object, message.get("payload"))
+        shape = cast(dict[str, object], payload) if isinstance(payload, dict) else {}
+        if not isinstance(shape.get("query"), str) or not isinstance(
+            shape.get("variables") or {}, dict
+        ):
+            refusal = GraphQLError(
+                "a subscribe payload needs a query string and variables as an object",
+                extensions={"code": "BAD_REQUEST"},
+            )
+            await self.send_message(
+                ErrorMessage(id=str(message.get("id")), type="error", payload=[refusal.formatted])
+            )
+            return
         await super().handle_subscribe(message)
 
 
@@ -187,6 +205,15 @@ class GraphQLView(GraphQL[Context, None]):
 
     def encode_json(self, data: object) -> str:
         return self.encoder.encode(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A socket's message; JSON nested deeper than the parser's stack is not JSON to us
+        (the handler then closes the socket with 4400)."""
+        try:
+            return json.loads(data)
+        except RecursionError:
+            text = data.decode(errors="replace") if isinstance(data, bytes) else data
+            raise json.JSONDecodeError("nested too deeply", text, 0) from None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -280,7 +307,7 @@ class GraphQLView(GraphQL[Context, None]):
         if principal is not None:
             logs.note(city=principal.city, client_id=principal.client_id)
         elif limiter is not None and isinstance(request, Request):
-            address = request.client.host if request.client else "-"
+            address = _address_key(request.client.host if request.client else "-")
             anonymous = limiter.charge(Resource.ANONYMOUS, address, 1)
             if not anonymous.allowed:
                 raise _Throttled(anonymous)
@@ -394,6 +421,18 @@ class GraphQLView(GraphQL[Context, None]):
                 on_unavailable=lambda: None,
             )
         return await super().process_result(request, result)
+
+
+def _address_key(host: str) -> str:
+    """What requests without a token are counted under: the address, or for IPv6 its /64,
+    which one subscriber usually holds whole."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 async def _authenticate(

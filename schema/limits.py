@@ -9,6 +9,7 @@ extension strawberry makes per request only holds a reference to it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -135,14 +136,12 @@ class DocumentGate:
         operation = find_operation(document, operation_name)
         if operation is None:
             everyone = [
-                self.figures(schema, query, document, d.name.value, variables)
-                if d.name is not None
-                else analyse(schema, document, d, variables, max_depth=MAX_DEPTH)
+                analyse(schema, document, d, variables, max_depth=MAX_DEPTH)
                 for d in document.definitions
                 if isinstance(d, OperationDefinitionNode)
             ]
-            return largest(everyone)
-        key = (query, operation_name)
+            return largest(everyone)  # not cached: such a document does not run
+        key = (_digest(query), operation_name)
         entry = self._entries.find(key)
         if entry is None:
             entry = _Entry(multiplier_variables(document), {})
@@ -167,6 +166,7 @@ class DocumentGate:
     ) -> bool:
         """Measure and charge a subscription about to join a shared execution (which its
         members do not run themselves); False when it would be refused."""
+        context.rate = None  # a socket's context serves many operations: not theirs
         document = self.parse(query)
         if document is None or lone_surrogate(query, variables):
             return False
@@ -186,7 +186,7 @@ class DocumentGate:
     ) -> list[GraphQLError]:
         """Validation errors of a document, computed once per distinct text: the rules are
         the schema's (the same for every request of one schema, so they need no key)."""
-        entry = self._entries.find((query, operation_name))
+        entry = self._entries.find((_digest(query), operation_name))
         if entry is not None and entry.validation is not None:
             return entry.validation
         self.validations += 1
@@ -221,6 +221,12 @@ def check(figures: Figures) -> TooComplex | None:
         if value > limit:
             return TooComplex(figure, value, limit)
     return None
+
+
+def _digest(query: str) -> str:
+    """The key a document's figures are kept under: its text's digest, not the text (which
+    comments can make as long as a request body)."""
+    return hashlib.sha256(query.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def lone_surrogate(query: str, variables: Mapping[str, Any]) -> bool:
@@ -295,6 +301,8 @@ class GateExtension(SchemaExtension):
     def _admit(self, query: str, document: DocumentNode) -> list[GraphQLError]:
         """Measure, charge and validate a document: the errors that stop it, or none."""
         ec = self.execution_context
+        if isinstance(ec.context, Context):
+            ec.context.rate = None  # a socket's context serves many operations: not theirs
         schema = ec.schema._schema  # pyright: ignore[reportPrivateUsage]
         variables = ec.variables if isinstance(ec.variables, dict) else {}
         context = ec.context if isinstance(ec.context, Context) else None

@@ -64,7 +64,7 @@ def charge_points(context: Context, cost: int) -> GraphQLError | None:
     if principal is None:
         return None  # throttled per address by the view; the fields answer UNAUTHENTICATED
     points = limiter.charge(Resource.GRAPHQL, _caller(context), points_of(cost))
-    context.rate = points
+    context.rate = points  # this operation's charge (a socket's context serves many)
     if not points.allowed:
         return _refusal(context, points, limiter.clock())
     context.on_rate(points)
@@ -76,7 +76,7 @@ def settle_refused(context: Context) -> None:
     limiter, charged = context.limiter, context.rate
     if limiter is None or context.principal is None or context.live is not None:
         return
-    if charged is not None and charged.allowed:
+    if charged is not None and charged.allowed:  # charged for this operation: give it back
         limiter.refund(charged, _caller(context))
     context.rate = limiter.charge(Resource.GRAPHQL, _caller(context), 1)
     context.on_rate(context.rate)
@@ -89,12 +89,16 @@ def charge_writes(
     limiter, principal = context.limiter, context.principal
     if limiter is None or principal is None or context.live is not None:
         return None
+    allowed: list[Charge] = []
     for resource, count in _writes(document, operation).items():
         spent = limiter.charge(resource, principal.city, count)
         if not spent.allowed:
-            if context.rate is not None:
-                limiter.refund(context.rate, _caller(context))
+            # Nothing runs: give back what this document was charged (one point stays).
+            for charge in allowed:
+                limiter.refund(charge, principal.city)
+            settle_refused(context)
             return _refusal(context, spent, limiter.clock())
+        allowed.append(spent)
     return None
 
 

@@ -139,6 +139,8 @@ def plan(
         return None
     if context.principal is None or context.hub is None:
         return None
+    if variables is not None and not isinstance(variables, dict):
+        return None  # strawberry reports it
     document = parse(query)
     if document is None:
         return None  # strawberry reports why

@@ -27,12 +27,13 @@ LIST_MAX = 50
 # the bidi overrides LRO/RLO (U+202D, U+202E), which make text display in an order other
 # than the one it is read in (CVE-2021-42574, "Trojan Source").
 _REFUSED_ALWAYS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u202d\u202e"
-# Also refused in one-line texts (titles, names, tags, short texts): line breaks and tabs,
+# Also refused in one-line texts (titles, names, tags, short texts): tabs and line breaks
+# (U+2028 and U+2029 too),
 # every other bidi control (U+061C, U+200E, U+200F, U+202A-U+202C, U+2066-U+2069) and
 # invisible characters (U+00AD, U+200B, U+2060-U+2064, U+FEFF) that make two names look
 # alike. ZWNJ and ZWJ (U+200C, U+200D) stay: Persian, Indic scripts and emoji need them.
 _REFUSED_ONE_LINE = (
-    "\t\n\r\u061c\u200e\u200f\u202a-\u202c\u2066-\u2069\u00ad\u200b\u2060-\u2064\ufeff"
+    "\t\n\r\u2028\u2029\u061c\u200e\u200f\u202a-\u202c\u2066-\u2069\u00ad\u200b\u2060-\u2064\ufeff"
 )
 _REFUSED_IN_TEXT = re.compile(f"[{_REFUSED_ALWAYS}]")
 _REFUSED_IN_LINE = re.compile(f"[{_REFUSED_ALWAYS}{_REFUSED_ONE_LINE}]")

@@ -26,7 +26,7 @@ from services.store import rate_limits as store
 from services.store.database import Database
 
 log = logging.getLogger("cityexchange.rate_limits")
-MAX_TRACKED = 100_000  # keys remembered per window; past it, the oldest go first
+MAX_TRACKED = 100_000  # windows remembered per budget; past it, the oldest go first
 
 
 class Resource(StrEnum):
@@ -68,25 +68,28 @@ class _Window:
     touched: bool = True  # charged (or refused) since the last sync
 
 
+Windows = dict[tuple[str, int], _Window]  # (key, window start) -> the window, oldest first
+
+
 @dataclass(slots=True)
 class RateLimiter:
     budgets: dict[Resource, Budget]
     clock: Callable[[], float] = time.time
-    _windows: dict[tuple[Resource, str, int], _Window] = field(
-        default_factory=dict[tuple[Resource, str, int], _Window]
-    )
+    # One table per budget: its windows all have one length, so insertion order is the order
+    # in which they end, and ended ones leave from the front, each once.
+    _tables: dict[Resource, Windows] = field(default_factory=dict[Resource, Windows])
 
     def charge(self, resource: Resource, key: str, cost: int) -> Charge:
         """Spend `cost` of `key`'s budget, unless that would overspend it."""
         budget = self.budgets[resource]
         now = self.clock()
         start = int(now // budget.window_seconds) * budget.window_seconds
-        slot = (resource, key, start)
-        window = self._windows.get(slot)
+        table = self._tables.setdefault(resource, {})
+        window = table.get((key, start))
         if window is None:
-            if len(self._windows) >= MAX_TRACKED:
-                self._forget(now, keep_current=len(self._windows) < 2 * MAX_TRACKED)
-            window = self._windows[slot] = _Window()
+            _drop_ended(table, budget, now)
+            _make_room(table, shared=resource in _SHARED)
+            window = table[(key, start)] = _Window()
         window.touched = True
         used = window.shared + window.pending
         allowed = used + cost <= budget.limit
@@ -99,50 +102,68 @@ class RateLimiter:
         """Give back an allowed charge (a later budget of the same request refused it)."""
         budget = self.budgets[charge.resource]
         start = charge.reset_at - budget.window_seconds
-        window = self._windows.get((charge.resource, key, start))
+        window = self._tables.get(charge.resource, {}).get((key, start))
         if charge.allowed and window is not None:
-            window.pending -= charge.cost
+            window.pending = max(window.pending - charge.cost, 0)
 
     async def sync(self, db: Database) -> None:
         """Add this process's spending to the shared totals and read them back."""
         now = self.clock()
-        self._forget(now, keep_current=True)
         # Only windows charged since the last sync: an idle key's total is read again on
         # its next use, within one sync.
-        shared = [
-            (slot, w.pending)
-            for slot, w in self._windows.items()
-            if w.touched and slot[0] in _SHARED
-        ]
-        if not shared:
+        touched: list[tuple[Resource, tuple[str, int], int]] = []
+        for resource in _SHARED:
+            table = self._tables.get(resource)
+            if table is None:
+                continue
+            _drop_ended(table, self.budgets[resource], now)
+            touched.extend((resource, slot, w.pending) for slot, w in table.items() if w.touched)
+        if not touched:
             return
         totals = await store.add_usage(
             db,
             [
-                (_document_id(slot), pending, slot[2] + self.budgets[slot[0]].window_seconds)
-                for slot, pending in shared
+                (
+                    _document_id(resource, slot),
+                    pending,
+                    slot[1] + self.budgets[resource].window_seconds,
+                )
+                for resource, slot, pending in touched
             ],
         )
-        for slot, pending in shared:
-            window = self._windows.get(slot)
+        for resource, slot, pending in touched:
+            window = self._tables[resource].get(slot)
             if window is not None:
                 window.touched = False
                 window.pending -= pending  # what was charged during the sync stays pending
-                window.shared = totals.get(_document_id(slot), window.shared + pending)
+                window.shared = totals.get(_document_id(resource, slot), window.shared + pending)
 
-    def _forget(self, now: float, *, keep_current: bool) -> None:
-        """Drop windows that have ended (and, when memory is short, all of them)."""
-        for slot in list(self._windows):
-            ended = slot[2] + self.budgets[slot[0]].window_seconds <= now
-            if ended or not keep_current:
-                del self._windows[slot]
+
+def _drop_ended(table: Windows, budget: Budget, now: float) -> None:
+    """Drop the windows that have ended: from the front, so each costs O(1) once."""
+    while table:
+        key, start = next(iter(table))
+        if start + budget.window_seconds > now:
+            return
+        del table[(key, start)]
+
+
+def _make_room(table: Windows, *, shared: bool) -> None:
+    """Keep a table within MAX_TRACKED windows: the oldest go first. A shared budget's window
+    goes only once its spending has reached the shared totals (it is read back on next use);
+    till then the table may grow, by at most one sync's worth of new keys."""
+    while len(table) >= MAX_TRACKED:
+        oldest = next(iter(table))
+        if shared and table[oldest].pending:
+            return
+        del table[oldest]
 
 
 _SHARED = frozenset({Resource.GRAPHQL, Resource.COMMENTS, Resource.PUBLICATIONS})
 
 
-def _document_id(slot: tuple[Resource, str, int]) -> str:
-    resource, key, start = slot
+def _document_id(resource: Resource, slot: tuple[str, int]) -> str:
+    key, start = slot
     return f"{resource.value}|{key}|{start}"
 
 
@@ -151,12 +172,14 @@ async def keep_synced(
 ) -> None:
     """Sync the limiter every `every_seconds` until `stopping` is set; while the database is
     down, budgets are decided from the last totals and this process's own spending."""
-    while not stopping.is_set():
+    while True:
         try:
             await limiter.sync(db)
         except Unavailable:
             log.warning("rate-limit totals not synced: the database is unreachable")
         except Exception:
             log.exception("rate-limit sync failed; trying again")
+        if stopping.is_set():
+            return  # after one last sync: what was spent since reaches the other replicas
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), every_seconds)

@@ -12,8 +12,12 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from cityexchange.app import create_app
+from cityexchange.app import budgets, create_app
 from cityexchange.settings import Settings
+from schema.context import Context
+from schema.root import build_schema
+from services.principal import Principal
+from services.rate_limits import MAX_TRACKED, Budget, RateLimiter, Resource
 from tests.conftest import Api
 from tests.queries import ADD_COMMENT, PUBLISH_PROBLEM, problem_input
 
@@ -150,3 +154,34 @@ def test_budgets_come_from_the_environment() -> None:
         {"CITYEXCHANGE_RATE_LIMIT_POINTS": "20000", "CITYEXCHANGE_COMMENTS_PER_HOUR": "50"}
     )
     assert (settings.rate_limit_points, settings.comments_per_hour) == (20_000, 50)
+
+
+def test_tables_stay_bounded_and_end_their_windows() -> None:
+    moment = [0.0]
+    limiter = RateLimiter(
+        {Resource.ANONYMOUS: Budget(5, 60), Resource.GRAPHQL: Budget(100, 3600)},
+        clock=lambda: moment[0],
+    )
+    for i in range(MAX_TRACKED + 500):
+        limiter.charge(Resource.ANONYMOUS, f"address-{i}", 1)
+    assert len(limiter._tables[Resource.ANONYMOUS]) <= MAX_TRACKED  # pyright: ignore[reportPrivateUsage]
+    moment[0] = 61.0  # the minute has ended: its windows go as new ones come
+    limiter.charge(Resource.ANONYMOUS, "address-new", 1)
+    assert len(limiter._tables[Resource.ANONYMOUS]) == 1  # pyright: ignore[reportPrivateUsage]
+
+
+async def test_a_socket_pays_for_each_of_its_operations(api: Api) -> None:
+    """One context serves every operation of a socket: a refused document settles its own
+    charge, never the one before it."""
+    limiter = RateLimiter(budgets(api.settings))
+    principal = Principal("rotterdam", "tester", frozenset({"read"}), "tests")
+    socket = Context(
+        db=api.db, request_id="ws", principal=principal, auth_error=None, limiter=limiter
+    )
+    schema = build_schema(production=False)
+    refused = "{ " + " ".join(f"a{i}: viewer {{ subject }}" for i in range(16)) + " }"
+    for _ in range(3):
+        await schema.execute(PAGE, context_value=socket)
+        await schema.execute(refused, context_value=socket)
+    assert socket.rate is not None
+    assert socket.rate.used == 3 * (21 + 1)

@@ -95,3 +95,44 @@ async def test_a_subscription_over_the_token_limit_is_refused_unparsed(api: Api)
         fine = await ws.subscribe("{ viewer { subject } }")
         message = await ws.next()
         assert (message["id"], message["type"]) == (fine, "next")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1", "[]", '"x"', "[" * 5000 + "]" * 5000],
+    ids=["number", "list", "string", "nested"],
+)
+async def test_messages_that_are_not_objects_close_the_socket(api: Api, text: str) -> None:
+    token = await api.token("rotterdam")
+    async with live_server(api.settings) as address, Subscriber.connect(address, token) as ws:
+        await ws.acknowledged()
+        await ws.ws.send(text)
+        with pytest.raises(ConnectionClosed) as closed:
+            await read_until_closed(ws)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4400
+
+
+async def test_a_subscribe_with_malformed_variables_is_refused_with_a_code(api: Api) -> None:
+    token = await api.token("rotterdam")
+    async with live_server(api.settings) as address, Subscriber.connect(address, token) as ws:
+        await ws.acknowledged()
+        for variables in ([1], "x"):
+            payload = {"query": "subscription { events { cursor } }", "variables": variables}
+            await ws.ws.send(json.dumps({"id": "bad", "type": "subscribe", "payload": payload}))
+            message = await ws.next()
+            assert (message["id"], message["type"]) == ("bad", "error")
+            assert message["payload"][0]["extensions"]["code"] == "BAD_REQUEST"
+        ok = await ws.subscribe("{ viewer { subject } }")
+        message = await ws.next()
+        assert (message["id"], message["type"]) == (ok, "next")
+
+
+async def test_a_document_that_does_not_parse_gets_a_coded_error(api: Api) -> None:
+    token = await api.token("rotterdam")
+    async with live_server(api.settings) as address, Subscriber.connect(address, token) as ws:
+        await ws.acknowledged()
+        broken = await ws.subscribe("subscription { events { ")
+        message = await ws.next()
+        assert (message["id"], message["type"]) == (broken, "error")
+        assert message["payload"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
