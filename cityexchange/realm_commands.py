@@ -124,6 +124,33 @@ def _user_add(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
+def _user_link(args: argparse.Namespace, settings: Settings) -> None:
+    from cityexchange.cli import print_json, with_store
+
+    with_store(
+        settings,
+        Path(args.data_dir),
+        lambda store: admin.link_federated_subject(
+            store, city=args.city, username=args.username, issuer=args.issuer, subject=args.sub
+        ),
+    )
+    linked = {"city": args.city, "username": args.username, "issuer": args.issuer}
+    print_json({**linked, "sub": args.sub, "linked": True})
+
+
+def _user_unlink(args: argparse.Namespace, settings: Settings) -> None:
+    from cityexchange.cli import print_json, with_store
+
+    with_store(
+        settings,
+        Path(args.data_dir),
+        lambda store: admin.unlink_federated_subject(
+            store, city=args.city, issuer=args.issuer, subject=args.sub
+        ),
+    )
+    print_json({"city": args.city, "issuer": args.issuer, "sub": args.sub, "linked": False})
+
+
 def _user_revoke(args: argparse.Namespace, settings: Settings) -> None:
     from cityexchange.cli import print_json, with_store
 
@@ -241,7 +268,17 @@ def add_parsers(commands: Any, data_dir_option: Callable[[argparse.ArgumentParse
     user_revoke.add_argument("--city", required=True)
     user_revoke.add_argument("--username", required=True)
     user_revoke.set_defaults(run=_user_revoke)
-    for sub in (user_add, user_revoke):
+    link = user.add_parser(
+        "link", help="let a trusted identity provider's subject speak for a person"
+    )
+    unlink = user.add_parser("unlink", help="stop a federated subject speaking for a person")
+    for sub, run in ((link, _user_link), (unlink, _user_unlink)):
+        sub.add_argument("--city", required=True)
+        sub.add_argument("--issuer", required=True, help="the identity provider's issuer")
+        sub.add_argument("--sub", required=True, help="the subject (sub claim) of its tokens")
+        sub.set_defaults(run=run)
+    link.add_argument("--username", required=True, help="the person it speaks for")
+    for sub in (user_add, user_revoke, link, unlink):
         data_dir_option(sub)
 
     realm = commands.add_parser("realm", help="a city's realm").add_subparsers(

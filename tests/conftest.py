@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -156,3 +159,25 @@ async def rotterdam(api: Api, store: OAuthStore) -> Realm:
     """Rotterdam's realm with a portal client, a public app and a person who can sign in."""
     await add_city(api.db, "rotterdam", "Rotterdam")
     return await make_realm(api.db, store, api.settings, "rotterdam")
+
+
+async def on_configured_database(api: Api, *args: str) -> dict[str, Any]:
+    """Run a command against the test's database (CITYEXCHANGE_MONGODB_URI); its JSON."""
+    uri = api.settings.mongodb_uri
+    assert uri is not None
+    env = {
+        **os.environ,
+        "CITYEXCHANGE_MONGODB_URI": uri.value,
+        "CITYEXCHANGE_DB": api.settings.db_name,
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "cityexchange"),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    result: dict[str, Any] = json.loads(out)
+    return result

@@ -3,7 +3,6 @@ commands beside it, driven as an operator would, in real processes."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from cityexchange.embedded import EmbeddedDatabase
-from tests.conftest import Api
+from tests.conftest import Api, on_configured_database
 
 CLI = str(Path(sys.executable).parent / "cityexchange")
 STARTUP_SECONDS = 120
@@ -302,27 +301,9 @@ def test_serve_survives_being_told_to_stop_during_startup(data_dir: Path) -> Non
     assert not _alive(pid)
 
 
-async def _on_configured_database(api: Api, *args: str) -> dict[str, Any]:
-    """Run a command against the test's database (CITYEXCHANGE_MONGODB_URI); its JSON."""
-    uri = api.settings.mongodb_uri
-    assert uri is not None
-    env = {
-        **os.environ,
-        "CITYEXCHANGE_MONGODB_URI": uri.value,
-        "CITYEXCHANGE_DB": api.settings.db_name,
-    }
-    process = await asyncio.create_subprocess_exec(
-        CLI, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    result: dict[str, Any] = json.loads(out)
-    return result
-
-
 async def test_admin_commands_use_the_configured_database(api: Api) -> None:
     async def run(*args: str) -> dict[str, Any]:
-        return await _on_configured_database(api, *args)
+        return await on_configured_database(api, *args)
 
     await run("city", "add", "--slug", "medellin", "--name", "Medellín", "--country", "CO")
     token = await run("token", "issue", "--city", "medellin", "--scope", "read")
@@ -332,7 +313,7 @@ async def test_admin_commands_use_the_configured_database(api: Api) -> None:
 
 async def test_migrate_and_demo_load_prepare_a_configured_database(api: Api) -> None:
     async def run(*args: str) -> dict[str, Any]:
-        return await _on_configured_database(api, *args)
+        return await on_configured_database(api, *args)
 
     await api.db.db["problems"].drop_indexes()
     assert await run("migrate") == {"database": api.settings.db_name, "indexes": "up to date"}

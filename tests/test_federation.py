@@ -24,7 +24,7 @@ from services.errors import InvalidInput, NotFound
 from services.ids import global_id
 from services.models import Organisation, Person
 from services.taxonomy import OrganisationKind, Role
-from tests.conftest import Api, add_city
+from tests.conftest import Api, add_city, on_configured_database
 from tests.oauth_support import store_for
 from tests.queries import ADD_COMMENT, PUBLISH_PROBLEM, problem_input
 
@@ -383,3 +383,23 @@ async def test_a_federated_token_living_longer_than_the_cap_is_refused(
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
         assert "lifetime" in body["errors"][0]["message"]
     await api.data(VIEWER, token=provider.token(exp=start + 8 * 3600))
+
+
+async def test_an_operator_links_and_unlinks_a_federated_subject_from_the_cli(
+    idp: tuple[IdentityProvider, Api],
+) -> None:
+    provider, api = idp
+    person, _ = await _person_with_a_comment(api)
+    where = ("--city", "rotterdam", "--issuer", ISSUER, "--sub", "staff-7")
+    linked = await on_configured_database(api, "user", "link", *where, "--username", "anna")
+    assert linked["linked"] is True
+    token = provider.token(sub="staff-7", scp="read")
+    async with asyncio.timeout(LINK_CACHE_SECONDS + 10):
+        while (await api.data(WHO, token=token))["viewer"]["person"] is None:
+            await asyncio.sleep(0.1)
+    assert (await api.data(WHO, token=token))["viewer"]["subject"] == person.id
+    unlinked = await on_configured_database(api, "user", "unlink", *where)
+    assert unlinked["linked"] is False
+    async with asyncio.timeout(LINK_CACHE_SECONDS + 10):
+        while (await api.data(WHO, token=token))["viewer"]["person"] is not None:
+            await asyncio.sleep(0.1)
