@@ -296,24 +296,3 @@ class RealmAdmin:
     async def invite(self, actor: Principal, username: str) -> str:
         actor.require(Scope.ADMIN)
         return await asyncio.to_thread(invite, self.store, city=actor.city, username=username)
-
-    async def link_federated_subject(
-        self, actor: Principal, *, username: str, issuer: str, subject: str
-    ) -> None:
-        actor.require(Scope.ADMIN)
-        await asyncio.to_thread(
-            link_federated_subject,
-            self.store,
-            city=actor.city,
-            username=username,
-            issuer=issuer,
-            subject=subject,
-        )
-
-    async def unlink_federated_subject(
-        self, actor: Principal, *, issuer: str, subject: str
-    ) -> None:
-        actor.require(Scope.ADMIN)
-        await asyncio.to_thread(
-            unlink_federated_subject, self.store, city=actor.city, issuer=issuer, subject=subject
-        )

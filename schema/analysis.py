@@ -316,7 +316,7 @@ class _Walker:
         return None
 
     def _page_size(self, node: FieldNode, definition: GraphQLField) -> int:
-        sizes = [_integral(self._argument(node, definition, name)) for name in ("first", "last")]
+        sizes = [integral(self._argument(node, definition, name)) for name in ("first", "last")]
         given = [s for s in sizes if s is not None]
         if not given:
             return DEFAULT_PAGE_SIZE
@@ -364,7 +364,7 @@ def _spreads(selection_set: SelectionSetNode) -> list[str]:
     return names
 
 
-def _integral(value: object) -> int | None:
+def integral(value: object) -> int | None:
     """An Int argument's value as GraphQL coerces it (100.0 is 100), or None."""
     if isinstance(value, bool):
         return None

@@ -29,7 +29,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
-from schema.analysis import CHARACTERS_PER_POINT, Figures, analyse, multiplier_variables
+from schema.analysis import CHARACTERS_PER_POINT, Figures, analyse, integral, multiplier_variables
 from schema.analysis import operation_of as find_operation
 from schema.context import Context
 from schema.rate_limits import charge_points, charge_writes, settle_refused
@@ -253,9 +253,7 @@ def _shape(value: object) -> object:
     """What of a variable's value a cost depends on: an int, or a list's length."""
     if isinstance(value, list):
         return ("list", len(value))  # pyright: ignore[reportUnknownArgumentType]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)  # GraphQL coerces 100.0 to the Int 100
-    return value if isinstance(value, int) else None
+    return integral(value)
 
 
 def actual_cost(data: object) -> int:

@@ -56,6 +56,17 @@ async def _closed_when_revoked(
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, "token revoked")
 
 
+def _admin(
+    command: Callable[..., object], store: OAuthStore, **arguments: object
+) -> Callable[[], Awaitable[None]]:
+    """A revocation through the realm's (synchronous) admin commands, as the CLI makes it."""
+
+    async def revoke() -> None:
+        await asyncio.to_thread(command, store, access_ttl=900, **arguments)
+
+    return revoke
+
+
 async def test_a_revoked_tokens_socket_is_closed(address: str, rotterdam: Realm) -> None:
     token = await _portal_token(address, rotterdam)
 
@@ -75,16 +86,7 @@ async def test_a_revoked_clients_socket_is_closed(
     address: str, rotterdam: Realm, store: OAuthStore
 ) -> None:
     token = await _portal_token(address, rotterdam)
-
-    async def revoke() -> None:
-        await asyncio.to_thread(
-            admin.revoke_client,
-            store,
-            city=rotterdam.city,
-            client_id=rotterdam.portal_id,
-            access_ttl=900,
-        )
-
+    revoke = _admin(admin.revoke_client, store, city=rotterdam.city, client_id=rotterdam.portal_id)
     await _closed_when_revoked(address, token, revoke)
 
 
@@ -92,16 +94,7 @@ async def test_a_revoked_persons_socket_is_closed(
     api: Api, address: str, rotterdam: Realm, store: OAuthStore
 ) -> None:
     token = await api.token(rotterdam.city, subject=rotterdam.person_id)
-
-    async def revoke() -> None:
-        await asyncio.to_thread(
-            admin.revoke_person,
-            store,
-            city=rotterdam.city,
-            username=rotterdam.username,
-            access_ttl=900,
-        )
-
+    revoke = _admin(admin.revoke_person, store, city=rotterdam.city, username=rotterdam.username)
     await _closed_when_revoked(address, token, revoke)
 
 
