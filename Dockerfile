@@ -4,11 +4,12 @@
 #
 #   docker build -t ghcr.io/peer-city-exchange/cityexchange:0.1.0 .
 #
-# Two stages: `builder` installs the project and its runtime dependencies (from pyproject.toml;
-# no extras, so neither `embedded` nor `test`) into the virtual environment /opt/venv; the
-# final stage copies only that environment onto a fresh base image. The image runs as the
-# fixed non-root user 10001:10001, writes nothing outside /tmp (run it with a read-only root
-# filesystem and a writable /tmp) and is configured only through CITYEXCHANGE_* variables.
+# Two stages: `builder` installs the project and its runtime dependencies (the exact versions
+# and hashes of requirements.lock: no `embedded`, `test` or other development extra) into the
+# virtual environment /opt/venv; the final stage copies only that environment onto a fresh
+# base image. The image runs as the fixed non-root user 10001:10001, writes nothing outside
+# /tmp (run it with a read-only root filesystem and a writable /tmp) and is configured only
+# through CITYEXCHANGE_* variables.
 #
 # Bump the base image by changing this one line (both stages use it, which the copied venv
 # relies on: its `python` is a symlink to the base image's interpreter).
@@ -26,18 +27,17 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 
-# Dependencies first, read from pyproject.toml (the runtime dependencies and the `otel`
-# extra, so tracing can be switched on by OTEL_* variables), so that this layer stays cached
-# while only the sources change. There is no lock file: pip resolves within the ranges
-# pyproject.toml allows at build time.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['otel']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
+# Dependencies first, from the lock (the runtime dependencies and the `otel` extra, so
+# tracing can be switched on by OTEL_* variables; refreshed as README.md says), so that this
+# layer stays cached while only the sources change. Every file's hash must match the lock's:
+# the same bytes on every build, and nothing pip would resolve on its own.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
 
-# Then the project itself (README.md is pyproject's `readme`, needed to build it). pip
+# Then the project itself (README.md is pyproject's `readme`, needed to build it), with
+# GraphiQL's assets as package data (unused: the image runs in production). pip
 # compiles the installed modules to .pyc here, so the read-only runtime never needs to.
-COPY README.md ./
+COPY pyproject.toml README.md ./
 COPY services ./services
 COPY schema ./schema
 COPY auth ./auth

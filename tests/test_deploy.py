@@ -9,11 +9,15 @@ import re
 import shlex
 import shutil
 import subprocess
+import tomllib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAYS = sorted(p.name for p in (ROOT / "k8s" / "overlays").iterdir() if p.is_dir())
@@ -55,6 +59,67 @@ def image_command() -> list[str]:
 
 def option(command: list[str], name: str) -> str:
     return command[command.index(name) + 1]
+
+
+def _lock_pins() -> dict[str, str]:
+    """requirements.lock's pins, by normalised name; each must carry at least one hash."""
+    text = (ROOT / "requirements.lock").read_text()
+    pins: dict[str, str] = {}
+    for entry in re.split(r"\n(?=[A-Za-z0-9])", text):
+        pinned = re.match(r"([A-Za-z0-9._-]+)==(\S+)", entry)
+        if pinned:
+            assert "--hash=sha256:" in entry, f"{pinned.group(1)} has no hash"
+            pins[canonicalize_name(pinned.group(1))] = pinned.group(2)
+    return pins
+
+
+def test_the_lock_pins_every_runtime_dependency_within_pyproject_ranges() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = _lock_pins()
+    runtime = [Requirement(r) for r in project["dependencies"]]
+    runtime += [Requirement(r) for r in project["optional-dependencies"]["otel"]]
+    for requirement in runtime:
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not in requirements.lock: refresh it (README.md)"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"requirements.lock pins {name}=={pins[name]}, outside {requirement.specifier}"
+        )
+    # The embedded database (GPL-2.0, never imported) and the dev tools stay out of the image.
+    for extra in ("embedded", "check"):
+        for spec in project["optional-dependencies"][extra]:
+            assert canonicalize_name(Requirement(spec).name) not in pins, spec
+    assert "pytest" not in pins
+
+
+def test_the_image_installs_only_the_lock() -> None:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    installs = [
+        line for line in text.splitlines() if line.startswith("RUN ") and "pip install" in line
+    ]
+    assert installs, "the Dockerfile installs nothing"
+    first = installs[0]
+    assert "--require-hashes" in first, first
+    assert "-r requirements.lock" in first, first
+    assert all("--no-deps" in line for line in installs), installs
+    assert "COPY requirements.lock" in text
+
+
+def test_the_build_context_holds_what_the_dockerfile_copies() -> None:
+    """.dockerignore is an allowlist: every file the Dockerfile copies must be let in."""
+    allowed = {
+        line.strip().lstrip("!").rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip().startswith("!")
+    }
+    text = (ROOT / "Dockerfile").read_text()
+    copied = {
+        source
+        for line in text.splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+        for source in line.split()[1:-1]
+    }
+    assert copied, "the Dockerfile copies nothing"
+    assert copied <= allowed, f"not in the build context (.dockerignore): {copied - allowed}"
 
 
 def test_the_image_runs_the_documented_command() -> None:
@@ -160,3 +225,151 @@ def test_production_scales_out_with_a_budget_and_default_deny_networking() -> No
     ingress = one(docs, "Ingress")
     annotations = ingress["metadata"]["annotations"]
     assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+
+
+# Gateway API's HTTPRoute, as the gateway.networking.k8s.io/v1 CRD defines it (standard
+# channel): no registry package ships the CRD's schema for kubernetes-validate, so its
+# structure is checked here, strictly: unknown fields, wrong types, enums, patterns, limits.
+_DNS_LABELS = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_HOSTNAME = re.compile(rf"^(\*\.)?{_DNS_LABELS}$")
+_SECTION_NAME = re.compile(rf"^{_DNS_LABELS}$")
+_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")  # GEP-2257
+_PARENT_REF = {"group", "kind", "namespace", "name", "sectionName", "port"}
+_BACKEND_REF = {"group", "kind", "name", "namespace", "port", "weight", "filters"}
+_MATCH = {"path", "headers", "queryParams", "method"}
+_RULE = {"name", "matches", "filters", "backendRefs", "timeouts"}
+_PATH_TYPES = {"Exact", "PathPrefix", "RegularExpression"}
+_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+
+
+def _seconds(duration: str) -> float:
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)(ms|h|m|s)", duration))
+
+
+def _keys(where: str, value: object, allowed: set[str], required: Iterable[str] = ()) -> Doc:
+    assert isinstance(value, dict), f"{where}: not an object"
+    fields: Doc = cast(Doc, value)
+    assert set(fields) <= allowed, f"{where}: unknown fields {set(fields) - allowed}"
+    missing = set(required) - set(fields)
+    assert not missing, f"{where}: missing {missing}"
+    return fields
+
+
+def _list(where: str, value: object, most: int) -> list[Any]:
+    assert isinstance(value, list), f"{where}: not a list"
+    items = cast(list[Any], value)
+    assert len(items) <= most, f"{where}: more than {most} items"
+    return items
+
+
+def http_route_problems(route: Doc) -> None:
+    """Raise AssertionError on anything the HTTPRoute v1 CRD would refuse."""
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    _keys("HTTPRoute", route, {"apiVersion", "kind", "metadata", "spec"}, {"metadata", "spec"})
+    spec = _keys("spec", route["spec"], {"parentRefs", "hostnames", "rules"})
+    for i, ref in enumerate(_list("parentRefs", spec.get("parentRefs", []), 32)):
+        ref = _keys(f"parentRefs[{i}]", ref, _PARENT_REF, {"name"})
+        assert ref.get("group", "gateway.networking.k8s.io") == "gateway.networking.k8s.io"
+        assert ref.get("kind", "Gateway") == "Gateway"
+        if "sectionName" in ref:
+            assert _SECTION_NAME.match(ref["sectionName"]), ref["sectionName"]
+        assert 1 <= len(ref["name"]) <= 253
+    for host in _list("hostnames", spec.get("hostnames", []), 16):
+        assert isinstance(host, str), host
+        assert len(host) <= 253, host
+        assert _HOSTNAME.match(host), host
+    rules = _list("rules", spec.get("rules", [{}]), 16)
+    for i, rule in enumerate(rules):
+        rule = _keys(f"rules[{i}]", rule, _RULE)
+        for j, match in enumerate(_list(f"rules[{i}].matches", rule.get("matches", []), 64)):
+            match = _keys(f"rules[{i}].matches[{j}]", match, _MATCH)
+            if "method" in match:
+                assert match["method"] in _METHODS
+            path = _keys(f"rules[{i}].matches[{j}].path", match.get("path", {}), {"type", "value"})
+            kind, value = path.get("type", "PathPrefix"), path.get("value", "/")
+            assert kind in _PATH_TYPES, kind
+            assert isinstance(value, str), value
+            assert len(value) <= 1024, value
+            if kind != "RegularExpression":
+                assert value.startswith("/"), value
+                for bad in ("//", "/./", "/../", "%2f", "%2F", "#"):
+                    assert bad not in value, value
+                assert not value.endswith(("/..", "/.")), value
+        timeouts = _keys(
+            f"rules[{i}].timeouts", rule.get("timeouts", {}), {"request", "backendRequest"}
+        )
+        for name, duration in timeouts.items():
+            assert isinstance(duration, str), (name, duration)
+            assert _DURATION.match(duration), (name, duration)
+        if {"request", "backendRequest"} <= set(timeouts) and _seconds(timeouts["request"]):
+            assert _seconds(timeouts["backendRequest"]) <= _seconds(timeouts["request"])
+        for j, ref in enumerate(_list(f"rules[{i}].backendRefs", rule.get("backendRefs", []), 16)):
+            ref = _keys(f"rules[{i}].backendRefs[{j}]", ref, _BACKEND_REF, {"name"})
+            if ref.get("group", "") == "" and ref.get("kind", "Service") == "Service":
+                port = ref.get("port")  # a Service backend needs a port number
+                assert isinstance(port, int), ref
+                assert 1 <= port <= 65535, ref
+            assert 0 <= ref.get("weight", 1) <= 1_000_000
+
+
+def test_the_http_route_check_refuses_what_the_crd_refuses() -> None:
+    (route,) = [d for d in render("prod-gateway") if d["kind"] == "HTTPRoute"]
+    http_route_problems(route)
+    broken: list[tuple[str, str, object]] = [
+        ("spec", "backendRefs", []),  # a rule's field one level too high
+        ("rule", "timeouts", {"request": "1 hour"}),
+        ("rule", "timeouts", {"request": "10s", "backendRequest": "1m"}),
+        ("match", "path", {"type": "Prefix", "value": "/realms"}),  # Ingress' name, not ours
+        ("match", "path", {"type": "PathPrefix", "value": "realms"}),
+        ("backend", "port", "http"),  # a Service port's name is not accepted
+    ]
+    for where, field, value in broken:
+        bad: Doc = json.loads(json.dumps(route))
+        target = {
+            "spec": bad["spec"],
+            "rule": bad["spec"]["rules"][0],
+            "match": bad["spec"]["rules"][0]["matches"][0],
+            "backend": bad["spec"]["rules"][0]["backendRefs"][0],
+        }[where]
+        target[field] = value
+        with pytest.raises(AssertionError):
+            http_route_problems(bad)
+
+
+def test_gateway_overlay_routes_what_the_ingress_routes() -> None:
+    ingress = one(render("prod"), "Ingress")
+    docs = render("prod-gateway")
+    assert not [d for d in docs if d["kind"] == "Ingress"]
+    route = one(docs, "HTTPRoute", "cityexchange")
+    http_route_problems(route)
+
+    (rule,) = ingress["spec"]["rules"]
+    path_type = {"Exact": "Exact", "Prefix": "PathPrefix"}
+    ingress_paths = {(path_type[p["pathType"]], p["path"]) for p in rule["http"]["paths"]}
+    route_paths = {
+        (m["path"]["type"], m["path"]["value"])
+        for r in route["spec"]["rules"]
+        for m in r["matches"]
+    }
+    assert route_paths == ingress_paths
+    public_host = one(docs, "ConfigMap")["data"]["CITYEXCHANGE_PUBLIC_URL"].split("//")[1]
+    assert route["spec"]["hostnames"] == [rule["host"]] == [public_host]
+
+    service = one(docs, "Service", "cityexchange")
+    ports = {p["port"] for p in service["spec"]["ports"]}
+    for r in route["spec"]["rules"]:
+        for ref in r["backendRefs"]:
+            assert (ref["name"], ref["port"]) in {("cityexchange", port) for port in ports}
+    # Subscriptions live for hours on one request: the /graphql rule's timeout is at least the
+    # Ingress' hour, or off ("0s").
+    (graphql,) = [
+        r for r in route["spec"]["rules"] if r["matches"][0]["path"]["value"] == "/graphql"
+    ]
+    request = _seconds(graphql["timeouts"]["request"])
+    assert request == 0 or request >= 3600
+
+    # The gateway's proxies, not ingress-nginx, may reach the API pods.
+    policy = one(docs, "NetworkPolicy", "cityexchange-ingress-from-controller")
+    sources = [s["namespaceSelector"]["matchLabels"] for s in policy["spec"]["ingress"][0]["from"]]
+    assert {"kubernetes.io/metadata.name": "ingress-nginx"} not in sources
