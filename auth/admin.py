@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from auth import federated_links, revocations, signing_keys, trusted_issuers
+from auth.federated_links import federated_key
 from auth.federation import MAX_LIFETIME_SECONDS as FEDERATED_MAX_LIFETIME_SECONDS
 from auth.oauth_store import OAuthStore
 from auth.passwords import (
@@ -20,11 +22,12 @@ from auth.passwords import (
     new_secret,
 )
 from auth.records import GRANTS, ClientType, OAuthClient
-from auth.store import federated_key, new_signing_key, signing_key_doc
-from auth.tokens import KNOWN_SCOPES
+from auth.tokens import KNOWN_SCOPES, MAX_ACCESS_TOKEN_TTL_SECONDS
 from services.clock import now
 from services.errors import InvalidInput, NotFound
 from services.principal import Principal, Scope
+from services.store import cities as city_store
+from services.store import people
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +37,7 @@ class RegisteredClient:
 
 
 def _city(store: OAuthStore, city: str) -> None:
-    if store.city_name(city) is None:
+    if city_store.city_name(store.db, city) is None:
         raise NotFound("City", city)
 
 
@@ -88,10 +91,16 @@ def register_client(
         raise InvalidInput("scope", f"choose from {' '.join(sorted(KNOWN_SCOPES))}")
     secret = new_secret() if client_type is ClientType.CONFIDENTIAL else None
     client = OAuthClient(
-        client_id=f"{city}-{secrets.token_urlsafe(12)}", city=city, name=name,
-        type=client_type, grants=grants, redirect_uris=uris, scopes=wanted,
-        secret_hash=hash_secret(secret) if secret else None, created_at=now(),
-    )  # fmt: skip
+        client_id=f"{city}-{secrets.token_urlsafe(12)}",
+        city=city,
+        name=name,
+        type=client_type,
+        grants=grants,
+        redirect_uris=uris,
+        scopes=wanted,
+        secret_hash=hash_secret(secret) if secret else None,
+        created_at=now(),
+    )
     return RegisteredClient(store.add_client(client), secret)
 
 
@@ -114,8 +123,11 @@ def rotate_secret(store: OAuthStore, *, city: str, client_id: str) -> str:
 
 def revoke_client(store: OAuthStore, *, city: str, client_id: str, access_ttl: int) -> None:
     """Revoke a client: no new tokens, and its live access tokens are refused within seconds."""
-    if not store.revoke_client(city, client_id, access_ttl=access_ttl):
+    moment = now()
+    if not store.revoke_client(city, client_id, at=moment):
         raise NotFound("Client", client_id)
+    ttl = max(access_ttl, MAX_ACCESS_TOKEN_TTL_SECONDS)
+    revocations.deny(store.db, "client", city, client_id, at=moment, ttl=ttl)
 
 
 def check_password(password: str) -> None:
@@ -128,24 +140,28 @@ def check_password(password: str) -> None:
 
 def set_password(store: OAuthStore, *, city: str, username: str, password: str) -> None:
     check_password(password)
-    if not store.set_password(city, username, hash_password(password)):
+    if not people.set_password(store.db, city, username, hash_password(password)):
         raise NotFound("Person", f"{city}/{username}")
 
 
 def revoke_person(store: OAuthStore, *, city: str, username: str, access_ttl: int) -> None:
     """Stop a person: no sign-in, no refresh, and live access tokens refused within seconds."""
-    credentials = store.credentials(city, username)
+    credentials = people.credentials(store.db, city, username)
     if credentials is None:
         raise NotFound("Person", f"{city}/{username}")
-    store.revoke_person(city, credentials.person_id, access_ttl=access_ttl)
+    person_id, moment = credentials.person_id, now()
+    people.mark_revoked(store.db, city, person_id, at=moment)
+    # Identities at a provider no longer speak for a revoked person, whatever they sign.
+    federated_links.unlink_person(store.db, city, person_id)
+    store.revoke_person_refresh_tokens(city, person_id, at=moment)
+    ttl = max(access_ttl, MAX_ACCESS_TOKEN_TTL_SECONDS)
+    revocations.deny(store.db, "person", city, person_id, at=moment, ttl=ttl)
 
 
 def rotate_key(store: OAuthStore, *, city: str) -> str:
     """Sign new tokens with a new key at once; older keys stay published and verifying."""
     _city(store, city)
-    key = new_signing_key(city)
-    store.db.realm_keys.insert_one(signing_key_doc(key))
-    return key.kid
+    return signing_keys.add_signing_key_sync(store.db, city).kid
 
 
 def trust_issuer(
@@ -161,7 +177,7 @@ def trust_issuer(
 ) -> None:
     """Accept tokens of `issuer` (an identity provider) as `city`'s, and only `city`'s."""
     _city(store, city)
-    current = store.trusted_issuer_city(issuer)
+    current = trusted_issuers.trusting_city(store.db, issuer)
     if current is not None and current != city and not force:
         raise InvalidInput(
             "issuer",
@@ -177,11 +193,18 @@ def trust_issuer(
             raise InvalidInput(field, "must be an https URL")
     if not audience.strip():
         raise InvalidInput("audience", "must not be blank")
-    store.add_trusted_issuer({
-        "_id": issuer,  # compared with the token's `iss` exactly
-        "city": city, "jwksUri": jwks_uri, "audience": audience, "scopeClaim": scope_claim,
-        "subjectClaim": subject_claim, "createdAt": now(),
-    })  # fmt: skip
+    trusted_issuers.trust(
+        store.db,
+        {
+            "_id": issuer,  # compared with the token's `iss` exactly
+            "city": city,
+            "jwksUri": jwks_uri,
+            "audience": audience,
+            "scopeClaim": scope_claim,
+            "subjectClaim": subject_claim,
+            "createdAt": now(),
+        },
+    )
 
 
 def link_federated_subject(
@@ -189,21 +212,21 @@ def link_federated_subject(
 ) -> None:
     """Let tokens of `issuer` (trusted by `city`) for `subject` speak for one of the city's
     people. Without such a link a federated token is nobody's, whatever its `sub` says."""
-    if store.trusted_issuer_city(issuer) != city:
+    if trusted_issuers.trusting_city(store.db, issuer) != city:
         raise InvalidInput("issuer", f"is not an identity provider {city} trusts")
     if not subject.strip():
         raise InvalidInput("subject", "must not be blank")
-    credentials = store.credentials(city, username)
+    credentials = people.credentials(store.db, city, username)
     if credentials is None or credentials.revoked_at is not None:
         raise NotFound("Person", f"{city}/{username}")
-    linked = store.link_federated(city, issuer, subject, credentials.person_id)
+    linked = federated_links.link(store.db, city, issuer, subject, credentials.person_id)
     if linked != credentials.person_id:
         raise InvalidInput("subject", "is linked to another person; unlink it first")
 
 
 def unlink_federated_subject(store: OAuthStore, *, city: str, issuer: str, subject: str) -> None:
     """Tokens of (issuer, subject) stop speaking for the linked person within seconds."""
-    if not store.unlink_federated(city, issuer, subject):
+    if not federated_links.unlink(store.db, city, issuer, subject):
         raise NotFound("FederatedSubject", federated_key(issuer, subject))
 
 
@@ -212,8 +235,9 @@ def revoke_federated_subject(
 ) -> None:
     """Refuse every live token of (issuer, subject) within seconds, and drop its link. Tokens
     its provider issues later are accepted, as nobody's: stop the identity there too."""
-    store.unlink_federated(city, issuer, subject)
-    store.deny(
+    federated_links.unlink(store.db, city, issuer, subject)
+    revocations.deny(
+        store.db,
         "person",
         city,
         federated_key(issuer, subject),
@@ -228,8 +252,12 @@ INVITATION_DAYS = 7
 def invite(store: OAuthStore, *, city: str, username: str) -> str:
     """A single-use code with which a person sets their password (7 days); shown once."""
     code = new_secret()
-    if not store.set_invitation(
-        city, username, hash_secret(code), expires_at=now() + timedelta(days=INVITATION_DAYS)
+    if not people.set_invitation(
+        store.db,
+        city,
+        username,
+        hash_secret(code),
+        expires_at=now() + timedelta(days=INVITATION_DAYS),
     ):
         raise NotFound("Person", f"{city}/{username}")
     return code
@@ -240,7 +268,8 @@ def accept_invitation(
 ) -> bool:
     """Set a password with an invitation code; False when the code is wrong or used."""
     check_password(password)
-    return store.accept_invitation(city, username, hash_secret(code), hash_password(password))
+    password_hash = hash_password(password)
+    return people.accept_invitation(store.db, city, username, hash_secret(code), password_hash)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,11 +7,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from auth import store
+from auth import revocations
 from services.errors import Unavailable
 from services.principal import Principal
 from services.store.database import Database
@@ -57,7 +57,7 @@ class Denylist:
     async def _load(self) -> None:
         async with self._lock:
             try:
-                self._entries = await store.revocations(self.db)
+                self._entries = await revocations.entries(self.db)
                 self._loaded_at = time.monotonic()
             except Unavailable:
                 log.warning(
@@ -65,7 +65,7 @@ class Denylist:
                     time.monotonic() - self._loaded_at,
                 )
                 return
-        for entry in [w for w in self._watches if _denied(self._entries, w.principal)]:
+        for entry in [w for w in self._watches if revocations.denies(self._entries, w.principal)]:
             self._watches.discard(entry)
             entry.on_denied()
 
@@ -80,15 +80,4 @@ class Denylist:
 
     async def is_denied(self, principal: Principal) -> bool:
         """Whether the token was revoked, or its client or person was after it was issued."""
-        return _denied(await self._fresh(), principal)
-
-
-def _denied(entries: Mapping[str, datetime], principal: Principal) -> bool:
-    city = principal.city
-    if principal.token_id and f"jti:{city}:{principal.token_id}" in entries:
-        return True
-    for key in (f"client:{city}:{principal.client_id}", f"person:{city}:{principal.subject}"):
-        revoked_at = entries.get(key)
-        if revoked_at is not None and revoked_at.timestamp() >= principal.issued_at:
-            return True
-    return False
+        return revocations.denies(await self._fresh(), principal)

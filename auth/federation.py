@@ -22,7 +22,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from auth import store
+from auth import federated_links, trusted_issuers
 from auth.errors import Unauthenticated
 from services.errors import Unavailable
 from services.principal import Principal
@@ -95,7 +95,7 @@ class Federation:
 
     async def _reload_issuers(self) -> dict[str, TrustedIssuer]:
         try:
-            docs = await store.trusted_issuers(self.db)
+            docs = await trusted_issuers.trusted_issuers(self.db)
             self._issuers = {d["_id"]: TrustedIssuer.from_doc(d) for d in docs}
             self._issuers_at = time.monotonic()
         except Unavailable:
@@ -197,7 +197,7 @@ class Federation:
         person = await self._linked_person(trusted, subject)
         return Principal(
             city=trusted.city,
-            subject=person or store.federated_key(trusted.issuer, subject),
+            subject=person or federated_links.federated_key(trusted.issuer, subject),
             scopes=frozenset(granted) & self.known_scopes,
             client_id=str(client) or trusted.issuer,
             token_id=str(claims.get("jti", "")),
@@ -208,12 +208,12 @@ class Federation:
 
     async def _linked_person(self, trusted: TrustedIssuer, subject: str) -> str | None:
         """The person an admin linked to (issuer, subject), cached for LINK_CACHE_SECONDS."""
-        key = store.federated_key(trusted.issuer, subject)
+        key = federated_links.federated_key(trusted.issuer, subject)
         cached = self._links.get(key)
         clock = time.monotonic()
         if cached is not None and clock - cached[1] < LINK_CACHE_SECONDS:
             return cached[0]
-        person = await store.linked_person(
+        person = await federated_links.linked_person(
             self.db, city=trusted.city, issuer=trusted.issuer, subject=subject
         )
         if len(self._links) >= LINK_CACHE_ENTRIES:

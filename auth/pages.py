@@ -80,18 +80,21 @@ def error(*, title: str, detail: str) -> str:
 def invitation(*, city_name: str, action: str, csrf: str, error: str | None = None) -> str:
     """Set a first password with the invitation code a city admin handed over."""
     message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
-    return _page(f"Join {city_name}", (
-        f"<h1>{escape(city_name)}</h1><p>Choose your password to finish your invitation.</p>"
-        f'{message}<form method="post" action="{escape(action)}">'
-        f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">'
-        f'<label for="username">Username</label>'
-        f'<input id="username" name="username" autocomplete="username" required>'
-        f'<label for="code">Invitation code</label>'
-        f'<input id="code" name="code" autocomplete="one-time-code" required>'
-        f'<label for="password">New password (at least 10 characters)</label>'
-        f'<input id="password" name="password" type="password" autocomplete="new-password" '
-        f'minlength="10" required><button type="submit">Set password</button></form>'
-    ))  # fmt: skip
+    return _page(
+        f"Join {city_name}",
+        (
+            f"<h1>{escape(city_name)}</h1><p>Choose your password to finish your invitation.</p>"
+            f'{message}<form method="post" action="{escape(action)}">'
+            f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">'
+            f'<label for="username">Username</label>'
+            f'<input id="username" name="username" autocomplete="username" required>'
+            f'<label for="code">Invitation code</label>'
+            f'<input id="code" name="code" autocomplete="one-time-code" required>'
+            f'<label for="password">New password (at least 10 characters)</label>'
+            f'<input id="password" name="password" type="password" autocomplete="new-password" '
+            f'minlength="10" required><button type="submit">Set password</button></form>'
+        ),
+    )
 
 
 def done(*, title: str, detail: str) -> str:

@@ -6,7 +6,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from joserfc import jws, jwt
@@ -16,7 +16,9 @@ from auth.denylist import Denylist
 from auth.errors import Unauthenticated
 from auth.federation import Federation
 from auth.realms import Realm, RealmRegistry
-from auth.store import SIGNING_ALG, SigningKey
+from auth.signing_keys import SIGNING_ALG, SigningKey
+from auth.verified_tokens import VerifiedTokens
+from services.errors import Unavailable
 from services.principal import Principal, Scope
 
 # Only asymmetric algorithms we sign with; "none" and HMAC (alg confusion) never pass.
@@ -34,6 +36,8 @@ MAX_ACCESS_TOKEN_TTL_SECONDS = 7 * 86_400
 
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
+    """An access token just minted, as the token endpoint and the CLI hand it out."""
+
     access_token: str
     expires_in: int
     scope: str
@@ -112,10 +116,36 @@ class TokenVerifier:
     denylist: Denylist | None = None
     federation: Federation | None = None
     max_lifetime_seconds: int = MAX_ACCESS_TOKEN_TTL_SECONDS
+    verified: VerifiedTokens = field(default_factory=VerifiedTokens)
+
+    async def authenticate(
+        self, header: str | None
+    ) -> tuple[Principal | None, Unauthenticated | Unavailable | None]:
+        """An Authorization header's outcome, kept for the request: its principal, or the
+        error its fields will surface (none without a header). Unavailable: the token could
+        not be checked, SERVICE_UNAVAILABLE rather than a bad token."""
+        if not header:
+            return None, None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None, Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        try:
+            return await self.verify(token.strip()), None
+        except (Unauthenticated, Unavailable) as exc:
+            return None, exc
 
     async def verify(self, token: str) -> Principal:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthenticated("malformed token")
+        principal = self.verified.get(token)
+        if principal is None:
+            principal = await self._verify(token)
+        if self.denylist is not None and await self.denylist.is_denied(principal):
+            raise Unauthenticated("token revoked")
+        return principal
+
+    async def _verify(self, token: str) -> Principal:
+        """Signature and claims; our own realms' tokens are remembered until they expire."""
         try:
             compact = jws.extract_compact(token.encode())
             unverified = json.loads(compact.payload)
@@ -131,11 +161,11 @@ class TokenVerifier:
             trusted = await self.federation.trusted(issuer) if self.federation else None
             if trusted is None or self.federation is None:
                 raise Unauthenticated("token issuer is not trusted by any city")
-            principal = await self.federation.verify(token, header, trusted)
-        else:
-            principal = await self._verify_own(token, header, realm)
-        if self.denylist is not None and await self.denylist.is_denied(principal):
-            raise Unauthenticated("token revoked")
+            # Not remembered: who a federated subject speaks for follows an admin's link
+            # within seconds (Federation caches that itself).
+            return await self.federation.verify(token, header, trusted)
+        principal = await self._verify_own(token, header, realm)
+        self.verified.put(token, principal)
         return principal
 
     async def _verify_own(self, token: str, header: dict[str, Any], realm: Realm) -> Principal:

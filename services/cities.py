@@ -13,6 +13,7 @@ from services.models import City, Person
 from services.pages import ChildPages, Page, PageRequest
 from services.principal import Principal, Scope
 from services.store import cities as store
+from services.store import people as people_store
 from services.store.database import Database
 
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
@@ -46,7 +47,7 @@ async def add_person(*, db: Database, person: Person) -> Person:
         username=limits.text("username", person.username, max_length=100),
         name=limits.text("name", person.name, max_length=limits.SHORT_TEXT_MAX),
     )
-    return await store.insert_person(db, checked)
+    return await people_store.insert_person(db, checked)
 
 
 async def get(*, db: Database, actor: Principal, slug: str) -> City:
@@ -68,7 +69,7 @@ async def people_by_ids(
     *, db: Database, actor: Principal, ids: Sequence[str]
 ) -> list[Person | None]:
     actor.require(Scope.READ)
-    return await store.people_by_ids(db, ids)
+    return await people_store.people_by_ids(db, ids)
 
 
 async def people_of(
@@ -77,12 +78,12 @@ async def people_of(
     """People of each of many cities, batched."""
     actor.require(Scope.READ)
     request.validate()
-    return await store.people_of_cities(db, cities, first=request.size, after=request.after)
+    return await people_store.people_of_cities(db, cities, first=request.size, after=request.after)
 
 
 async def person_of_principal(*, db: Database, actor: Principal) -> Person | None:
     """The person a token speaks for, when its subject is one of its city's people."""
-    return await store.person_in_city(db, city=actor.city, id=actor.subject)
+    return await people_store.person_in_city(db, city=actor.city, id=actor.subject)
 
 
 async def require_city(*, db: Database, slug: str) -> City:
@@ -92,7 +93,7 @@ async def require_city(*, db: Database, slug: str) -> City:
 
 async def person_by_username(*, db: Database, city: str, username: str) -> Person | None:
     """A city's person by username, for operator tools."""
-    return await store.person_by_username(db, city=city, username=username)
+    return await people_store.person_by_username(db, city=city, username=username)
 
 
 async def invite_person(*, db: Database, actor: Principal, person: Person) -> Person:

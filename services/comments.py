@@ -11,9 +11,9 @@ from services.errors import Forbidden, InvalidInput, NotFound
 from services.models import Comment, Event, EventType, Hidden
 from services.pages import ChildPages, PageRequest
 from services.principal import Principal, Scope
-from services.store import cities as city_store
 from services.store import comments as store
 from services.store import events as event_store
+from services.store import people as people_store
 from services.store import problems as problem_store
 from services.store import solutions as solution_store
 from services.store.database import Database
@@ -87,7 +87,7 @@ async def add(
             raise InvalidInput(
                 "parentId", "replies are one level deep: reply to the thread's first comment"
             )
-    person = await city_store.person_in_city(db, city=actor.city, id=actor.subject)
+    person = await people_store.person_in_city(db, city=actor.city, id=actor.subject)
     comment = Comment(
         id="",
         subject_kind=subject_kind,

@@ -7,6 +7,7 @@ ServiceError
 ├── Forbidden(reason)              authenticated, but not allowed   -> FORBIDDEN
 ├── KeyReused(key)                 clientMutationId, other input    -> CONFLICT
 └── Unavailable(reason)            the database cannot be reached   -> SERVICE_UNAVAILABLE
+    │                              (decided by services/store/unavailable.py)
     └── OutcomeUnknown(reason)     a write may or may not have committed -> OUTCOME_UNKNOWN
 """
 

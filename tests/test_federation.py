@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from auth import admin
+from auth import admin, revocations, trusted_issuers
 from auth.federation import LINK_CACHE_SECONDS, MAX_LIFETIME_SECONDS
 from cityexchange.app import create_app
 from services import cities
@@ -209,7 +209,9 @@ async def test_an_issuer_is_not_moved_to_another_city_by_accident(api: Api) -> N
                 jwks_uri=JWKS_URI,
                 audience=AUDIENCE,
             )
-        assert await asyncio.to_thread(store.trusted_issuer_city, ISSUER) == "rotterdam"
+        assert (
+            await asyncio.to_thread(trusted_issuers.trusting_city, store.db, ISSUER) == "rotterdam"
+        )
     finally:
         store.close()
 
@@ -351,7 +353,9 @@ async def test_federated_tokens_are_checked_against_the_denylist(
         await api.data(VIEWER, token=token)
     store = store_for(api.settings)
     try:
-        await asyncio.to_thread(store.deny, "jti", "rotterdam", "idp-token-1", at=now(), ttl=300)
+        await asyncio.to_thread(
+            revocations.deny, store.db, "jti", "rotterdam", "idp-token-1", at=now(), ttl=300
+        )
         await asyncio.to_thread(
             admin.revoke_federated_subject,
             store,

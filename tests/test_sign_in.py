@@ -15,10 +15,11 @@ from authlib.common.security import generate_token
 
 from auth.oauth_store import OAuthStore
 from auth.passwords import HASHES, HASHING_QUEUE, HASHING_SLOTS, HashingBusy, HashingGate
-from auth.web import ADDRESS_FAILURES, PAIR_FREE_ATTEMPTS
+from auth.sign_in import ADDRESS_FAILURES, PAIR_FREE_ATTEMPTS
 from cityexchange.app import create_app
 from cityexchange.cli import proxy_options
 from cityexchange.settings import Settings
+from services.store import people
 from tests.conftest import Api
 from tests.live_support import on_loopback
 from tests.oauth_support import (
@@ -225,11 +226,15 @@ async def test_a_scrypt_hash_still_signs_in_and_becomes_argon2id(
     api: Api, rotterdam: Realm, store: OAuthStore
 ) -> None:
     old = _scrypt(PASSWORD)
-    assert await asyncio.to_thread(store.set_password, "rotterdam", rotterdam.username, old)
+    assert await asyncio.to_thread(
+        people.set_password, store.db, "rotterdam", rotterdam.username, old
+    )
     async with _mobile(api.http._transport, rotterdam) as client:  # type: ignore[attr-defined]
         location, _ = await authorize(client, rotterdam)
         assert "code=" in location
-        credentials = await asyncio.to_thread(store.credentials, "rotterdam", rotterdam.username)
+        credentials = await asyncio.to_thread(
+            people.credentials, store.db, "rotterdam", rotterdam.username
+        )
         assert credentials is not None
         assert credentials.password_hash is not None
         assert credentials.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")

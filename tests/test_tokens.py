@@ -10,7 +10,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
-from auth.store import current_signing_key
+from auth.signing_keys import current_signing_key
 from auth.tokens import MAX_ACCESS_TOKEN_TTL_SECONDS
 from tests.conftest import Api
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
+from pymongo.database import Database as SyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.errors import InvalidInput, NotFound
-from services.models import City, Contact, GeoPoint, Organisation, Person, ResilienceProfile
-from services.pages import ChildPages, Page, PageRequest
-from services.store.database import Database, Document, guarded, object_id, object_ids
-from services.store.grouped import child_pages
+from services.models import City, Contact, GeoPoint, ResilienceProfile
+from services.pages import Page, PageRequest
+from services.store.database import Database, Document, guarded
 from services.store.paging import find_page
-from services.taxonomy import Hazard, OrganisationKind, Role
+from services.store.unavailable import guarded_sync
+from services.taxonomy import Hazard
 
 
 def _contact_doc(contact: Contact | None) -> Document | None:
@@ -122,75 +122,15 @@ async def list_cities(db: Database, *, request: PageRequest) -> Page[City]:
     )
 
 
-def _person_doc(person: Person) -> Document:
-    return {
-        "city": person.city,
-        "username": person.username,
-        "name": person.name,
-        "role": person.role.value,
-        "organisation": {"name": person.organisation.name, "kind": person.organisation.kind.value},
-        "title": person.title,
-    }
-
-
-def _person(doc: Document) -> Person:
-    return Person(
-        id=str(doc["_id"]),
-        city=doc["city"],
-        username=doc["username"],
-        name=doc["name"],
-        role=Role(doc["role"]),
-        organisation=Organisation(
-            name=doc["organisation"]["name"],
-            kind=OrganisationKind(doc["organisation"]["kind"]),
-        ),
-        title=doc.get("title"),
-    )
-
-
 @guarded
-async def insert_person(db: Database, person: Person) -> Person:
-    try:
-        result = await db.people.insert_one(_person_doc(person))
-    except DuplicateKeyError:
-        raise InvalidInput(
-            "username", f"{person.city} already has a person '{person.username}'"
-        ) from None
-    return replace(person, id=str(result.inserted_id))
+async def city_slugs(db: Database) -> frozenset[str]:
+    """Every registered city, i.e. every realm (the API's token checks)."""
+    return frozenset([doc["_id"] async for doc in db.cities.find({}, {"_id": 1})])
 
 
-@guarded
-async def people_by_ids(db: Database, ids: Sequence[str]) -> list[Person | None]:
-    """People aligned to `ids`, in one round trip."""
-    wanted = object_ids(list(dict.fromkeys(ids)))
-    by_id = {
-        str(doc["_id"]): _person(doc)
-        async for doc in db.people.find({"_id": {"$in": wanted}}).batch_size(len(wanted) + 1)
-    }
-    return [by_id.get(id_) for id_ in ids]
-
-
-@guarded
-async def person_in_city(db: Database, *, city: str, id: str) -> Person | None:
-    oid = object_id(id)
-    if oid is None:
-        return None
-    doc = await db.people.find_one({"_id": oid, "city": city})
-    return _person(doc) if doc else None
-
-
-@guarded
-async def person_by_username(db: Database, *, city: str, username: str) -> Person | None:
-    doc = await db.people.find_one({"city": city, "username": username})
-    return _person(doc) if doc else None
-
-
-async def people_of_cities(
-    db: Database, cities: Sequence[str], *, first: int, after: str | None
-) -> ChildPages[Person]:
-    """A page of people for each of many cities, in one round trip."""
-    return await child_pages(
-        db.people, parent_field="city", parents=list(cities), match=None, field="_id",
-        descending=False, order="PERSON", first=first, after=after, to_model=_person,
-        parse_id=object_id,
-    )  # fmt: skip
+@guarded_sync
+def city_name(db: SyncDatabase[dict[str, Any]], slug: str) -> str | None:
+    """The registered city's name through the synchronous client (the realm admin, in the CLI
+    and in worker threads); None when there is no such city."""
+    doc = db["cities"].find_one({"_id": slug}, {"name": 1})
+    return str(doc["name"]) if doc else None

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 import pymongo
 from bson import ObjectId
@@ -17,37 +16,21 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import (
-    AutoReconnect,
-    ConnectionFailure,
-    ExecutionTimeout,
-    NetworkTimeout,
-    OperationFailure,
-    PyMongoError,
-    ServerSelectionTimeoutError,
-    WTimeoutError,
-)
+from pymongo.errors import OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from services.errors import OutcomeUnknown, Unavailable
 from services.store import driver_fixes
 from services.store.monitoring import CommandCounter
+from services.store.unavailable import guarded  # the one "unavailable" rule, re-exported
 
 driver_fixes.apply()  # before any client exists: see the module
 
 Document = dict[str, Any]
-P = ParamSpec("P")
 R = TypeVar("R")
 
 WRITE_CONFLICT = 112
-_UNREACHABLE = (
-    AutoReconnect,
-    ConnectionFailure,
-    ExecutionTimeout,
-    NetworkTimeout,
-    ServerSelectionTimeoutError,
-)
 # An acknowledged write survives the loss of the primary only once a majority of the replica
 # set has it in its journal (MongoDB manual, "Write Concern": w "majority", j true).
 DURABLE = WriteConcern(w="majority", j=True)
@@ -59,27 +42,6 @@ TRANSACTION_ATTEMPTS = 20
 BACKOFF_FIRST_SECONDS = 0.005
 BACKOFF_MAX_SECONDS = 0.2
 COMMIT_ATTEMPTS = 3
-
-
-def guarded(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn 'database unreachable' driver errors into the domain's Unavailable, and a write
-    concern that timed out (the write is applied but not known to be durable) into
-    OutcomeUnknown."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await fn(*args, **kwargs)
-        except WTimeoutError as exc:
-            raise OutcomeUnknown() from exc
-        except _UNREACHABLE as exc:
-            raise Unavailable() from exc
-        except PyMongoError as exc:
-            if exc.timeout:
-                raise Unavailable() from exc
-            raise
-
-    return wrapper
 
 
 def _retryable(exc: PyMongoError) -> bool:
