@@ -1,4 +1,4 @@
-"""Benchmark: live fan-out of one process to many subscribers (BRIEF §6, issue 4).
+"""Benchmark: live fan-out of one process to many subscribers.
 
 Runs the service in its own process (uvicorn, as in production) on the embedded database,
 connects WebSocket clients from this process, and writes a burst of events to the database
@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from auth.realms import RealmRegistry
 from auth.tokens import issue_access_token
+from bench.seeding import seeding_database
 from cityexchange.embedded import EmbeddedDatabase
 from cityexchange.settings import Secret, Settings
 from services import cities, problems
@@ -50,7 +51,6 @@ from services.clock import now
 from services.models import City
 from services.principal import Principal
 from services.store.database import Database
-from services.store.indexes import ensure_indexes
 from services.taxonomy import Hazard
 
 DB_NAME = "bench_fanout"
@@ -142,6 +142,11 @@ def _rss_bytes(pid: int) -> int:
     return int(found.group(1)) * 1024
 
 
+def ratio(a: float, b: float) -> float:
+    """a / b; infinite when b is below the clock's resolution (too few sends to measure)."""
+    return a / b if b else float("inf")
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -230,7 +235,7 @@ async def _burst(db: Database, events: int, label: str) -> None:
 
 async def _deliver(db: Database, clients: list[Client], events: int, label: str, pid: int) -> float:
     """Publish a burst; the server's CPU seconds until every client has it all."""
-    tasks = []
+    tasks: list[asyncio.Task[None]] = []
     for client in clients:
         client.latencies.clear()
         client.received, client.expected = 0, events
@@ -269,113 +274,126 @@ async def _send_raw(
 
 
 async def run(uri: str, subscribers: int, events: int, rounds: int) -> dict[str, object]:
-    db = Database.connect(uri, DB_NAME, server_selection_timeout_ms=3000, timeout_ms=60_000)
-    await ensure_indexes(db)
-    await cities.add_city(
-        db=db, city=City(slug="rotterdam", name="Rotterdam", country="NL", created_at=now())
-    )
     settings = Settings(mongodb_uri=Secret(uri), db_name=DB_NAME)
-    registry = RealmRegistry(db, settings.public_url)
-    # One token per subscriber, as every person of a CRO team has their own: a token opens at
-    # most MAX_SOCKETS_PER_TOKEN sockets. Groups of identical subscriptions key on the city
-    # and scopes, not the subject, so the subscribers still share one execution.
-    tokens: list[str] = []
-    for i in range(subscribers):
-        issued = await issue_access_token(
-            registry, registry.realm("rotterdam"), subject=f"bench-{i}", scopes=["read"],
-            client_id="bench", audience=settings.audience, ttl_seconds=3600,
-        )  # fmt: skip
-        tokens.append(f"Bearer {issued.access_token}")
-    rest = iter(tokens[1:])
+    async with seeding_database(settings) as db:
+        await cities.add_city(
+            db=db, city=City(slug="rotterdam", name="Rotterdam", country="NL", created_at=now())
+        )
+        registry = RealmRegistry(db, settings.public_url)
+        # One token per subscriber, as every person of a CRO team has their own: a token opens at
+        # most MAX_SOCKETS_PER_TOKEN sockets. Groups of identical subscriptions key on the city
+        # and scopes, not the subject, so the subscribers still share one execution.
+        tokens: list[str] = []
+        for i in range(subscribers):
+            issued = await issue_access_token(
+                registry, registry.realm("rotterdam"), subject=f"bench-{i}", scopes=["read"],
+                client_id="bench", audience=settings.audience, ttl_seconds=3600,
+            )  # fmt: skip
+            tokens.append(f"Bearer {issued.access_token}")
+        rest = iter(tokens[1:])
 
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    env = {**os.environ, "CITYEXCHANGE_MONGODB_URI": uri, "CITYEXCHANGE_DB": DB_NAME}
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(port)], env=env, stdin=subprocess.DEVNULL
-    )
-    results: dict[str, object] = {
-        "subscribers": subscribers, "events_per_burst": events, "rounds": rounds
-    }  # fmt: skip
-    try:
-        async with httpx.AsyncClient() as http:
-            async with asyncio.timeout(60):
-                while True:
-                    try:
-                        if (await http.get(f"http://{address}/readyz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    await asyncio.sleep(0.2)
+        port = _free_port()
+        address = f"127.0.0.1:{port}"
+        env = {**os.environ, "CITYEXCHANGE_MONGODB_URI": uri, "CITYEXCHANGE_DB": DB_NAME}
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(port)], env=env, stdin=subprocess.DEVNULL
+        )
+        results: dict[str, object] = {
+            "subscribers": subscribers, "events_per_burst": events, "rounds": rounds
+        }  # fmt: skip
+        try:
+            async with httpx.AsyncClient() as http:
+                async with asyncio.timeout(60):
+                    while True:
+                        try:
+                            if (await http.get(f"http://{address}/readyz")).status_code == 200:
+                                break
+                        except httpx.TransportError:
+                            pass
+                        await asyncio.sleep(0.2)
 
-            # One subscriber: the latency floor.
-            one = await _subscriber(address, tokens[0])
-            await _until_subscribed(http, address, 1)
-            await _deliver(db, [one], events, "Warm-up", server.pid)
-            await _deliver(db, [one], events, "Alone", server.pid)
-            results["latency_ms_1_subscriber"] = {
-                "p50": round(_percentile(one.latencies, 0.5) * 1000, 1),
-                "p99": round(_percentile(one.latencies, 0.99) * 1000, 1),
-            }
+                # One subscriber: the latency floor.
+                one = await _subscriber(address, tokens[0])
+                await _until_subscribed(http, address, 1)
+                await _deliver(db, [one], events, "Warm-up", server.pid)
+                await _deliver(db, [one], events, "Alone", server.pid)
+                one_latencies = list(one.latencies)  # the bursts below clear them
+                results["latency_ms_1_subscriber"] = {
+                    "p50": round(_percentile(one.latencies, 0.5) * 1000, 1),
+                    "p99": round(_percentile(one.latencies, 0.99) * 1000, 1),
+                }
 
-            # Many idle subscribed connections: memory.
-            await asyncio.sleep(1)
-            rss = _rss_bytes(server.pid)
-            others = await _connect_all(subscribers - 1, lambda: _subscriber(address, next(rest)))
-            clients = [one, *others]
-            await _until_subscribed(http, address, subscribers)
-            await asyncio.sleep(2)
-            rss_per = (_rss_bytes(server.pid) - rss) / (subscribers - 1)
-            results["memory_kib_per_idle_subscribed_connection"] = round(rss_per / 1024, 1)
+                # Many idle subscribed connections: memory.
+                await asyncio.sleep(1)
+                rss = _rss_bytes(server.pid)
+                others = await _connect_all(
+                    subscribers - 1, lambda: _subscriber(address, next(rest))
+                )
+                clients = [one, *others]
+                await _until_subscribed(http, address, subscribers)
+                await asyncio.sleep(2)
+                rss_per = (_rss_bytes(server.pid) - rss) / (subscribers - 1)
+                results["memory_kib_per_idle_subscribed_connection"] = round(rss_per / 1024, 1)
 
-            # The baseline's sockets, connected alongside: memory of a bare connection.
-            await asyncio.sleep(1)
-            rss = _rss_bytes(server.pid)
-            raws = await _connect_all(subscribers, lambda: _raw(address))
-            await asyncio.sleep(2)
-            rss_per = (_rss_bytes(server.pid) - rss) / subscribers
-            results["memory_kib_per_idle_raw_connection"] = round(rss_per / 1024, 1)
+                # The baseline's sockets, connected alongside: memory of a bare connection.
+                await asyncio.sleep(1)
+                rss = _rss_bytes(server.pid)
+                raws = await _connect_all(subscribers, lambda: _raw(address))
+                await asyncio.sleep(2)
+                rss_per = (_rss_bytes(server.pid) - rss) / subscribers
+                results["memory_kib_per_idle_raw_connection"] = round(rss_per / 1024, 1)
 
-            # Bursts to all subscribers, each followed by the same payload sent raw to as
-            # many sockets: CPU per delivery of both (the median of the rounds), and latency.
-            deliveries = subscribers * events
-            api_cpu: list[float] = []
-            raw_cpu: list[float] = []
-            latencies: list[float] = []
-            raw_latencies: list[float] = []
-            for round_ in range(rounds):
-                cpu = await _deliver(db, clients, events, f"Burst {round_}", server.pid)
-                api_cpu.append(cpu / deliveries)
-                latencies += [x for c in clients for x in c.latencies]
-                started = time.time()
-                cpu = await _send_raw(http, address, raws, one.last_text, events, server.pid)
-                raw_cpu.append(cpu / deliveries)
-                raw_latencies += [t - started for c in raws for t in c.arrivals]
-            api, raw = statistics.median(api_cpu), statistics.median(raw_cpu)
-            results[f"latency_ms_{subscribers}_subscribers"] = {
-                "p50": round(_percentile(latencies, 0.5) * 1000, 1),
-                "p99": round(_percentile(latencies, 0.99) * 1000, 1),
-            }
-            results[f"raw_send_burst_latency_ms_{subscribers}_sockets"] = {
-                "p50": round(_percentile(raw_latencies, 0.5) * 1000, 1),
-                "p99": round(_percentile(raw_latencies, 0.99) * 1000, 1),
-            }
-            results["server_cpu_us_per_delivery"] = round(api * 1e6, 1)
-            results["raw_send_cpu_us_per_delivery"] = round(raw * 1e6, 1)
-            results["cpu_ratio_to_raw_send"] = round(api / raw, 2)
-            results["cpu_ratio_per_round"] = [
-                round(a / r, 2) for a, r in zip(api_cpu, raw_cpu, strict=True)
-            ]
-            results["payload_bytes"] = len(one.last_text.encode())
-            one_p99 = results["latency_ms_1_subscriber"]["p99"]  # type: ignore[index]
-            many_p99 = results[f"latency_ms_{subscribers}_subscribers"]["p99"]  # type: ignore[index]
-            results["p99_ratio_many_to_one"] = round(many_p99 / max(one_p99, 0.1), 2)
-            for client in [*clients, *raws]:
-                await client.ws.close()
-    finally:
-        server.terminate()
-        server.wait(30)
-        await db.close()
+                # Bursts to all subscribers, each followed by the same payload sent raw to as
+                # many sockets: CPU per delivery of both (the median of the rounds), and latency.
+                deliveries = subscribers * events
+                api_cpu: list[float] = []
+                raw_cpu: list[float] = []
+                latencies: list[float] = []
+                raw_latencies: list[float] = []
+                detail: list[dict[str, float]] = []
+                for round_ in range(rounds):
+                    cpu = await _deliver(db, clients, events, f"Burst {round_}", server.pid)
+                    api_cpu.append(cpu / deliveries)
+                    these = [x for c in clients for x in c.latencies]
+                    latencies += these
+                    started = time.time()
+                    cpu = await _send_raw(http, address, raws, one.last_text, events, server.pid)
+                    raw_cpu.append(cpu / deliveries)
+                    raw_these = [t - started for c in raws for t in c.arrivals]
+                    raw_latencies += raw_these
+                    detail.append(
+                        {
+                            "api_cpu_us": api_cpu[-1] * 1e6,
+                            "raw_cpu_us": raw_cpu[-1] * 1e6,
+                            "api_p99_ms": _percentile(these, 0.99) * 1000,
+                            "raw_p99_ms": _percentile(raw_these, 0.99) * 1000,
+                        }
+                    )
+                results["rounds_detail"] = detail
+                api, raw = statistics.median(api_cpu), statistics.median(raw_cpu)
+                results[f"latency_ms_{subscribers}_subscribers"] = {
+                    "p50": round(_percentile(latencies, 0.5) * 1000, 1),
+                    "p99": round(_percentile(latencies, 0.99) * 1000, 1),
+                }
+                results[f"raw_send_burst_latency_ms_{subscribers}_sockets"] = {
+                    "p50": round(_percentile(raw_latencies, 0.5) * 1000, 1),
+                    "p99": round(_percentile(raw_latencies, 0.99) * 1000, 1),
+                }
+                results["server_cpu_us_per_delivery"] = round(api * 1e6, 1)
+                results["raw_send_cpu_us_per_delivery"] = round(raw * 1e6, 1)
+                results["cpu_ratio_to_raw_send"] = round(ratio(api, raw), 2)
+                results["cpu_ratio_per_round"] = [
+                    round(ratio(a, r), 2) for a, r in zip(api_cpu, raw_cpu, strict=True)
+                ]
+                results["payload_bytes"] = len(one.last_text.encode())
+                one_p99 = _percentile(one_latencies, 0.99) * 1000
+                many_p99 = _percentile(latencies, 0.99) * 1000
+                results["p99_ratio_many_to_one"] = round(many_p99 / max(one_p99, 0.1), 2)
+                for client in [*clients, *raws]:
+                    await client.ws.close()
+        finally:
+            server.terminate()
+            server.wait(30)
     return results
 
 

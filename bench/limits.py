@@ -24,12 +24,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from auth.realms import RealmRegistry
 from auth.tokens import issue_access_token
+from bench.seeding import seeding_database
 from cityexchange.app import create_app
 from cityexchange.embedded import EmbeddedDatabase
 from cityexchange.settings import Secret, Settings
@@ -40,7 +44,6 @@ from services.principal import Principal
 from services.problems import ProblemDraft
 from services.rate_limits import Budget, RateLimiter, Resource
 from services.store.database import Database
-from services.store.indexes import ensure_indexes
 from services.taxonomy import Hazard
 
 DB_NAME = "bench_limits"
@@ -121,6 +124,12 @@ async def cheapest_query_ms(settings: Settings, token: str, requests: int) -> fl
         return (time.process_time() - started) / requests * 1000
 
 
+def _error_code(body: Any) -> str:
+    """The first error's `extensions.code`; "None" when the query was answered."""
+    errors: list[dict[str, Any]] = body.get("errors") or [{}]
+    return str(errors[0].get("extensions", {}).get("code"))
+
+
 def _peak_rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
@@ -169,12 +178,7 @@ async def memory(uri: str, token: str, db_name: str, query: str) -> dict[str, ob
             answers = await asyncio.gather(
                 *(http.post("/graphql", json={"query": query}, headers=headers) for _ in range(8))
             )
-            codes = sorted(
-                {
-                    str((r.json().get("errors") or [{}])[0].get("extensions", {}).get("code"))
-                    for r in answers
-                }
-            )
+            codes = sorted({_error_code(r.json()) for r in answers})
             await asyncio.sleep(1)
             return {
                 "rss_before_mib": round(idle, 1),
@@ -209,37 +213,37 @@ async def run(uri: str, rounds: int) -> dict[str, object]:
         rate_limit_points=10_000_000,
         anonymous_per_minute=10_000_000,
     )
-    db = Database.connect(uri, DB_NAME, server_selection_timeout_ms=3000, timeout_ms=60_000)
-    await ensure_indexes(db)
-    await cities.add_city(
-        db=db, city=City(slug="rotterdam", name="Rotterdam", country="NL", created_at=now())
-    )
-    registry = RealmRegistry(db, settings.public_url)
-    issued = await issue_access_token(
-        registry,
-        registry.realm("rotterdam"),
-        subject="bench",
-        scopes=["read"],
-        client_id="bench",
-        audience=settings.audience,
-        ttl_seconds=3600,
-    )
-    results["analysis"] = await analysis(settings, rounds, requests=40)
-    charge = limiter_charge_us()
-    cheapest = [await cheapest_query_ms(settings, issued.access_token, 300) for _ in range(rounds)]
-    results["rate_limiter"] = {
-        "charge_us": round(charge, 2),
-        "cheapest_query_api_cpu_ms": spread(cheapest),
-        "share_of_cheapest_query_percent": round(charge / 1000 / min(cheapest) * 100, 2),
-    }
-    await seed(db, lambda i: "x" * 50_000, 100)
-    token = issued.access_token
-    results["memory_ascii_answered"] = await memory(uri, token, DB_NAME, ANSWERED)
-    results["memory_ascii_refused"] = await memory(uri, token, DB_NAME, REFUSED)
-    await db.problems.update_many({}, {"$set": {"body": "é" * 50_000}})
-    results["memory_two_byte_refused"] = await memory(uri, token, DB_NAME, REFUSED)
-    await db.client.drop_database(DB_NAME)
-    await db.close()
+    async with seeding_database(settings) as db:
+        await cities.add_city(
+            db=db, city=City(slug="rotterdam", name="Rotterdam", country="NL", created_at=now())
+        )
+        registry = RealmRegistry(db, settings.public_url)
+        issued = await issue_access_token(
+            registry,
+            registry.realm("rotterdam"),
+            subject="bench",
+            scopes=["read"],
+            client_id="bench",
+            audience=settings.audience,
+            ttl_seconds=3600,
+        )
+        results["analysis"] = await analysis(settings, rounds, requests=40)
+        charge = limiter_charge_us()
+        cheapest = [
+            await cheapest_query_ms(settings, issued.access_token, 300) for _ in range(rounds)
+        ]
+        results["rate_limiter"] = {
+            "charge_us": round(charge, 2),
+            "cheapest_query_api_cpu_ms": spread(cheapest),
+            "share_of_cheapest_query_percent": round(charge / 1000 / min(cheapest) * 100, 2),
+        }
+        await seed(db, lambda i: "x" * 50_000, 100)
+        token = issued.access_token
+        results["memory_ascii_answered"] = await memory(uri, token, DB_NAME, ANSWERED)
+        results["memory_ascii_refused"] = await memory(uri, token, DB_NAME, REFUSED)
+        await db.problems.update_many({}, {"$set": {"body": "é" * 50_000}})
+        results["memory_two_byte_refused"] = await memory(uri, token, DB_NAME, REFUSED)
+        await db.client.drop_database(DB_NAME)
     return results
 
 

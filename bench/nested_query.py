@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from auth.realms import RealmRegistry
 from auth.tokens import issue_access_token
+from bench.seeding import seeding_database
 from cityexchange.app import create_app
 from cityexchange.embedded import EmbeddedDatabase
 from cityexchange.settings import Secret, Settings
@@ -39,7 +40,6 @@ from services.clock import now
 from services.models import City
 from services.principal import Principal
 from services.store.database import Database
-from services.store.indexes import ensure_indexes
 from services.taxonomy import Hazard
 
 QUERY = """query Nested($first: Int!) { problems(first: $first) { edges { node {
@@ -92,46 +92,44 @@ async def _seed(db: Database, count: int) -> None:
 async def run(uri: str, problem_count: int, requests: int) -> dict[str, object]:
     # Rate limits above what the bench spends: they are measured by bench/limits.py.
     settings = Settings(mongodb_uri=Secret(uri), db_name="bench", rate_limit_points=10_000_000)
-    db = Database.connect(uri, "bench", server_selection_timeout_ms=3000, timeout_ms=60_000)
-    await ensure_indexes(db)
-    await _seed(db, problem_count)
-    registry = RealmRegistry(db, settings.public_url)
-    token = (
-        await issue_access_token(
-            registry,
-            registry.realm("rotterdam"),
-            subject="bench",
-            scopes=["read"],
-            client_id="bench",
-            audience=settings.audience,
-            ttl_seconds=900,
-        )
-    ).access_token
-    results: dict[str, object] = {}
-    app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://bench"
-        ) as http,
-    ):
-        headers = {"Authorization": f"Bearer {token}"}
-        for first in (5, 50):
-            body = {"query": QUERY, "variables": {"first": first}}
-            for _ in range(2):  # warm the key cache and let start-up index creation finish
-                await http.post("/graphql", json=body, headers=headers)
-            before = _commands((await http.get("/metrics")).text)
-            cpu = time.process_time()
-            for _ in range(requests):
-                response = await http.post("/graphql", json=body, headers=headers)
-                assert "errors" not in response.json(), response.text
-            cpu = time.process_time() - cpu
-            after = _commands((await http.get("/metrics")).text)
-            results[f"first={first}"] = {
-                "round_trips_per_request": (after - before) / requests,
-                "api_cpu_ms_per_request": round(cpu / requests * 1000, 2),
-            }
-    await db.close()
+    async with seeding_database(settings) as db:
+        await _seed(db, problem_count)
+        registry = RealmRegistry(db, settings.public_url)
+        token = (
+            await issue_access_token(
+                registry,
+                registry.realm("rotterdam"),
+                subject="bench",
+                scopes=["read"],
+                client_id="bench",
+                audience=settings.audience,
+                ttl_seconds=900,
+            )
+        ).access_token
+        results: dict[str, object] = {}
+        app = create_app(settings)
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app), base_url="http://bench"
+            ) as http,
+        ):
+            headers = {"Authorization": f"Bearer {token}"}
+            for first in (5, 50):
+                body = {"query": QUERY, "variables": {"first": first}}
+                for _ in range(2):  # warm the key cache and let start-up index creation finish
+                    await http.post("/graphql", json=body, headers=headers)
+                before = _commands((await http.get("/metrics")).text)
+                cpu = time.process_time()
+                for _ in range(requests):
+                    response = await http.post("/graphql", json=body, headers=headers)
+                    assert "errors" not in response.json(), response.text
+                cpu = time.process_time() - cpu
+                after = _commands((await http.get("/metrics")).text)
+                results[f"first={first}"] = {
+                    "round_trips_per_request": (after - before) / requests,
+                    "api_cpu_ms_per_request": round(cpu / requests * 1000, 2),
+                }
     return results
 
 

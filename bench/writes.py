@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from auth.realms import RealmRegistry
 from auth.tokens import issue_access_token
+from bench.seeding import seeding_database
 from cityexchange.app import create_app
 from cityexchange.embedded import EmbeddedDatabase
 from cityexchange.settings import Secret, Settings
@@ -43,7 +44,6 @@ from services.clock import now
 from services.models import City
 from services.principal import Principal
 from services.store.database import Database
-from services.store.indexes import ensure_indexes
 from services.taxonomy import Hazard
 
 ADD_COMMENT = """mutation Add($input: AddCommentInput!) { addComment(input: $input) {
@@ -111,77 +111,73 @@ async def run(uri: str, *, rounds: int, writes: int) -> dict[str, object]:
         rate_limit_points=10_000_000,
         comments_per_hour=1_000_000,
     )
-    db = Database.connect(
-        uri, settings.db_name, server_selection_timeout_ms=3000, timeout_ms=60_000
-    )
-    await ensure_indexes(db)
-    await cities.add_city(
-        db=db, city=City(slug="rotterdam", name="Rotterdam", country="NL", created_at=now())
-    )
-    actor = Principal("rotterdam", "bench", frozenset({"read", "publish", "comment"}), "bench")
-    problem = await problems.publish(
-        db=db,
-        actor=actor,
-        draft=problems.ProblemDraft(title="Bench", summary="s", hazards=[Hazard.FLOOD]),
-    )
-    registry = RealmRegistry(db, settings.public_url)
-    issued = await issue_access_token(
-        registry,
-        registry.realm("rotterdam"),
-        subject="bench",
-        scopes=["read", "comment"],
-        client_id="bench",
-        audience=settings.audience,
-        ttl_seconds=3600,
-    )
-    subject = to_global_id("Problem", problem.id)
-    results: dict[str, object] = {}
-    app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://bench"
-        ) as http,
-    ):
-        await _burst(http, issued.access_token, subject, writes=5, width=1)  # warm up
-        for width in CONCURRENCY:
-            rates: list[float] = []
-            cpu_ms: list[float] = []
-            failed = 0
-            for _ in range(rounds):
-                cpu = time.process_time()  # the API process only: the database is another
-                seconds, failures = await _burst(
-                    http, issued.access_token, subject, writes=writes, width=width
-                )
-                cpu_ms.append((time.process_time() - cpu) / writes * 1000)
-                rates.append((writes - failures) / seconds)
-                failed += failures
-            results[f"concurrency={width}"] = {
+    async with seeding_database(settings) as db:
+        await cities.add_city(
+            db=db, city=City(slug="rotterdam", name="Rotterdam", country="NL", created_at=now())
+        )
+        actor = Principal("rotterdam", "bench", frozenset({"read", "publish", "comment"}), "bench")
+        problem = await problems.publish(
+            db=db,
+            actor=actor,
+            draft=problems.ProblemDraft(title="Bench", summary="s", hazards=[Hazard.FLOOD]),
+        )
+        registry = RealmRegistry(db, settings.public_url)
+        issued = await issue_access_token(
+            registry,
+            registry.realm("rotterdam"),
+            subject="bench",
+            scopes=["read", "comment"],
+            client_id="bench",
+            audience=settings.audience,
+            ttl_seconds=3600,
+        )
+        subject = to_global_id("Problem", problem.id)
+        results: dict[str, object] = {}
+        app = create_app(settings)
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app), base_url="http://bench"
+            ) as http,
+        ):
+            await _burst(http, issued.access_token, subject, writes=5, width=1)  # warm up
+            for width in CONCURRENCY:
+                rates: list[float] = []
+                cpu_ms: list[float] = []
+                failed = 0
+                for _ in range(rounds):
+                    cpu = time.process_time()  # the API process only: the database is another
+                    seconds, failures = await _burst(
+                        http, issued.access_token, subject, writes=writes, width=width
+                    )
+                    cpu_ms.append((time.process_time() - cpu) / writes * 1000)
+                    rates.append((writes - failures) / seconds)
+                    failed += failures
+                results[f"concurrency={width}"] = {
+                    "writes_per_second": {
+                        "min": round(min(rates), 1),
+                        "median": round(statistics.median(rates), 1),
+                        "max": round(max(rates), 1),
+                    },
+                    "api_cpu_ms_per_write": round(statistics.median(cpu_ms), 1),
+                    "failed": failed,
+                    "of": writes * rounds,
+                }
+        for width in CONCURRENCY:  # the same writes without HTTP, GraphQL and tokens
+            rates = [
+                await _service_burst(db, actor, problem.id, writes=writes, width=width)
+                for _ in range(rounds)
+            ]
+            results[f"service_layer_concurrency={width}"] = {
                 "writes_per_second": {
                     "min": round(min(rates), 1),
                     "median": round(statistics.median(rates), 1),
                     "max": round(max(rates), 1),
-                },
-                "api_cpu_ms_per_write": round(statistics.median(cpu_ms), 1),
-                "failed": failed,
-                "of": writes * rounds,
+                }
             }
-    for width in CONCURRENCY:  # the same writes without HTTP, GraphQL and tokens
-        rates = [
-            await _service_burst(db, actor, problem.id, writes=writes, width=width)
-            for _ in range(rounds)
-        ]
-        results[f"service_layer_concurrency={width}"] = {
-            "writes_per_second": {
-                "min": round(min(rates), 1),
-                "median": round(statistics.median(rates), 1),
-                "max": round(max(rates), 1),
-            }
-        }
-    numbers = [doc["_id"] async for doc in db.events.find({}, {"_id": 1}).sort("_id", 1)]
-    results["events_consecutive"] = numbers == list(range(1, len(numbers) + 1))
-    results["comments_stored"] = await db.comments.count_documents({})
-    await db.close()
+        numbers = [doc["_id"] async for doc in db.events.find({}, {"_id": 1}).sort("_id", 1)]
+        results["events_consecutive"] = numbers == list(range(1, len(numbers) + 1))
+        results["comments_stored"] = await db.comments.count_documents({})
     return results
 
 

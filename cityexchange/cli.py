@@ -9,20 +9,20 @@ import contextlib
 import dataclasses
 import json
 import logging
-import signal
-import socket
 import sys
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from datetime import date, datetime
 from enum import Enum
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
 from auth.oauth_store import INDEXES as OAUTH_INDEXES
 from auth.oauth_store import OAuthStore
-from auth.realms import RealmRegistry
 from auth.tokens import MAX_ACCESS_TOKEN_TTL_SECONDS, issue_access_token, parse_scopes
-from cityexchange import embedded, logs, realm_commands
+from cityexchange import document_commands, embedded, realm_commands, serve
+from cityexchange.resources import Resources, open_resources
+from cityexchange.serve import proxy_options
 from cityexchange.settings import Secret, Settings, SettingsError
 from services import cities
 from services.errors import ServiceError
@@ -33,8 +33,9 @@ from services.taxonomy import Hazard
 
 T = TypeVar("T")
 DEFAULT_DATA_DIR = ".cityexchange"
-WEBSOCKET_MESSAGE_MAX = 64 * 1024  # BRIEF §7
+ADMIN_TIMEOUT_MS = 30_000  # an admin command waits longer than a request would
 log = logging.getLogger("cityexchange")
+__all__ = ["main", "print_json", "proxy_options", "with_db", "with_resources", "with_store"]
 
 
 class CommandError(Exception):
@@ -68,42 +69,49 @@ def _database_uri(settings: Settings, data_dir: Path) -> Generator[str]:
         yield database.uri
 
 
-def with_db(settings: Settings, data_dir: Path, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run an async admin action against the database `data_dir` or the settings name."""
+def with_resources(
+    settings: Settings,
+    data_dir: Path,
+    work: Callable[[Resources], Awaitable[T]],
+    *,
+    indexes: bool = True,
+) -> T:
+    """Run an async admin action with the service's resources (cityexchange/resources.py)
+    on the database `data_dir` or the settings name, its indexes brought up to date first."""
     with _database_uri(settings, data_dir) as uri:
+        admin = dataclasses.replace(
+            settings,
+            mongodb_uri=Secret(uri),
+            operation_timeout_ms=max(settings.operation_timeout_ms, ADMIN_TIMEOUT_MS),
+        )
 
         async def run() -> T:
-            db = Database.connect(
-                uri,
-                settings.db_name,
-                server_selection_timeout_ms=settings.server_selection_timeout_ms,
-                timeout_ms=max(settings.operation_timeout_ms, 30_000),
-            )
-            try:
-                await ensure_indexes(
-                    db,
-                    OAUTH_INDEXES,
-                    event_retention_seconds=settings.event_retention_days * 86_400,
-                )
-                return await work(db)
-            finally:
-                await db.close()
+            async with open_resources(admin) as resources:
+                if indexes:
+                    await ensure_indexes(
+                        resources.db,
+                        OAUTH_INDEXES,
+                        event_retention_seconds=settings.event_retention_days * 86_400,
+                    )
+                return await work(resources)
 
         return asyncio.run(run())
 
 
+def with_db(settings: Settings, data_dir: Path, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run an async admin action against the database `data_dir` or the settings name."""
+    return with_resources(settings, data_dir, lambda resources: work(resources.db))
+
+
 def with_store(settings: Settings, data_dir: Path, work: Callable[[OAuthStore], T]) -> T:
-    """Run a realm-administration action with the authorization server's store."""
-    with _database_uri(settings, data_dir) as uri:
-        store = OAuthStore.connect(
-            uri, settings.db_name,
-            server_selection_timeout_ms=settings.server_selection_timeout_ms,
-            timeout_ms=max(settings.operation_timeout_ms, 30_000),
-        )  # fmt: skip
-        try:
-            return work(store)
-        finally:
-            store.close()
+    """Run a realm-administration action with the authorization server's (synchronous)
+    store, in a thread."""
+    return with_resources(
+        settings,
+        data_dir,
+        lambda resources: asyncio.to_thread(work, resources.oauth),
+        indexes=False,
+    )
 
 
 def _city_add(args: argparse.Namespace, settings: Settings) -> None:
@@ -150,9 +158,9 @@ def _token_issue(args: argparse.Namespace, settings: Settings) -> None:
     if not 60 <= args.ttl <= MAX_ACCESS_TOKEN_TTL_SECONDS:
         raise CommandError("--ttl must be between 60 seconds and 7 days")
 
-    async def work(db: Database) -> dict[str, Any]:
-        await cities.require_city(db=db, slug=args.city)
-        registry = RealmRegistry(db, settings.public_url)
+    async def work(resources: Resources) -> dict[str, Any]:
+        await cities.require_city(db=resources.db, slug=args.city)
+        registry = resources.registry
         token = await issue_access_token(
             registry,
             registry.realm(args.city),
@@ -170,7 +178,7 @@ def _token_issue(args: argparse.Namespace, settings: Settings) -> None:
             "issuer": token.issuer,
         }
 
-    print_json(with_db(settings, Path(args.data_dir), work))
+    print_json(with_resources(settings, Path(args.data_dir), work))
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> None:
@@ -197,81 +205,11 @@ def _schema(_: argparse.Namespace, __: Settings) -> None:
     print(build_schema(production=False).as_str())
 
 
-def _serve(args: argparse.Namespace, settings: Settings) -> None:
-    import uvicorn
-
-    from cityexchange import demo
-    from cityexchange.app import create_app
-    from cityexchange.tracing import start_if_enabled
-
-    logs.configure(production=settings.production, level=settings.log_level)
-    # Until uvicorn installs its own handlers, SIGTERM unwinds like Ctrl-C, so the embedded
-    # database below is always stopped.
-    signal.signal(signal.SIGTERM, _raise_stopped)
-    data_dir = Path(args.data_dir)
-    database: embedded.EmbeddedDatabase | None = None
-    try:
-        if settings.mongodb_uri is None:
-            database = embedded.EmbeddedDatabase(data_dir)
-            print(f"Starting the embedded database (data in {data_dir.resolve()}) ...", flush=True)
-            settings = dataclasses.replace(settings, mongodb_uri=Secret(database.start()))
-            database.supervise()  # restarted on the same port should it die; see embedded.py
-        listener = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            listener.bind((args.host, args.port))
-        except OSError as exc:
-            raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
-        host, port = listener.getsockname()[:2]
-        url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/graphql"
-        if args.demo:
-            tokens = asyncio.run(demo.load(settings))
-            print("\nDemo tokens (valid for 8 hours; send as 'Authorization: Bearer <token>'):")
-            for slug, token in tokens.items():
-                print(f"  {slug:<14} {token}")
-        print(f"\nGraphQL endpoint: {url}\n", flush=True)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings, handle_sigterm=True, tracing=start_if_enabled()),
-                log_level="info",
-                log_config=None,  # logs.configure has set up every logger
-                access_log=False,  # the app logs one line per request, with its request id
-                lifespan="on",
-                ws_max_size=WEBSOCKET_MESSAGE_MAX,
-                ws_per_message_deflate=False,  # see docs/performance.md
-                **proxy_options(args.forwarded_allow_ips or settings.trusted_proxies),
-            )
-        )
-        # uvicorn re-raises the signal it shut down on; the stop was orderly.
-        with contextlib.suppress(KeyboardInterrupt, _Stopped):
-            server.run(sockets=[listener])
-    finally:
-        if database is not None:
-            database.stop()
-
-
-def proxy_options(trusted: str | Sequence[str]) -> dict[str, Any]:
-    """uvicorn's proxy settings for `serve`: X-Forwarded-For/-Proto are believed only from
-    `trusted` peers, and from none when it is empty (uvicorn itself would trust 127.0.0.1,
-    or whatever FORWARDED_ALLOW_IPS says)."""
-    peers = [p.strip() for p in trusted.split(",")] if isinstance(trusted, str) else trusted
-    peers = [p for p in peers if p]
-    if not peers:
-        return {"proxy_headers": False}
-    return {"proxy_headers": True, "forwarded_allow_ips": list(peers)}
-
-
-class _Stopped(SystemExit):
-    """SIGTERM arrived: unwind (stopping the embedded database) and exit. A SystemExit, so
-    that asyncio re-raises it from a callback instead of logging and swallowing it."""
-
-
-def _raise_stopped(signum: int, frame: object) -> None:
-    raise _Stopped
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cityexchange", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {metadata.version('cityexchange')}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def data_dir_option(p: argparse.ArgumentParser) -> None:
@@ -281,44 +219,71 @@ def _parser() -> argparse.ArgumentParser:
             help=f"where the embedded database keeps its data (default: {DEFAULT_DATA_DIR})",
         )
 
-    serve = commands.add_parser("serve", help="run the service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument(
+    serve_command = commands.add_parser("serve", help="run the service")
+    serve_command.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)"
+    )
+    serve_command.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="the port to listen on; 0 picks a free one (default: 8000). Without "
+        "CITYEXCHANGE_PUBLIC_URL, issuers and OAuth endpoints name this address and port",
+    )
+    serve_command.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the socket and the database, each with its own "
+        "lifespan; /metrics adds them up (default: 1)",
+    )
+    serve_command.add_argument(
         "--forwarded-allow-ips",
         metavar="ADDRESSES",
         help="comma-separated proxy addresses or networks whose X-Forwarded-For is believed "
         "(default: CITYEXCHANGE_TRUSTED_PROXIES, else none: the peer's own address counts)",
     )
-    serve.add_argument(
+    serve_command.add_argument(
         "--demo",
         action="store_true",
-        help="load demo cities if the database is empty; print their tokens",
+        help="load demo cities if the database is empty; print their tokens (development only)",
     )
-    data_dir_option(serve)
-    serve.set_defaults(run=_serve)
+    data_dir_option(serve_command)
+    serve_command.set_defaults(run=serve.run)
 
     city = commands.add_parser("city", help="member cities").add_subparsers(
         dest="city_command", required=True
     )
     add = city.add_parser("add", help="register a member city (prints it as JSON)")
-    add.add_argument("--slug", required=True)
-    add.add_argument("--name", required=True)
+    add.add_argument(
+        "--slug", required=True, help="the city's id in URLs and its realm, e.g. rotterdam"
+    )
+    add.add_argument("--name", required=True, help="the city's display name")
     add.add_argument("--country", required=True, help="ISO 3166-1 alpha-2 code")
-    add.add_argument("--region")
-    add.add_argument("--population", type=int)
-    add.add_argument("--latitude", type=float)
-    add.add_argument("--longitude", type=float)
-    add.add_argument("--timezone")
-    add.add_argument("--language", action="append", default=[])
-    add.add_argument("--climate-zone")
-    add.add_argument("--hazard", action="append", default=[])
-    add.add_argument("--strategy")
-    add.add_argument("--strategy-year", type=int)
-    add.add_argument("--contact-name")
-    add.add_argument("--contact-email")
-    add.add_argument("--contact-url")
-    add.add_argument("--network", action="append", default=[])
+    add.add_argument("--region", help="state, province or region")
+    add.add_argument("--population", type=int, help="number of inhabitants")
+    add.add_argument("--latitude", type=float, help="WGS 84 degrees (with --longitude)")
+    add.add_argument("--longitude", type=float, help="WGS 84 degrees (with --latitude)")
+    add.add_argument("--timezone", help="IANA time zone, e.g. Europe/Amsterdam")
+    add.add_argument("--language", action="append", default=[], help="a language code (repeatable)")
+    add.add_argument("--climate-zone", help="e.g. a Köppen code such as Cfb")
+    add.add_argument(
+        "--hazard",
+        action="append",
+        default=[],
+        help=f"a hazard the city faces (repeatable): {', '.join(h.value.lower() for h in Hazard)}",
+    )
+    add.add_argument("--strategy", help="the title of the city's resilience strategy")
+    add.add_argument("--strategy-year", type=int, help="the year the strategy was adopted")
+    add.add_argument("--contact-name", help="who to contact at the city")
+    add.add_argument("--contact-email", help="the contact's e-mail address")
+    add.add_argument("--contact-url", help="the contact's web page")
+    add.add_argument(
+        "--network",
+        action="append",
+        default=[],
+        help="a resilience network the city belongs to (repeatable)",
+    )
     data_dir_option(add)
     add.set_defaults(run=_city_add)
     realm_commands.add_trust_issuer(city, data_dir_option)
@@ -327,10 +292,14 @@ def _parser() -> argparse.ArgumentParser:
         dest="token_command", required=True
     )
     issue = token.add_parser("issue", help="print an access token of a city's realm (JSON)")
-    issue.add_argument("--city", required=True)
+    issue.add_argument("--city", required=True, help="the realm (city slug) that issues it")
     issue.add_argument("--scope", default="read", help='e.g. "read publish comment"')
     issue.add_argument("--sub", default="operator", help="the token's subject")
-    issue.add_argument("--client-id", default="cityexchange-cli")
+    issue.add_argument(
+        "--client-id",
+        default="cityexchange-cli",
+        help="the client_id claim (default: cityexchange-cli)",
+    )
     issue.add_argument(
         "--ttl",
         type=int,
@@ -341,6 +310,7 @@ def _parser() -> argparse.ArgumentParser:
     issue.set_defaults(run=_token_issue)
 
     realm_commands.add_parsers(commands, data_dir_option)
+    document_commands.add_parsers(commands, data_dir_option)
 
     migrate = commands.add_parser(
         "migrate", help="create or update the database's indexes, then exit (idempotent)"
@@ -364,22 +334,38 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    settings: Settings | None = None
     try:
         settings = Settings.from_env()
         if getattr(args, "ttl", 0) is None:
             args.ttl = settings.access_token_ttl_seconds
+        if args.run is not serve.run and hasattr(args, "data_dir"):
+            settings = serve.follow_running(settings, Path(args.data_dir))
         args.run(args, settings)
-    except (SettingsError, CommandError, embedded.EmbeddedDatabaseError) as exc:
-        print(f"cityexchange: {exc}", file=sys.stderr)
+    except (
+        SettingsError,
+        CommandError,
+        serve.ServeError,
+        embedded.EmbeddedDatabaseError,
+    ) as exc:
+        _report(args, settings, exc)
         return 2
     except ServiceError as exc:
-        print(f"cityexchange: {exc}", file=sys.stderr)
+        _report(args, settings, exc)
         return 1
-    except _Stopped:
+    except serve.Stopped:
         return 0  # SIGTERM: an orderly stop, even when it came during start-up
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _report(args: argparse.Namespace, settings: Settings | None, error: Exception) -> None:
+    """An error on stderr; `serve` in production logs it (every line it writes is JSON)."""
+    if args.run is serve.run and settings is not None and settings.production:
+        log.error("cityexchange: %s", error)
+    else:
+        print(f"cityexchange: {error}", file=sys.stderr)
 
 
 if __name__ == "__main__":

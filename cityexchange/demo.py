@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
 
-from auth.realms import RealmRegistry
 from auth.tokens import issue_access_token
 from cityexchange import demo_data as data
+from cityexchange.resources import open_database, open_resources
 from cityexchange.settings import Settings
 from services import cities, comments, problems, solutions
 from services.models import (
@@ -28,6 +29,7 @@ from services.taxonomy import Role, SolutionStatus, Urgency
 
 DEMO_TOKEN_TTL_SECONDS = 8 * 3600
 ALL_SCOPES = frozenset(scope.value for scope in Scope)
+LOAD_TIMEOUT_MS = 30_000
 
 
 def _date(value: str | None) -> date | None:
@@ -167,20 +169,14 @@ def _cro(people: dict[tuple[str, str], Person], city: str) -> Person:
 
 async def load(settings: Settings) -> dict[str, str]:
     """Load the demo if the database has no cities; return a token per demo city."""
-    if settings.mongodb_uri is None:
-        raise ValueError("load() needs a database URI")
-    db = Database.connect(
-        settings.mongodb_uri.value,
-        settings.db_name,
-        server_selection_timeout_ms=settings.server_selection_timeout_ms,
-        timeout_ms=30_000,
-    )
-    try:
+    settings = dataclasses.replace(settings, operation_timeout_ms=LOAD_TIMEOUT_MS)
+    async with open_resources(settings) as resources:
+        db = resources.db
         await ensure_indexes(db, event_retention_seconds=settings.event_retention_days * 86_400)
         people: dict[tuple[str, str], Person] = {}
         if await db.is_empty():
             await _load(db, people)
-        registry = RealmRegistry(db, settings.public_url)
+        registry = resources.registry
         tokens: dict[str, str] = {}
         for c in data.CITIES:
             slug = c["slug"]
@@ -196,8 +192,12 @@ async def load(settings: Settings) -> dict[str, str]:
             )
             tokens[slug] = token.access_token
         return tokens
-    finally:
-        await db.close()
+
+
+async def is_empty(settings: Settings) -> bool:
+    """Whether the database has no member cities yet."""
+    async with open_database(settings) as db:
+        return await db.is_empty()
 
 
 async def _demo_cro(db: Database, people: dict[tuple[str, str], Person], city: str) -> str:

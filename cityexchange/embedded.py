@@ -81,7 +81,7 @@ def _answers(port: int) -> bool:
     return False
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -103,7 +103,7 @@ def _state(data_dir: Path) -> RunningDatabase | None:
 def running(data_dir: Path) -> RunningDatabase | None:
     """The embedded database another process runs on `data_dir`, if one answers."""
     db = _state(data_dir)
-    return db if db is not None and _alive(db.pid) and _answers(db.port) else None
+    return db if db is not None and alive(db.pid) and _answers(db.port) else None
 
 
 def _storage_in_use(storage: Path) -> bool:

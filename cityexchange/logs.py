@@ -31,6 +31,8 @@ _SILENCED = ("uvicorn.access",)
 # At DEBUG these log what they carry: database commands and replies (keys, secrets, password
 # hashes), HTTP exchanges, issued tokens. They stay at INFO whatever the level.
 _NEVER_DEBUG = ("pymongo", "httpx", "httpcore", "authlib", "opentelemetry")
+# Fields the app passes to stdlib loggers as `extra=` that become JSON fields of the line.
+_EXTRA_FIELDS = ("loop", "resource")
 
 
 def note(**fields: object) -> None:
@@ -68,6 +70,7 @@ def configure(*, production: bool, level: str) -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        structlog.stdlib.ExtraAdder(allow=_EXTRA_FIELDS),
         _request_fields,
         structlog.processors.format_exc_info,
         _mask_secrets,
@@ -108,6 +111,21 @@ def keep_libraries_above_debug() -> None:
     level = max(logging.INFO, logging.getLogger().getEffectiveLevel())
     for name in _NEVER_DEBUG:
         logging.getLogger(name).setLevel(level)
+
+
+class Console:
+    """What `serve` tells the person who started it: friendly text on stdout in development;
+    in production one JSON log line each (`event` and fields), like every other line."""
+
+    def __init__(self, *, production: bool) -> None:
+        self.production = production
+
+    def say(self, text: str, event: str | None = None, **fields: object) -> None:
+        """Print `text`; in production log `event` (default: `text`) with `fields`."""
+        if self.production:
+            structlog.stdlib.get_logger("cityexchange.serve").info(event or text.strip(), **fields)
+        else:
+            print(text, flush=True)
 
 
 def request_done(status: int, seconds: float) -> None:

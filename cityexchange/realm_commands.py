@@ -226,23 +226,30 @@ def add_parsers(commands: Any, data_dir_option: Callable[[argparse.ArgumentParse
     client = commands.add_parser("client", help="OAuth clients of a city's realm")
     client_commands = client.add_subparsers(dest="client_command", required=True)
     add = client_commands.add_parser("add", help="register a client (prints its secret once)")
-    add.add_argument("--city", required=True)
-    add.add_argument("--name", required=True)
+    add.add_argument("--city", required=True, help="the city (slug) whose realm it is")
+    add.add_argument("--name", required=True, help="the client's name, shown on consent pages")
     kind = add.add_mutually_exclusive_group(required=True)
     kind.add_argument("--confidential", action="store_true", help="a back end with a secret")
     kind.add_argument("--public", action="store_true", help="a mobile or browser app (PKCE)")
-    add.add_argument("--grant", action="append", required=True, choices=GRANTS)
-    add.add_argument("--redirect-uri", action="append", default=[])
+    add.add_argument(
+        "--grant", action="append", required=True, choices=GRANTS, help="a grant type (repeatable)"
+    )
+    add.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        help="an exact redirect URI for authorization_code (repeatable)",
+    )
     add.add_argument("--scope", required=True, help='e.g. "read publish comment"')
     add.set_defaults(run=_client_add)
     listing = client_commands.add_parser("list", help="a city's clients (JSON)")
-    listing.add_argument("--city", required=True)
+    listing.add_argument("--city", required=True, help="the city (slug) whose realm it is")
     listing.set_defaults(run=_client_list)
     rotate = client_commands.add_parser("rotate-secret", help="new secret, old one stops")
     revoke = client_commands.add_parser("revoke", help="revoke a client and its tokens")
     for sub, run in ((rotate, _client_rotate), (revoke, _client_revoke)):
-        sub.add_argument("--city", required=True)
-        sub.add_argument("--client-id", required=True)
+        sub.add_argument("--city", required=True, help="the city (slug) whose realm it is")
+        sub.add_argument("--client-id", required=True, help="the client's client_id")
         sub.set_defaults(run=run)
     for sub in (add, listing, rotate, revoke):
         data_dir_option(sub)
@@ -251,13 +258,24 @@ def add_parsers(commands: Any, data_dir_option: Callable[[argparse.ArgumentParse
         dest="user_command", required=True
     )
     user_add = user.add_parser("add", help="add a person who can sign in")
-    user_add.add_argument("--city", required=True)
-    user_add.add_argument("--username", required=True)
-    user_add.add_argument("--name", required=True)
-    user_add.add_argument("--role", required=True, choices=[r.value for r in Role])
-    user_add.add_argument("--organisation", default="City")
-    user_add.add_argument("--organisation-kind", default="CITY_AGENCY")
-    user_add.add_argument("--title")
+    user_add.add_argument("--city", required=True, help="the person's city (slug)")
+    user_add.add_argument("--username", required=True, help="what the person signs in with")
+    user_add.add_argument("--name", required=True, help="the person's full name")
+    user_add.add_argument(
+        "--role",
+        required=True,
+        choices=[r.value for r in Role],
+        help="bounds the scopes the person can grant (only admin gets admin)",
+    )
+    user_add.add_argument(
+        "--organisation", default="City", help="the person's organisation (default: City)"
+    )
+    user_add.add_argument(
+        "--organisation-kind",
+        default="CITY_AGENCY",
+        help=f"one of {', '.join(k.value for k in OrganisationKind)} (default: CITY_AGENCY)",
+    )
+    user_add.add_argument("--title", help="the person's job title")
     user_add.add_argument(
         "--password-stdin",
         action="store_true",
@@ -265,15 +283,15 @@ def add_parsers(commands: Any, data_dir_option: Callable[[argparse.ArgumentParse
     )
     user_add.set_defaults(run=_user_add)
     user_revoke = user.add_parser("revoke", help="stop a person's sign-in and tokens")
-    user_revoke.add_argument("--city", required=True)
-    user_revoke.add_argument("--username", required=True)
+    user_revoke.add_argument("--city", required=True, help="the person's city (slug)")
+    user_revoke.add_argument("--username", required=True, help="the person's username")
     user_revoke.set_defaults(run=_user_revoke)
     link = user.add_parser(
         "link", help="let a trusted identity provider's subject speak for a person"
     )
     unlink = user.add_parser("unlink", help="stop a federated subject speaking for a person")
     for sub, run in ((link, _user_link), (unlink, _user_unlink)):
-        sub.add_argument("--city", required=True)
+        sub.add_argument("--city", required=True, help="the person's city (slug)")
         sub.add_argument("--issuer", required=True, help="the identity provider's issuer")
         sub.add_argument("--sub", required=True, help="the subject (sub claim) of its tokens")
         sub.set_defaults(run=run)
@@ -285,7 +303,7 @@ def add_parsers(commands: Any, data_dir_option: Callable[[argparse.ArgumentParse
         dest="realm_command", required=True
     )
     rotate_key = realm.add_parser("rotate-key", help="sign new tokens with a new key")
-    rotate_key.add_argument("--city", required=True)
+    rotate_key.add_argument("--city", required=True, help="the city (slug) whose realm it is")
     rotate_key.set_defaults(run=_rotate_key)
     data_dir_option(rotate_key)
 
@@ -297,12 +315,16 @@ def add_trust_issuer(
     trust = city_commands.add_parser(
         "trust-issuer", help="accept tokens of the city's own identity provider"
     )
-    trust.add_argument("--city", required=True)
+    trust.add_argument("--city", required=True, help="the city whose people it signs in")
     trust.add_argument("--issuer", required=True, help="exactly the tokens' `iss`")
     trust.add_argument("--jwks-uri", help="default: discovered from the issuer's metadata")
     trust.add_argument("--audience", required=True, help="the `aud` its tokens carry for us")
-    trust.add_argument("--scope-claim", default="scope")
-    trust.add_argument("--subject-claim", default="sub")
+    trust.add_argument(
+        "--scope-claim", default="scope", help="the claim carrying its scopes (default: scope)"
+    )
+    trust.add_argument(
+        "--subject-claim", default="sub", help="the claim naming the person (default: sub)"
+    )
     trust.add_argument(
         "--force", action="store_true", help="move an issuer another city trusts to this city"
     )

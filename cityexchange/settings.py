@@ -55,6 +55,14 @@ class Settings:
     comments_per_hour: int = 300
     publications_per_hour: int = 100
     anonymous_per_minute: int = 120
+    # Persisted documents (docs/security.md): OAuth client ids that run registered documents
+    # only, and how many new documents one client (or address) may have stored an hour.
+    trusted_documents: tuple[str, ...] = ()
+    persisted_per_hour: int = 100
+
+    # Whether CITYEXCHANGE_PUBLIC_URL was given: if not, `serve` advertises the address it
+    # listens on, and admin commands beside it follow (cityexchange/serve.py).
+    public_url_configured: bool = False
 
     @property
     def production(self) -> bool:
@@ -114,6 +122,7 @@ class Settings:
             mongodb_uri=Secret(uri) if uri else None,
             db_name=db_name,
             public_url=public_url,
+            public_url_configured=get("PUBLIC_URL") is not None,
             env="prod" if mode == "prod" else "dev",
             audience=get("AUDIENCE") or DEFAULT_AUDIENCE,
             access_token_ttl_seconds=integer("ACCESS_TOKEN_TTL", 900, 60, 86_400),
@@ -132,4 +141,8 @@ class Settings:
             comments_per_hour=integer("COMMENTS_PER_HOUR", 300, 1, 1_000_000),
             publications_per_hour=integer("PUBLICATIONS_PER_HOUR", 100, 1, 1_000_000),
             anonymous_per_minute=integer("ANONYMOUS_PER_MINUTE", 120, 1, 1_000_000),
+            trusted_documents=tuple(
+                c.strip() for c in (get("TRUSTED_DOCUMENTS") or "").split(",") if c.strip()
+            ),
+            persisted_per_hour=integer("PERSISTED_PER_HOUR", 100, 0, 1_000_000),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -21,6 +22,7 @@ from auth.realms import RealmRegistry
 from auth.tokens import issue_access_token
 from cityexchange.app import create_app
 from cityexchange.embedded import EmbeddedDatabase
+from cityexchange.resources import open_database
 from cityexchange.settings import Secret, Settings
 from services import cities
 from services.clock import now
@@ -55,17 +57,14 @@ def settings(mongodb_uri: str) -> Settings:
 
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Database]:
-    assert settings.mongodb_uri is not None
-    database = Database.connect(
-        settings.mongodb_uri.value,
-        settings.db_name,
-        server_selection_timeout_ms=3000,
-        timeout_ms=30_000,
-    )
-    await ensure_indexes(database)
-    yield database
-    await database.client.drop_database(settings.db_name)
-    await database.close()
+    """The test's database, through the service's own `open_database` (with a roomier
+    time budget than a request's: set-up writes many documents at once)."""
+    async with open_database(
+        dataclasses.replace(settings, operation_timeout_ms=30_000)
+    ) as database:
+        await ensure_indexes(database)
+        yield database
+        await database.client.drop_database(settings.db_name)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.conftest import Api, add_city
 from tests.live_support import Subscriber, on_loopback
 from tests.queries import PUBLISH_PROBLEM, problem_input
+from tests.test_cli import embedded_only
 from tests.test_deploy import image_command
 
 PUBLIC_URL = "https://exchange.test"
@@ -165,9 +166,12 @@ async def test_replicas_share_the_database_and_a_drained_one_loses_nothing(
             )
             written = data["publishProblem"]["problem"]["id"]
             read = await _gql(
-                http, two, token, "query($id: ID!) { node(id: $id) { ... on Problem { title } } }",
+                http,
+                two,
+                token,
+                "query($id: ID!) { node(id: $id) { ... on Problem { title } } }",
                 {"id": written},
-            )  # fmt: skip
+            )
             assert read["node"] == {"title": "Via one"}
 
             async with Subscriber.connect(one.address, token) as subscriber:
@@ -182,7 +186,8 @@ async def test_replicas_share_the_database_and_a_drained_one_loses_nothing(
                     while (await http.get(f"http://{one.address}/readyz")).status_code != 503:
                         await asyncio.sleep(0.05)
                 drained = (await http.get(f"http://{one.address}/readyz")).json()
-                assert drained == {"status": "draining"}
+                assert drained["status"] == "draining"
+                assert drained["loops"]["change-stream"]["state"] == "running"
                 # Then sockets are told to go elsewhere: 1001, going away.
                 with pytest.raises(ConnectionClosed) as closed:
                     await subscriber.next(timeout=DRAIN_SECONDS + 5)
@@ -254,9 +259,11 @@ async def test_otel_variables_switch_tracing_on(api: Api, tmp_path: Path) -> Non
     token = await _prod(api).token("rotterdam")
     async with collecting() as (collector, endpoint), httpx.AsyncClient(timeout=30) as http:
         with replica(
-            api, tmp_path / "traced.log",
-            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_BSP_SCHEDULE_DELAY="100",
-        ) as traced:  # fmt: skip
+            api,
+            tmp_path / "traced.log",
+            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_BSP_SCHEDULE_DELAY="100",
+        ) as traced:
             await _ready(http, traced)
             await _gql(http, traced, token, "{ problems(first: 1) { totalCount } }", {})
             traced.process.send_signal(signal.SIGTERM)  # the last spans are flushed on exit
@@ -308,3 +315,62 @@ def test_logs_mask_tokens_and_keep_chatty_libraries_above_debug() -> None:
         "the app at DEBUG",
     ]
     assert all(r["request_id"] is None for r in records)
+
+
+@embedded_only
+def test_serve_in_production_writes_nothing_but_json_lines(tmp_path: Path) -> None:
+    # `cityexchange serve` itself (not the image's uvicorn): the embedded database's start,
+    # the banner, uvicorn's lines, the requests, the shutdown: every line one JSON object.
+    port = _free_port()
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("CITYEXCHANGE_", "OTEL_"))},
+        "CITYEXCHANGE_ENV": "prod",
+        "CITYEXCHANGE_PUBLIC_URL": PUBLIC_URL,
+        "CITYEXCHANGE_DRAIN_SECONDS": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(
+            [
+                str(BIN / "cityexchange"),
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                assert process.poll() is None, out.read_text() + err.read_text()
+                assert time.monotonic() < deadline, out.read_text()
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    lines = [line for line in (out.read_text() + err.read_text()).splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    events = [r["event"] for r in records]
+    assert "starting the embedded database" in events
+    assert "the database has no member cities yet" in events
+    (serving,) = [r for r in records if r["event"] == "serving"]
+    assert serving["url"] == f"http://127.0.0.1:{port}/graphql"
+    assert any(r["event"] == "request" and r["path"] == "/healthz" for r in records)
+    assert any(e.startswith("waiting for the background loops to stop") for e in events)
+    assert events[-1] == "the embedded database stopped"
+    assert not [r for r in records if r["level"] in ("error", "critical")], lines

@@ -1,0 +1,7 @@
+"""`python -m cityexchange`: the `cityexchange` command."""
+
+import sys
+
+from cityexchange.cli import main
+
+sys.exit(main())
