@@ -1,44 +1,37 @@
 """The GraphQL endpoint over HTTP and WebSocket (graphql-transport-ws): authentication per
 request or per socket, the edge's limits (rate, response size, sockets per token, messages
-per second) and its error bodies (cityexchange/graphql_edge.py)."""
+per second) and its error bodies (cityexchange/graphql_edge.py). The sockets' own classes
+(lifecycle, messages, handler) are in cityexchange/sockets.py."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
+import logging
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import Callable
 from datetime import timedelta
 from typing import cast
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
-from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.base import BaseRequestProtocol
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-)
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
-    ConnectionInitMessage,
-    ErrorMessage,
-    SubscribeMessage,
-)
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from auth.admin import RealmAdmin
 from auth.errors import Unauthenticated
-from auth.tokens import TokenVerifier
-from cityexchange import graphql_edge, logs
+from cityexchange import graphiql, graphql_edge, logs, sockets
 from cityexchange.http import (
     request_id_of,
 )
@@ -50,62 +43,13 @@ from schema.context import Context
 from schema.errors import coded_errors
 from schema.root import build_schema
 from schema.sharing import MessageEncoder
+from services import persisted_documents, rate_limits
 from services.errors import Unavailable
+from services.persisted_documents import DocumentCache, DocumentError
 from services.principal import Principal
 from services.rate_limits import Charge, Resource
 
-MAX_SUBSCRIPTIONS_PER_SOCKET = 20
-CONNECTION_INIT_SECONDS = 5
-MAX_SOCKETS_PER_TOKEN = 10  # open at once in one process, per access token
-MESSAGES_PER_SECOND = 20  # what a socket may send, sustained ...
-MESSAGE_BURST = 40  # ... and at once
-TOO_MANY = 4429  # close code: a socket over one of these limits
-KEEP_ALIVE_SECONDS = 15
-GOING_AWAY = "server shutting down: reconnect, and resume with after"
-CLOSE_SECONDS = 2.0
-
-
-class _WebSocketAdapter(ASGIWebSocketAdapter):
-    """A message for a socket that is already closed (by the client, or by the server while
-    it drains) is dropped: the connection's handler is ending its operations anyway, and this
-    is no error to log."""
-
-    async def send_json(self, message: Mapping[str, object]) -> None:
-        """Send a message; a result over MAX_RESPONSE_BYTES goes as a `next` with the
-        RESPONSE_TOO_LARGE error instead (the operation goes on)."""
-        view = cast(GraphQLView, self.view)  # pyright: ignore[reportUnknownMemberType]
-        encoded = view.encode_json(message)
-        if len(encoded) > graphql_edge.MAX_RESPONSE_BYTES:
-            encoded = view.encode_json(graphql_edge.too_large_message(message, len(encoded)))
-        try:
-            await self.ws.send_text(encoded)
-        except (WebSocketDisconnect, RuntimeError) as exc:
-            # A socket closed meanwhile (by the client, or by us while draining): its handler
-            # is ending its operations anyway. strawberry's own adapter says so with
-            # WebSocketDisconnected.
-            if self.ws.application_state is not WebSocketState.DISCONNECTED:
-                raise WebSocketDisconnected from exc
-
-    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object]:
-        """The client's messages, at most MESSAGES_PER_SECOND (MESSAGE_BURST at once): past
-        that the socket closes with 4429, before the message is handled."""
-        allowance, last = float(MESSAGE_BURST), time.monotonic()
-        async for message in super().iter_json(ignore_parsing_errors=ignore_parsing_errors):
-            if not isinstance(message, dict):  # graphql-transport-ws messages are objects
-                with contextlib.suppress(RuntimeError):
-                    await self.ws.close(4400, "Invalid message received")
-                return
-            now = time.monotonic()
-            allowance = min(MESSAGE_BURST, allowance + (now - last) * MESSAGES_PER_SECOND)
-            last = now
-            if allowance < 1:
-                with contextlib.suppress(RuntimeError):
-                    await self.ws.close(
-                        TOO_MANY, f"at most {MESSAGES_PER_SECOND} messages a second"
-                    )
-                return
-            allowance -= 1
-            yield message
+log = logging.getLogger("cityexchange.graphql")
 
 
 class _Throttled(Exception):
@@ -115,63 +59,14 @@ class _Throttled(Exception):
         self.charge = charge
 
 
-class _SocketRefused(Exception):
-    """A socket refused at connection_init for a reason other than its token."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        self.code, self.reason = code, reason
-
-
-class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws, with a coded error for a subscription over the socket's limit
-    (strawberry's own carries no code), and close codes of our own at connection_init."""
-
-    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        try:
-            await super().handle_connection_init(message)
-        except _SocketRefused as refused:
-            await self.websocket.close(code=refused.code, reason=refused.reason)
-
-    async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        limit = self.max_subscriptions_per_connection
-        if (
-            self.connection_acknowledged
-            and limit is not None
-            and message["id"] not in self.operations
-            and len(self.operations) >= limit
-        ):
-            refusal = GraphQLError(
-                f"at most {limit} subscriptions per socket: complete one first",
-                extensions={"code": "TOO_MANY_SUBSCRIPTIONS", "limit": limit},
-            )
-            await self.send_message(
-                ErrorMessage(id=message["id"], type="error", payload=[refusal.formatted])
-            )
-            return
-        payload = cast(object, message.get("payload"))
-        shape = cast(dict[str, object], payload) if isinstance(payload, dict) else {}
-        if not isinstance(shape.get("query"), str) or not isinstance(
-            shape.get("variables") or {}, dict
-        ):
-            refusal = GraphQLError(
-                "a subscribe payload needs a query string and variables as an object",
-                extensions={"code": "BAD_REQUEST"},
-            )
-            await self.send_message(
-                ErrorMessage(id=str(message.get("id")), type="error", payload=[refusal.formatted])
-            )
-            return
-        await super().handle_subscribe(message)
-
-
 class GraphQLView(GraphQL[Context, None]):
-    websocket_adapter_class = _WebSocketAdapter  # pyright: ignore[reportAssignmentType]
-    graphql_transport_ws_handler_class = _TransportWSHandler
+    websocket_adapter_class = sockets.WebSocketAdapter  # pyright: ignore[reportAssignmentType]
+    graphql_transport_ws_handler_class = sockets.TransportWSHandler
 
     def __init__(
         self,
         *,
-        resources: Resources,
+        resources: Callable[[], Resources],
         metrics: Metrics,
         settings: Settings,
         tracing: Tracing | None = None,
@@ -185,16 +80,17 @@ class GraphQLView(GraphQL[Context, None]):
         self.encoder = MessageEncoder()
         self.sockets: set[WebSocket] = set()
         self.sockets_per_token: Counter[str] = Counter()
+        self._sockets_by_context: dict[int, sockets.Socket] = {}  # by id() of the socket's context
         self.draining: Callable[[], bool] = lambda: False
         super().__init__(
             schema,
             graphql_ide=None if settings.production else "graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             allowed_origins=settings.allowed_origins,
-            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_SOCKET,
+            max_subscriptions_per_connection=sockets.MAX_SUBSCRIPTIONS_PER_SOCKET,
             keep_alive=True,
-            keep_alive_interval=KEEP_ALIVE_SECONDS,
-            connection_init_wait_timeout=timedelta(seconds=CONNECTION_INIT_SECONDS),
+            keep_alive_interval=sockets.KEEP_ALIVE_SECONDS,
+            connection_init_wait_timeout=timedelta(seconds=sockets.CONNECTION_INIT_SECONDS),
         )
         self.resources = resources
         self.metrics = metrics
@@ -202,6 +98,13 @@ class GraphQLView(GraphQL[Context, None]):
         self.access_ttl = settings.access_token_ttl_seconds
         self.operation_seconds = settings.operation_timeout_ms / 1000
         self.public_url = settings.public_url
+        self.documents = DocumentCache()  # persisted documents, in front of the database
+        self.trusted_clients = frozenset(settings.trusted_documents)
+        self.persisted_per_hour = settings.persisted_per_hour
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from this server's own assets (cityexchange/graphiql.py), not a CDN."""
+        return graphiql.response()
 
     def encode_json(self, data: object) -> str:
         return self.encoder.encode(data)
@@ -224,40 +127,79 @@ class GraphQLView(GraphQL[Context, None]):
             return
         socket = WebSocket(scope, receive=receive, send=send)
         if self.draining():
-            await socket.close(1001, GOING_AWAY)  # refused: connect to another replica
+            await socket.close(1001, sockets.GOING_AWAY)  # refused: connect to another replica
             return
         context = await self.get_context(socket, socket)
+        lifecycle = sockets.Socket(socket)
         self.sockets.add(socket)
+        self._sockets_by_context[id(context)] = lifecycle
         try:
             await self.run(socket, context=context)
         finally:
             self.sockets.discard(socket)
-            for callback in context.on_close:
-                callback()
+            del self._sockets_by_context[id(context)]
+            lifecycle.closed()
+
+    def socket_of(self, context: Context) -> sockets.Socket:
+        """The open socket whose operations `context` serves."""
+        return self._sockets_by_context[id(context)]
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One HTTP request: refusals as JSON request errors with a code and the request id
-        (strawberry's own are plain text), and no response over MAX_RESPONSE_BYTES."""
+        (strawberry's own are plain text), in the negotiated media type, and no response
+        over MAX_RESPONSE_BYTES."""
+        request = Request(scope, receive=receive)
         request_id = request_id_of(scope)
+        media = graphql_edge.negotiate(request.headers.get("accept")) or graphql_edge.LEGACY_JSON
         try:
-            response = await self.run(Request(scope, receive=receive))
+            response = await self.run(request)
         except HTTPException as error:
-            response = graphql_edge.refused(error, request_id=request_id)
+            response = graphql_edge.refused(error, request_id=request_id, media=media)
         except _Throttled as throttled:
-            response = graphql_edge.throttled(throttled.charge, request_id=request_id)
+            response = graphql_edge.throttled(throttled.charge, request_id=request_id, media=media)
         except graphql_edge.ResponseTooLarge as refused:
-            response = graphql_edge.too_large(refused.size, request_id=request_id)
+            response = graphql_edge.too_large(refused.size, request_id=request_id, media=media)
+        except DocumentError as refused:
+            response = graphql_edge.document_refused(refused, request_id=request_id, media=media)
+        except Unavailable as error:  # a persisted document could not be looked up
+            response = graphql_edge.request_error(
+                503, "SERVICE_UNAVAILABLE", str(error), request_id=request_id, media=media
+            )
         await response(scope, receive, send)
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        """The response's headers and status as the request goes; its media type is the one
+        `Accept` asks for (unacceptable ones are refused with the request: parse_http_body)."""
+        sub_response = await super().get_sub_response(request)
+        accept = request.headers.get("accept")
+        sub_response.media_type = graphql_edge.negotiate(accept) or graphql_edge.LEGACY_JSON
+        return sub_response
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        """GraphiQL for a browser's GET without a query, unless it names a persisted document."""
+        params = request.query_params
+        persisted = "extensions" in params or "documentId" in params
+        return not persisted and super().should_render_graphql_ide(request)
 
     def create_response(
         self,
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: Response,
     ) -> Response:
-        """strawberry's response, refused whole when over MAX_RESPONSE_BYTES: measured on the
-        result before it is encoded, then on the encoded body."""
+        """The response in the negotiated media type, with its status (graphql_edge.status_of)
+        unless a limit or an outage set one; refused whole when over MAX_RESPONSE_BYTES:
+        measured on the result before it is encoded, then on the encoded body."""
         graphql_edge.check_size(response_data)
-        response = super().create_response(response_data, sub_response)
+        media = sub_response.media_type or graphql_edge.LEGACY_JSON
+        has_data = isinstance(response_data, dict) and "data" in response_data
+        status = sub_response.status_code or graphql_edge.status_of(media, has_data=has_data)
+        response = Response(
+            self.encode_json(response_data),
+            status_code=status,
+            media_type=graphql_edge.content_type(media),
+        )
+        response.headers.raw.extend(sub_response.headers.raw)
+        response.background = sub_response.background
         if len(response.body) > graphql_edge.MAX_RESPONSE_BYTES:
             raise graphql_edge.ResponseTooLarge(len(response.body))
         return response
@@ -265,10 +207,91 @@ class GraphQLView(GraphQL[Context, None]):
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
-        media_type = (request.content_type or "").partition(";")[0].strip().lower()
-        if request.method == "POST" and media_type not in graphql_edge.ACCEPTED_MEDIA_TYPES:
-            raise HTTPException(415, "send the GraphQL request as application/json")
-        return await super().parse_http_body(request)
+        """A GraphQL-over-HTTP request: GET's query parameters, or a POST's application/json
+        body; one operation (no batches), which may name a persisted document."""
+        if graphql_edge.negotiate(request.headers.get("accept")) is None:
+            raise HTTPException(
+                406, f"accept {graphql_edge.GRAPHQL_RESPONSE} or {graphql_edge.LEGACY_JSON}"
+            )
+        if request.method == "GET":
+            data: object = self.parse_query_params(request.query_params)
+        else:
+            media_type = (request.content_type or "").partition(";")[0].strip().lower()
+            if media_type not in graphql_edge.ACCEPTED_MEDIA_TYPES:
+                raise HTTPException(415, "send the GraphQL request as application/json")
+            data = self.parse_json(await request.get_body())
+        return graphql_edge.request_data(data)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """One operation: queries over GET, queries and mutations over POST (subscriptions go
+        over the socket). A persisted document is looked up first (a trusted client's must be
+        registered), and a new one is learned once it has passed validation."""
+        document_id = (
+            request_data.document_id if isinstance(request_data, graphql_edge.RequestData) else None
+        )
+        principal = context.principal
+        trusted = principal is not None and principal.client_id in self.trusted_clients
+        resolved = None
+        if document_id is not None or (trusted and request_data.query is not None):
+            resolved = await persisted_documents.resolve(
+                db=self.resources().db,
+                cache=self.documents,
+                id=document_id,
+                text=request_data.query,
+                trusted=trusted,
+            )
+            request_data.query = resolved.text
+        allowed = {OperationType.QUERY}
+        if request_adapter.method == "POST":
+            allowed.add(OperationType.MUTATION)
+        try:
+            result = await self.schema.execute(
+                request_data.query,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except InvalidOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason(request_adapter.method)) from error
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from error
+        except MissingQueryError as error:
+            raise HTTPException(400, "no GraphQL query (nor persisted document) found") from error
+        if resolved is not None and resolved.learn and not _request_error(result):
+            await self._learn(resolved.text, principal, request)
+        return result
+
+    async def _learn(self, text: str, principal: Principal | None, request: Request) -> None:
+        """Store a document a client sent with its hash, counted against its client (or its
+        address, without a token)."""
+        if self.persisted_per_hour <= 0:
+            return
+        host = request.client.host if request.client else "-"
+        learner = (
+            f"client:{principal.city}/{principal.client_id}"
+            if principal is not None
+            else f"address:{rate_limits.address_key(host)}"
+        )
+        try:
+            await persisted_documents.learn(
+                db=self.resources().db,
+                cache=self.documents,
+                text=text,
+                learner=learner,
+                per_hour=self.persisted_per_hour,
+            )
+        except Unavailable:  # it ran; the client sends its text again next time
+            log.warning("could not store a persisted document", exc_info=True)
 
     def parse_json(self, data: str | bytes) -> object:
         """A request body (or GET's variables): UTF-8 JSON, an object (a list is a batch,
@@ -288,26 +311,24 @@ class GraphQLView(GraphQL[Context, None]):
 
         async def close(socket: WebSocket) -> None:
             with contextlib.suppress(Exception):  # gone meanwhile
-                await socket.close(1001, GOING_AWAY)
+                await socket.close(1001, sockets.GOING_AWAY)
 
         closing = [asyncio.create_task(close(socket)) for socket in list(self.sockets)]
         if closing:
-            _, stalled = await asyncio.wait(closing, timeout=CLOSE_SECONDS)
+            _, stalled = await asyncio.wait(closing, timeout=sockets.CLOSE_SECONDS)
             for task in stalled:
                 task.cancel()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        db, verifier = self.resources.db, self.resources.verifier
-        if db is None or verifier is None:
-            raise RuntimeError("the app's lifespan is not running")
-        principal, auth_error = await _authenticate(verifier, request.headers.get("authorization"))
-        limiter = self.resources.limiter
+        resources = self.resources()
+        db, verifier, limiter = resources.db, resources.verifier, resources.limiter
+        principal, auth_error = await verifier.authenticate(request.headers.get("authorization"))
         if principal is not None:
             logs.note(city=principal.city, client_id=principal.client_id)
-        elif limiter is not None and isinstance(request, Request):
-            address = _address_key(request.client.host if request.client else "-")
+        elif isinstance(request, Request):
+            address = rate_limits.address_key(request.client.host if request.client else "-")
             anonymous = limiter.charge(Resource.ANONYMOUS, address, 1)
             if not anonymous.allowed:
                 raise _Throttled(anonymous)
@@ -323,8 +344,6 @@ class GraphQLView(GraphQL[Context, None]):
                     response.status_code = 429
                     response.headers["Retry-After"] = str(charge.retry_after(time.time()))
 
-        close_socket = request.close if isinstance(request, WebSocket) else None
-
         return Context(
             db=db,
             request_id=request_id_of(request.scope),
@@ -332,14 +351,11 @@ class GraphQLView(GraphQL[Context, None]):
             auth_error=auth_error,
             on_unavailable=unavailable,
             observe=self._observe,
-            realm_admin=RealmAdmin(self.resources.oauth, self.access_ttl)
-            if self.resources.oauth
-            else None,
+            realm_admin=RealmAdmin(resources.oauth, self.access_ttl),
             public_url=self.public_url,
-            hub=self.resources.hub,
-            close_socket=close_socket,
+            hub=resources.hub,
             production=self.production,
-            on_redeliver=self.resources.deliverer.wake.set if self.resources.deliverer else None,
+            on_redeliver=resources.deliverer.wake.set,
             limiter=limiter,
             on_rate=rated,
             # An HTTP operation's time budget, the same as its database budget; a socket's
@@ -358,54 +374,19 @@ class GraphQLView(GraphQL[Context, None]):
         {"authorization": "Bearer <token>"}; without a valid one the socket closes (4403).
         When the token expires, or it (its client, its person) is revoked, the socket closes
         with 4403, so clients re-authenticate and resume by cursor."""
-        verifier = self.resources.verifier
-        params = context.connection_params or {}
+        verifier = self.resources().verifier
+        socket = self.socket_of(context)
+        params, socket.params = socket.params, {}  # read once: the socket keeps no token
         header = params.get("authorization") or params.get("Authorization")
-        if verifier is None or not isinstance(header, str):
+        if not isinstance(header, str):
             raise ConnectionRejectionError({"reason": "send a bearer token in connection_init"})
-        principal, error = await _authenticate(verifier, header)
+        principal, error = await verifier.authenticate(header)
         if principal is None:
             reason = error.reason if isinstance(error, Unauthenticated) else "unavailable"
             raise ConnectionRejectionError({"reason": reason})
         context.principal, context.auth_error = principal, None
         logs.note(city=principal.city, client_id=principal.client_id)
-        token = principal.token_id or f"{principal.city}:{principal.client_id}:{principal.subject}"
-        if self.sockets_per_token[token] >= MAX_SOCKETS_PER_TOKEN:
-            raise _SocketRefused(TOO_MANY, f"at most {MAX_SOCKETS_PER_TOKEN} sockets per token")
-        self.sockets_per_token[token] += 1
-
-        def release() -> None:
-            self.sockets_per_token[token] -= 1
-            if self.sockets_per_token[token] <= 0:
-                del self.sockets_per_token[token]
-
-        context.on_close.append(release)
-        if context.close_socket is not None and principal.expires_at:
-            close = context.close_socket
-
-            async def expire() -> None:
-                with contextlib.suppress(RuntimeError):  # already closed by the client
-                    await close(4403, "token expired")
-
-            delay = max(principal.expires_at - time.time(), 0)
-            timer = asyncio.get_running_loop().call_later(
-                delay, lambda: context.tasks.add(asyncio.ensure_future(expire()))
-            )
-            context.on_close.append(timer.cancel)
-        if context.close_socket is not None and verifier.denylist is not None:
-            close_revoked = context.close_socket
-
-            async def revoke() -> None:
-                with contextlib.suppress(RuntimeError):  # already closed by the client
-                    await close_revoked(4403, "token revoked")
-
-            # HTTP requests are checked one by one; an open socket is re-checked each time
-            # the denylist is refreshed (its token, client or person revoked meanwhile).
-            context.on_close.append(
-                verifier.denylist.watch(
-                    principal, lambda: context.tasks.add(asyncio.ensure_future(revoke()))
-                )
-            )
+        socket.admit(principal, verifier.denylist, self.sockets_per_token)
         return None
 
     async def process_result(
@@ -420,32 +401,16 @@ class GraphQLView(GraphQL[Context, None]):
                 hide_suggestions=self.production,
                 on_unavailable=lambda: None,
             )
-        return await super().process_result(request, result)
+        processed = await super().process_result(request, result)
+        if _request_error(result):
+            # "If the request fails before execution begins, the `data` entry should not be
+            # present" (GraphQL spec, Response Format; GraphQL over HTTP, request errors).
+            processed.pop("data", None)
+        return processed
 
 
-def _address_key(host: str) -> str:
-    """What requests without a token are counted under: the address, or for IPv6 its /64,
-    which one subscriber usually holds whole."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if address.version == 6:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
-
-
-async def _authenticate(
-    verifier: TokenVerifier, header: str | None
-) -> tuple[Principal | None, Unauthenticated | Unavailable | None]:
-    """Authenticate once per request; the outcome is kept, errors surface per field."""
-    if not header:
-        return None, None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None, Unauthenticated("the Authorization header must be 'Bearer <token>'")
-    try:
-        return await verifier.verify(token.strip()), None
-    except (Unauthenticated, Unavailable) as exc:
-        # Unavailable: the token could not be checked; SERVICE_UNAVAILABLE, not a bad token.
-        return None, exc
+def _request_error(result: ExecutionResult) -> bool:
+    """Whether the operation failed before execution began: no data, and only errors
+    without a path (field errors always have one)."""
+    errors = result.errors or []
+    return result.data is None and bool(errors) and all(error.path is None for error in errors)

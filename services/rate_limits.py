@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import math
 import time
@@ -183,3 +184,15 @@ async def keep_synced(
             return  # after one last sync: what was spent since reaches the other replicas
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), every_seconds)
+
+
+def address_key(host: str) -> str:
+    """What requests without a token are counted under: the address, or for IPv6 its /64,
+    which one subscriber usually holds whole."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)

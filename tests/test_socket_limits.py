@@ -9,7 +9,7 @@ import json
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from cityexchange.graphql_view import (
+from cityexchange.sockets import (
     MAX_SOCKETS_PER_TOKEN,
     MAX_SUBSCRIPTIONS_PER_SOCKET,
     MESSAGE_BURST,

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import CollectionInvalid, OperationFailure
 
+from services.store import documents
 from services.store.database import Database, guarded
 
 _NEWEST = [("createdAt", DESCENDING), ("_id", DESCENDING)]
@@ -91,6 +92,14 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     # A rate-limit window's total goes once the window has ended (services/rate_limits.py).
     "rate_limits": [IndexModel([("expiresAt", ASCENDING)], name="expiry", expireAfterSeconds=0)],
+    # Learned persisted documents go 30 days after their last use (registered ones have no
+    # lastUsedAt, so the TTL monitor leaves them); new ones are counted per learner.
+    "persisted_documents": [
+        IndexModel(
+            [("lastUsedAt", ASCENDING)], name="unused", expireAfterSeconds=documents.UNUSED_SECONDS
+        ),
+        IndexModel([("learnedBy", ASCENDING), ("createdAt", ASCENDING)], name="learner"),
+    ],
 }
 
 
