@@ -1,10 +1,12 @@
-"""The typed per-request context: the only way dependencies reach resolvers."""
+"""The typed per-operation context: the only way dependencies reach resolvers."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import strawberry
 
@@ -17,17 +19,8 @@ from services.principal import Principal
 from services.rate_limits import Charge, RateLimiter
 from services.store.database import Database
 
-
-@dataclass(slots=True)
-class LiveRole:
-    """How the `events` resolver runs inside a shared subscription (schema/sharing.py): as
-    the group's one live execution (`on_live` is called once it listens), or, with
-    `catch_up`, as a member's replay of what it missed, from the log only."""
-
-    on_live: Callable[[], None] = lambda: None
-    catch_up: bool = False
-    seq: int = 0  # the event the resolver yielded last
-    finished: bool = False  # the resolver ran to its end (a catch-up that completed)
+if TYPE_CHECKING:
+    from schema.live_execution import LiveExecution
 
 
 class OutOfTime(Exception):
@@ -48,26 +41,33 @@ class Context:
     realm_admin: RealmAdmin | None = None
     hub: Hub | None = None
     production: bool = False
-    on_redeliver: Callable[[], None] | None = None
-    connection_params: dict[str, object] | None = None
-    close_socket: Callable[[int, str], Awaitable[None]] | None = None
-    on_close: list[Callable[[], object]] = field(default_factory=list[Callable[[], object]])
-    tasks: set[object] = field(default_factory=set[object])  # keeps background tasks alive
+    on_redeliver: Callable[[], None] | None = None  # wakes the webhook deliverer
     public_url: str = ""
-    live: LiveRole | None = None
+    # Set inside a shared subscription only (schema/sharing.py): how `events` takes its events.
+    live: LiveExecution | None = None
     limiter: RateLimiter | None = None
     deadline: float | None = None  # time.monotonic() past which resolvers do not start
-    rate: Charge | None = None  # this request's charge to the caller's budget of points
+    rate: Charge | None = None  # this operation's charge to the caller's budget of points
     on_rate: Callable[[Charge], None] = lambda charge: None  # the view's headers and status
     _loaders: Loaders | None = field(default=None, init=False)
 
+    def for_operation(self, *, live: LiveExecution | None = None) -> Context:
+        """A copy for one operation, with its own loaders and charge (a socket's context
+        serves every operation on the socket) and, in a shared subscription, its `live`."""
+        return dataclasses.replace(self, live=live, rate=None)
+
     @property
     def loaders(self) -> Loaders:
-        """This request's DataLoaders, made on first use: a socket whose subscription shares
-        a group's execution never needs its own."""
+        """This operation's DataLoaders, made on first use: a socket whose subscription
+        shares a group's execution never needs its own."""
         if self._loaders is None:
             self._loaders = Loaders(db=self.db, actor=self.actor)
         return self._loaders
+
+    def renew_loaders(self) -> None:
+        """Loaders built afresh from now on: each event of a subscription is a fresh read
+        of what it refers to, as a query of its own would be."""
+        self._loaders = None
 
     def actor(self) -> Principal:
         """The authenticated caller; UNAUTHENTICATED when the request carried no valid token

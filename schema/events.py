@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from datetime import datetime
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import strawberry
 from schema.cities import City, Person, load_city
 from schema.comments import Comment
 from schema.context import Info
+from schema.live_execution import OnItsOwn
 from schema.nodes import load_node
 from schema.problems import Problem
 from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
@@ -65,7 +67,7 @@ class Event(Node):
     def from_domain(cls, event: models.Event) -> Event:
         return cls(
             id=to_global_id("Event", str(event.seq)),
-            cursor=events.event_cursor(event),
+            cursor=events.event_cursor(event.seq),
             type=event.type,
             occurred_at=event.occurred_at,
             domain=event,
@@ -123,22 +125,11 @@ class Subscription:
         hub = ctx.hub
         if hub is None:
             raise RuntimeError("live events are not running")
-        role, actor, wanted = ctx.live, ctx.actor(), domain_filter(filter)
-        if role is None:  # a subscription of its own
-            stream = events.follow(
-                db=ctx.db, hub=hub, actor=actor, event_filter=wanted, after=after
-            )
-        elif role.catch_up:  # a shared subscription's member replaying what it missed
-            stream = events.replay(db=ctx.db, actor=actor, event_filter=wanted, after=after)
-        else:  # a shared subscription's one live execution: members replay on their own
-            stream = events.follow(
-                db=ctx.db, hub=hub, actor=actor, event_filter=wanted, after=None,
-                on_live=role.on_live, shared=True,
-            )  # fmt: skip
-        async for event in stream:
-            ctx.loaders.clear()  # each event is a fresh read of what it refers to
-            if role is not None:
-                role.seq = event.seq
-            yield Event.from_domain(event)
-        if role is not None:
-            role.finished = True
+        execution = ctx.live or OnItsOwn()  # a shared subscription's, or one of its own
+        stream = execution.events(
+            db=ctx.db, hub=hub, actor=ctx.actor(), event_filter=domain_filter(filter), after=after
+        )
+        async with aclosing(stream):
+            async for event in stream:
+                ctx.renew_loaders()  # each event is a fresh read of what it refers to
+                yield Event.from_domain(event)

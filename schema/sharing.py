@@ -5,7 +5,11 @@ and the same visibility form a group. The group runs one live execution: each ev
 resolved once, and the same result goes to every member. A member that subscribes with
 `after` joins first (its group's results are kept for it from then on), replays from the log
 on its own what it missed, then takes the group's results past the last event it replayed:
-no gap and no duplicate at the seam, as for a subscription of its own.
+no gap and no duplicate at the seam, as for a subscription of its own. Each execution's
+`events` resolver is told which of the two it is by its context's `live`
+(schema/live_execution.py); schema/streaming.py routes a socket's operations here. A group
+encodes each result once; each member's operation sends it to its socket itself, through the
+`Delivery` its socket's handler set for it (cityexchange/sockets.py).
 
 Visibility is the caller's city and scopes: what a resolver returns depends on nothing else
 of the caller (no field is personal). If a personal field is ever added, it must join the key
@@ -18,17 +22,15 @@ root) runs as strawberry runs it.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextvars
-import dataclasses
 import json
 import logging
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol
 
 from graphql import (
     DocumentNode,
@@ -45,8 +47,9 @@ from strawberry.schema.schema import StreamResult
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
-from schema.context import Context, LiveRole
+from schema.context import Context
 from schema.errors import coded_errors
+from schema.live_execution import CatchUp, GroupExecution
 from services.errors import InvalidInput
 from services.events import parse_cursor
 from services.live import SubscriberTooSlow, too_far_behind
@@ -160,31 +163,55 @@ def plan(
     return Plan(_Shape(query, operation_name, key, principal.city, principal.scopes), after)
 
 
+class Delivery(Protocol):
+    """How a socket's operation sends its `next` messages itself, past strawberry's handler."""
+
+    async def next(self, payload: str) -> bool:
+        """Send a `next` message with this encoded payload; False when it cannot (over the
+        socket's size limit): the result then goes the handler's way."""
+        ...
+
+
+# The operation task's own: set by the socket's handler before it starts the task (which
+# copies it), read by `SharedSubscriptions.stream`; the groups' own tasks never see one.
+DELIVERY: contextvars.ContextVar[Delivery | None] = contextvars.ContextVar("delivery", default=None)
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    """A group's result for its members: encoded once, for every member that delivers it."""
+
+    seq: int | None
+    result: Result
+    queued_at: float  # when the group offered it to its members
+    payload: str | None = None  # the `next` payload, encoded on first use
+
+    def encoded(self) -> str:
+        if self.payload is None:
+            self.payload = _JSON.encode(_next_payload(self.result))
+        return self.payload
+
+
 @dataclass(eq=False, slots=True)
 class _Member:
-    """One subscriber's results waiting to be sent; bounded like a hub subscriber's."""
+    """One subscriber's results waiting to be sent; bounded like a hub subscriber's (a list:
+    56 bytes while idle, where a deque is 600)."""
 
-    pending: deque[tuple[int | None, Result]] = field(
-        default_factory=deque[tuple[int | None, Result]]
-    )
+    pending: list[_Pending] = field(default_factory=list[_Pending])
     waiter: asyncio.Future[None] | None = None
     ended: bool = False
     too_slow: bool = False
-    queued_at: deque[float] = field(default_factory=deque[float])  # of each pending result
-    clock: Callable[[], float] = time.monotonic
 
-    def offer(self, seq: int | None, result: Result) -> None:
+    def offer(self, item: _Pending) -> None:
         if self.too_slow:
             return
-        moment = self.clock()
-        oldest = self.queued_at[0] if self.queued_at else None
-        if too_far_behind(len(self.pending) + 1, oldest, moment):
+        pending = self.pending
+        oldest = pending[0].queued_at if pending else None
+        if too_far_behind(len(pending) + 1, oldest, item.queued_at):
             self.too_slow = True  # memory stays bounded; the member resumes by cursor
-            self.pending.clear()
-            self.queued_at.clear()
+            pending.clear()
         else:
-            self.pending.append((seq, result))
-            self.queued_at.append(moment)
+            pending.append(item)
         self._wake()
 
     def end(self) -> None:
@@ -192,24 +219,29 @@ class _Member:
         self._wake()
 
     def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
-    async def take(self) -> tuple[int | None, Result] | None:
+    def ready(self) -> _Pending | None:
+        """The next result if one waits; SubscriberTooSlow if the member was let go."""
+        if self.too_slow:
+            raise SubscriberTooSlow
+        return self.pending.pop(0) if self.pending else None
+
+    async def wait(self) -> None:
+        """Until a result waits, the member is let go, or the group ends."""
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+
+    async def take(self) -> _Pending | None:
         """The next result (None once the group has ended); SubscriberTooSlow if dropped."""
-        while True:
-            if self.too_slow:
-                raise SubscriberTooSlow
-            if self.pending:
-                self.queued_at.popleft()
-                return self.pending.popleft()
-            if self.ended:
-                return None
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
+        while (item := self.ready()) is None and not self.ended:
+            await self.wait()
+        return item
 
 
 @dataclass(eq=False, slots=True)
@@ -225,8 +257,9 @@ class _Group:
         self.settled.set()
 
     def broadcast(self, seq: int | None, result: Result) -> None:
+        item = _Pending(seq, result, time.monotonic())
         for member in self.members:
-            member.offer(seq, result)
+            member.offer(item)
 
 
 class SharedSubscriptions:
@@ -261,25 +294,33 @@ class SharedSubscriptions:
             elif group.live and after is not None:
                 # Everything after the cursor that is in the log now, then the group's results
                 # past it: events committed meanwhile are in one or the other, by position.
-                role = LiveRole(catch_up=True)
-                source = await run(dataclasses.replace(context, live=role))
+                catch_up = CatchUp()
+                source = await run(context.for_operation(live=catch_up))
                 async with aclosing(source):
                     async for result in source:
                         yield result
-                if not role.finished:
+                if not catch_up.ran_out:
                     return  # the catch-up failed and said why
-                floor = max(_position(after), role.seq)
+                floor = max(_position(after), catch_up.last_seq)
+            delivery = DELIVERY.get()
             while True:
                 try:
-                    item = await member.take()
+                    item = member.ready()
                 except SubscriberTooSlow as exc:
                     yield _error(context, exc)
                     return
                 if item is None:
-                    return
-                seq, result = item
-                if seq is None or seq > floor:
-                    yield result
+                    if member.ended:
+                        return
+                    await member.wait()
+                    continue
+                if item.seq is not None and item.seq <= floor:
+                    continue
+                # An event's result, encoded once for the group, goes straight to the socket:
+                # a member costs a wake-up and a send, not a trip through the handler per
+                # message. The execution's failure (no event's) goes the handler's way.
+                if item.seq is None or delivery is None or not await delivery.next(item.encoded()):
+                    yield item.result
         finally:
             group.members.discard(member)
             if not group.members:
@@ -290,29 +331,27 @@ class SharedSubscriptions:
     def _start(self, shape: _Shape, context: Context, run: Run) -> _Group:
         group = _Group(shape)
         self._groups[shape] = group
-        role = LiveRole(on_live=group.went_live)
-        # The group outlives the member that started it: nothing of that member's socket.
-        own = dataclasses.replace(
-            context, live=role, close_socket=None, on_close=[], tasks=set(), connection_params=None
-        )
+        execution = GroupExecution(on_live=group.went_live)
+        # The group outlives the member that started it (the context holds nothing of its
+        # socket), in an operation context of its own.
+        own = context.for_operation(live=execution)
         group.task = asyncio.create_task(
-            self._execute(group, role, run(own)), context=self.new_context()
+            self._execute(group, execution, run(own)), context=self.new_context()
         )
         return group
 
     async def _execute(
-        self, group: _Group, role: LiveRole, started: Awaitable[StreamResult]
+        self, group: _Group, execution: GroupExecution, started: Awaitable[StreamResult]
     ) -> None:
         try:
             source = await started
             async with aclosing(source):
-                seen = 0
                 async for result in source:
                     if not isinstance(result, ExecutionResult):
                         continue  # incremental delivery: not in subscriptions
-                    if role.seq != seen:
-                        seen = role.seq
-                        group.broadcast(seen, result)
+                    seq = execution.claim()
+                    if seq is not None:
+                        group.broadcast(seq, result)
                     else:  # not an event's result: the execution failed, for every member
                         self._retire(group)
                         group.broadcast(None, result)
@@ -349,43 +388,23 @@ def _error(context: Context, exc: Exception) -> ExecutionResult:
 
 
 class MessageEncoder:
-    """JSON for the socket. The members of a group are sent the very same result, so a `next`
-    message's payload is encoded once and reused for each member, by identity; only the
-    operation id differs between their messages."""
-
-    def __init__(self, remembered: int = 64) -> None:
-        self._remembered = remembered
-        # id(data) -> (data, its encoded payload); holding `data` keeps its id from reuse.
-        self._recent: OrderedDict[int, tuple[object, str]] = OrderedDict()
+    """JSON for the socket's messages and HTTP responses. A group's members are not sent their
+    results through it: each member's Delivery sends the group's once-encoded payload."""
 
     def encode(self, message: object) -> str:
-        next_data = _next_data(message)
-        if next_data is None:
-            return _JSON.encode(message)
-        id, data = next_data
-        seen = self._recent.get(builtins.id(data))
-        if seen is None or seen[0] is not data:
-            seen = (data, _JSON.encode({"data": data}))
-            self._recent[builtins.id(data)] = seen
-            if len(self._recent) > self._remembered:
-                self._recent.popitem(last=False)
-        return f'{{"id":{_JSON.encode(id)},"type":"next","payload":{seen[1]}}}'
+        return _JSON.encode(message)
+
+
+def _next_payload(result: Result) -> dict[str, object]:
+    """A `next` message's payload, as strawberry's graphql-transport-ws handler builds it."""
+    payload: dict[str, object] = {"data": result.data}
+    if result.errors:
+        payload["errors"] = [error.formatted for error in result.errors]
+    if result.extensions:
+        payload["extensions"] = result.extensions
+    return payload
 
 
 # Made once (json.dumps makes one per call). ASCII with \u escapes: an error message may echo
 # a client's lone surrogate, which has no UTF-8 form.
 _JSON = json.JSONEncoder(separators=(",", ":"))
-
-
-def _next_data(message: object) -> tuple[object, dict[str, object]] | None:
-    """(id, data) of a `next` message with data only (no errors nor extensions)."""
-    if type(message) is not dict or len(message) != 3:  # pyright: ignore[reportUnknownArgumentType]
-        return None
-    fields = cast(dict[str, object], message)
-    payload = fields.get("payload")
-    if fields.get("type") != "next" or type(payload) is not dict or len(payload) != 1:  # pyright: ignore[reportUnknownArgumentType]
-        return None
-    data = cast(dict[str, object], payload).get("data")
-    if type(data) is not dict:
-        return None
-    return fields.get("id"), cast(dict[str, object], data)

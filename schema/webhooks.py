@@ -34,18 +34,9 @@ class WebhookDelivery:
     def from_domain(cls, delivery: models.Delivery) -> WebhookDelivery:
         from services.events import event_cursor
 
-        cursor_of = models.Event(
-            type=models.EventType.PROBLEM_PUBLISHED,
-            occurred_at=datetime.min,
-            city="",
-            actor="",
-            subject_kind="",
-            subject_id="",
-            seq=delivery.event_seq,
-        )
         return cls(
             id=delivery.id,
-            event_cursor=event_cursor(cursor_of),
+            event_cursor=event_cursor(delivery.event_seq),
             state=delivery.state,
             attempts=[
                 DeliveryAttempt(at=a.at, status=a.status, error=a.error, duration_ms=a.duration_ms)

@@ -2,37 +2,41 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 
 from services.errors import InvalidInput
 from services.live import EventFilter, Hub
 from services.models import Event
-from services.pages import Page, PageRequest
+from services.pages import Page, PageRequest, decode_cursor, encode_cursor
 from services.principal import Principal, Scope
 from services.store import events as store
 from services.store.database import Database, Document
 
 REPLAY_BATCH = 200
+_NOT_AN_EVENT_CURSOR = "an event cursor"
 
 
-def event_cursor(event: Event) -> str:
-    """The opaque, resumable cursor of an event: its position in the log."""
-    return base64.urlsafe_b64encode(f"ev:{event.seq}".encode()).decode().rstrip("=")
+def event_cursor(position: int) -> str:
+    """The opaque, resumable cursor of the event at `position` in the log ("ev:N")."""
+    return encode_cursor(f"ev:{position}")
 
 
 def parse_cursor(after: str | None) -> int | None:
+    """The log position an event cursor holds; one not issued here is the caller's error."""
     if after is None:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raw = ""
-    kind, _, position = raw.partition(":")
-    if kind != "ev" or not (position.isascii() and position.isdigit()) or len(position) > 18:
-        raise InvalidInput("after", "is not an event cursor returned by this API")
-    return int(position)
+    kind, _, text = decode_cursor(after, field="after", what=_NOT_AN_EVENT_CURSOR).partition(":")
+    position = _position(text) if kind == "ev" else None
+    if position is None:
+        raise InvalidInput("after", f"is not {_NOT_AN_EVENT_CURSOR} returned by this API")
+    return position
+
+
+def _position(text: str) -> int | None:
+    """A log position written in decimal (an int64, as the log's `_id`), else None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
 
 
 def _query(event_filter: EventFilter) -> Document:
@@ -116,6 +120,28 @@ async def feed(
     return await event_page(db, _query(event_filter.checked()), request)
 
 
+async def by_ids(*, db: Database, actor: Principal, ids: Sequence[str]) -> list[Event | None]:
+    """Events by id (the position of an Event's global id), aligned to `ids`, None where
+    there is none; visible to whoever may read the feed, by the same rule."""
+    actor.require(Scope.READ)
+    positions = [_canonical_position(id) for id in ids]
+    wanted = sorted({p for p in positions if p is not None})
+    if not wanted:
+        return [None] * len(ids)
+    # Under "$and", so the store's own `_id > after` bound stays beside it.
+    found = await store.events_after(
+        db, {"$and": [{"_id": {"$in": wanted}}]}, after=0, limit=len(wanted)
+    )
+    by_position = {event.seq: event for event in found}
+    return [by_position.get(p) if p is not None else None for p in positions]
+
+
+def _canonical_position(id: str) -> int | None:
+    # Canonical decimals only: "007" would find event 7, whose id is not the one asked for.
+    position = _position(id)
+    return position if position is not None and str(position) == id else None
+
+
 async def event_page(db: Database, query: Document, request: PageRequest) -> Page[Event]:
     """A forward page of the events matching `query`, after the request's cursor."""
     request.validate()
@@ -128,7 +154,7 @@ async def event_page(db: Database, query: Document, request: PageRequest) -> Pag
 
     return Page(
         items=shown,
-        cursors=[event_cursor(e) for e in shown],
+        cursors=[event_cursor(e.seq) for e in shown],
         has_next_page=len(found) > size,
         has_previous_page=request.after is not None,
         count=count,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 
 from services import problems
 from services.principal import Principal
@@ -92,3 +94,37 @@ async def test_a_cursor_from_another_list_is_bad_input(api: Api) -> None:
     ):
         body = await api.gql(query, variables, token=token)
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", body
+
+
+def _held(text: str, *, padded: bool = False) -> str:
+    """A cursor as clients already hold it: base64url of its position, unpadded."""
+    encoded = base64.urlsafe_b64encode(text.encode()).decode()
+    return encoded if padded else encoded.rstrip("=")
+
+
+async def test_cursors_already_held_by_clients_still_page(api: Api) -> None:
+    """Page cursors are base64url of [list.order, sort value, id]; event cursors of "ev:N"
+    (mobile clients keep them for offline catch-up). Padded ones are accepted too."""
+    await add_city(api.db, "rotterdam")
+    token = await api.token("rotterdam")
+    ids = [await _publish(api, f"P{i}") for i in range(3)]
+    query = (
+        "query($a: String) { problems(first: 1, after: $a, orderBy: CREATED_AT_ASC)"
+        " { edges { cursor node { title } } } }"
+    )
+    data = await api.data(query, token=token)
+    first = await problems.get(db=api.db, actor=WRITER, id=ids[0])
+    millis = int(first.created_at.timestamp() * 1000)
+    held = _held(json.dumps(["P.CREATED_AT_ASC", {"d": millis}, ids[0]], separators=(",", ":")))
+    assert data["problems"]["edges"][0]["cursor"] == held
+    for after in (held, held + "=" * (-len(held) % 4)):
+        page = await api.data(query, {"a": after}, token=token)
+        assert [e["node"]["title"] for e in page["problems"]["edges"]] == ["P1"]
+
+    feed = "query($a: String) { feed(first: 1, after: $a) { edges { cursor node { id } } } }"
+    events = await api.data(feed, token=token)
+    assert events["feed"]["edges"][0]["cursor"] == _held("ev:1")
+    for after in (_held("ev:1"), _held("ev:1", padded=True)):
+        page = await api.data(feed, {"a": after}, token=token)
+        (edge,) = page["feed"]["edges"]
+        assert edge["cursor"] == _held("ev:2")

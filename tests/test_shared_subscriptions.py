@@ -4,6 +4,7 @@ subscriber still gets exactly its own events: its missed ones, then the live one
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 
@@ -93,6 +94,37 @@ async def test_identical_subscriptions_run_once_per_event(api: Api, address: str
             await client.__aexit__(None, None, None)
 
 
+async def test_each_member_gets_the_groups_result_under_its_own_id(api: Api, address: str) -> None:
+    """Members are sent the group's one encoded result, each behind its operation's id; a
+    completed member is sent nothing more while the others go on."""
+    token = await api.token("rotterdam", scopes=("read",))
+    async with Subscriber.connect(address, token) as socket, httpx.AsyncClient() as http:
+        await socket.acknowledged()
+        first, second = (
+            await socket.subscribe(EVENTS, FLOODS),
+            await socket.subscribe(EVENTS, FLOODS),
+        )
+        await _until(http, address, "cityexchange_subscriptions_active", 2)
+        assert await _metric(http, address, "cityexchange_subscription_groups") == 1
+        await _publish(api, "For both")
+        received = [await socket.next(), await socket.next()]
+        assert {m["id"] for m in received} == {first, second}
+        assert received[0]["payload"] == received[1]["payload"]
+        assert set(received[0]) == {"id", "type", "payload"}
+        assert _event(received[0])["subject"] == {
+            "title": "For both",
+            "city": {"slug": "rotterdam"},
+        }
+
+        await socket.ws.send(json.dumps({"id": first, "type": "complete"}))
+        await _until(http, address, "cityexchange_subscriptions_active", 1)
+        await _publish(api, "For the second")
+        message = await socket.next()
+        assert message["id"] == second
+        assert _event(message)["subject"]["title"] == "For the second"  # type: ignore[index]
+        assert await socket.silent(0.3)
+
+
 async def test_a_member_with_a_cursor_catches_up_then_shares(api: Api, address: str) -> None:
     token = await api.token("rotterdam", scopes=("read",))
     async with (
@@ -159,15 +191,16 @@ async def test_a_document_that_fails_validation_is_refused_to_every_member(
 async def test_a_member_that_falls_behind_is_let_go_and_the_group_goes_on() -> None:
     from strawberry.types import ExecutionResult
 
-    from schema.sharing import _Member  # pyright: ignore[reportPrivateUsage]
+    from schema.sharing import _Member, _Pending  # pyright: ignore[reportPrivateUsage]
     from services.live import QUEUE_LIMIT, SubscriberTooSlow
 
     slow, fast = _Member(), _Member()
     result = ExecutionResult(data={}, errors=None)
     for seq in range(1, QUEUE_LIMIT + 2):
-        slow.offer(seq, result)
-        fast.offer(seq, result)
-        assert await fast.take() == (seq, result)
+        item = _Pending(seq, result, 0.0)
+        slow.offer(item)
+        fast.offer(item)
+        assert await fast.take() is item
     with pytest.raises(SubscriberTooSlow):
         await slow.take()
     assert len(slow.pending) == 0  # its memory is released at once
@@ -176,17 +209,16 @@ async def test_a_member_that_falls_behind_is_let_go_and_the_group_goes_on() -> N
 async def test_a_member_that_lags_is_let_go() -> None:
     from strawberry.types import ExecutionResult
 
-    from schema.sharing import _Member  # pyright: ignore[reportPrivateUsage]
+    from schema.sharing import _Member, _Pending  # pyright: ignore[reportPrivateUsage]
     from services.live import LAG_LIMIT_SECONDS, SubscriberTooSlow
 
-    moment = [0.0]
-    member = _Member(clock=lambda: moment[0])
+    member = _Member()
     result = ExecutionResult(data={}, errors=None)
-    member.offer(1, result)
-    member.offer(2, result)
-    assert await member.take() == (1, result)
-    moment[0] = LAG_LIMIT_SECONDS + 1  # result 2 has waited too long
-    member.offer(3, result)
+    first = _Pending(1, result, 0.0)
+    member.offer(first)
+    member.offer(_Pending(2, result, 0.0))
+    assert await member.take() is first
+    member.offer(_Pending(3, result, LAG_LIMIT_SECONDS + 1))  # result 2 has waited too long
     with pytest.raises(SubscriberTooSlow):
         await member.take()
 
