@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
 from schema.context import Info
+from schema.related import Attached, Fields, ItemT, Resolved, fields_of, gather_quietly
 from schema.relay import Connection, Node, connection, to_global_id
 from schema.taxonomy import Hazard, OrganisationKind, Role
 from services import models
 from services.pages import Order
 
 if TYPE_CHECKING:
+    from strawberry.types.nodes import Selection
+
     from schema.problems import Problem, ProblemFilter
     from schema.solutions import Solution, SolutionFilter
 
@@ -137,6 +142,7 @@ class Person(Node):
     organisation: Organisation
     title: str | None
     city_slug: strawberry.Private[str]
+    attached: strawberry.Private[Attached] = field(default_factory=Attached)
 
     @classmethod
     def from_domain(cls, person: models.Person) -> Person:
@@ -149,9 +155,41 @@ class Person(Node):
             city_slug=person.city,
         )
 
-    @strawberry.field
-    async def city(self, info: Info) -> City:
-        return await load_city(info, self.city_slug)
+    @strawberry.field(graphql_type=City)
+    def city(self, info: Info) -> Resolved[City]:
+        return self.attached.get("city") or load_city(info, self.city_slug)
+
+    @classmethod
+    async def attach_related(
+        cls, info: Info, items: Sequence[Person], selections: Sequence[Selection]
+    ) -> None:
+        """What `selections` ask of these people, loaded for all of them at once."""
+        wanted = fields_of(selections, _PERSON)
+        await gather_quietly(attach_cities(info, items, lambda p: p.city_slug, wanted))
+
+
+_PERSON = frozenset({"Person", "Node"})
+
+
+def attach_cities(
+    info: Info, items: Sequence[ItemT], slug_of: Callable[[ItemT], str], wanted: Fields
+) -> list[Coroutine[Any, Any, None]]:
+    """The load of the items' cities when `wanted` has `city`: one batch for the list."""
+    if "city" not in wanted:
+        return []
+    return [_attach_cities(info, items, slug_of)]
+
+
+async def _attach_cities(
+    info: Info, items: Sequence[ItemT], slug_of: Callable[[ItemT], str]
+) -> None:
+    slugs = list(dict.fromkeys(slug_of(item) for item in items))
+    found = await info.context.loaders.city_by_slug.load_many(slugs)
+    shown = {slug: City.from_domain(city) for slug, city in zip(slugs, found, strict=True) if city}
+    for item in items:
+        city = shown.get(slug_of(item))
+        if city is not None:  # a missing city is the field's error to raise
+            item.attached["city"] = city
 
 
 async def load_city(info: Info, slug: str) -> City:

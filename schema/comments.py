@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import field
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from schema.cities import City, Person, load_city
+from schema.cities import City, Person, attach_cities, load_city
 from schema.context import Info
 from schema.errors import UserError, attempt
 from schema.problems import Problem
+from schema.related import Attached, Resolved, attach_pages, fields_of, gather_quietly
 from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
 from schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
 from schema.solutions import Solution
 from services import comments, models
 from services.errors import NotFound
 from services.pages import ChildPages
+
+if TYPE_CHECKING:
+    from strawberry.types.nodes import Selection
 
 CommentSubject = Annotated[Problem | Solution, strawberry.union("CommentSubject")]
 
@@ -30,10 +36,13 @@ class Comment(Node):
     )
     hidden: bool = strawberry.field(description="Hidden by the subject's city's admins.")
     hidden_reason: str | None
+    body: str | None = strawberry.field(description="Markdown; null once deleted or hidden.")
     domain: strawberry.Private[models.Comment]
+    attached: strawberry.Private[Attached] = field(default_factory=Attached)
 
     @classmethod
     def from_domain(cls, comment: models.Comment) -> Comment:
+        shown = comment.deleted_at is None and comment.hidden is None
         return cls(
             id=to_global_id("Comment", comment.id),
             created_at=comment.created_at,
@@ -41,28 +50,51 @@ class Comment(Node):
             deleted_at=comment.deleted_at,
             hidden=comment.hidden is not None,
             hidden_reason=comment.hidden.reason if comment.hidden else None,
+            body=comment.body if shown else None,
             domain=comment,
         )
 
-    @strawberry.field(description="Markdown; null once deleted or hidden.")
-    def body(self) -> str | None:
-        if self.domain.deleted_at is not None or self.domain.hidden is not None:
-            return None
-        return self.domain.body
+    @classmethod
+    async def attach_related(
+        cls, info: Info, items: Sequence[Comment], selections: Sequence[Selection]
+    ) -> None:
+        """What `selections` ask of these comments, loaded for all of them at once."""
+        loaders = info.context.loaders
+        wanted = fields_of(selections, _COMMENT)
+        await gather_quietly(
+            [
+                *attach_cities(info, items, lambda c: c.domain.city, wanted),
+                *([_attach_authors(info, items)] if "author" in wanted else []),
+                *attach_pages(
+                    info,
+                    [c for c in items if c.domain.parent_id is None],
+                    wanted.get("replies", []),
+                    parent_of=lambda c: c.domain.id,
+                    load=loaders.replies_by_comment.load_many,
+                    build=lambda page: connection(page, Comment.from_domain, attached=True),
+                ),
+            ]
+        )
 
     @strawberry.field(
         description="Null when the author is not one of the city's people, "
-        "or the comment was deleted."
+        "or the comment was deleted.",
+        graphql_type=Person | None,
     )
-    async def author(self, info: Info) -> Person | None:
+    def author(self, info: Info) -> Resolved[Person | None]:
         if self.domain.author_id is None or self.domain.deleted_at is not None:
             return None
-        person = await info.context.loaders.person_by_id.load(self.domain.author_id)
+        if "author" in self.attached:
+            return self.attached["author"]
+        return self._author(info, self.domain.author_id)
+
+    async def _author(self, info: Info, author_id: str) -> Person | None:
+        person = await info.context.loaders.person_by_id.load(author_id)
         return Person.from_domain(person) if person else None
 
-    @strawberry.field(description="The author's city.")
-    async def city(self, info: Info) -> City:
-        return await load_city(info, self.domain.city)
+    @strawberry.field(description="The author's city.", graphql_type=City)
+    def city(self, info: Info) -> Resolved[City]:
+        return self.attached.get("city") or load_city(info, self.domain.city)
 
     @strawberry.field
     async def subject(self, info: Info) -> CommentSubject | None:
@@ -80,19 +112,40 @@ class Comment(Node):
         parent = await info.context.loaders.comment_by_id.load(self.domain.parent_id)
         return Comment.from_domain(parent) if parent else None
 
-    @strawberry.field(description="Replies, oldest first (replies have none).")
-    async def replies(
+    @strawberry.field(
+        description="Replies, oldest first (replies have none).",
+        graphql_type=Connection["Comment"],
+    )
+    def replies(
         self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Comment]:
+    ) -> Resolved[Connection[Comment]]:
         if self.domain.parent_id is not None:
             return connection(
                 ChildPages[models.Comment]({}).page(self.domain.id, after=after),
                 Comment.from_domain,
             )
+        return self.attached.get(("replies", first, after)) or self._replies(info, first, after)
+
+    async def _replies(
+        self, info: Info, first: int | None, after: str | None
+    ) -> Connection[Comment]:
         page = await info.context.loaders.replies_by_comment.load(
             (self.domain.id, first, after, None)
         )
         return connection(page, Comment.from_domain)
+
+
+_COMMENT = frozenset({"Comment", "Node"})
+
+
+async def _attach_authors(info: Info, items: Sequence[Comment]) -> None:
+    """The authors of the comments that show one: one batch for the list."""
+    shown = [c for c in items if c.domain.author_id is not None and c.domain.deleted_at is None]
+    ids = list(dict.fromkeys(c.domain.author_id for c in shown if c.domain.author_id))
+    found = await info.context.loaders.person_by_id.load_many(ids)
+    people = {id: Person.from_domain(p) if p else None for id, p in zip(ids, found, strict=True)}
+    for comment in shown:
+        comment.attached["author"] = people[comment.domain.author_id or ""]
 
 
 @strawberry.input

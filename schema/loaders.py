@@ -46,7 +46,9 @@ class _ChildLoader(Generic[T, E]):
 
 @dataclass(slots=True)
 class Loaders:
-    """Built per request: a module-global loader would serve stale, cross-user data."""
+    """Built per operation, and afresh for each event of a subscription (Context): a
+    module-global loader would serve stale, cross-user data, and one kept across events
+    stale data."""
 
     db: Database
     actor: Callable[[], Principal]
@@ -62,17 +64,6 @@ class Loaders:
     problems_by_city: DataLoader[ChildKey, Page[Problem]] = field(init=False)
     solutions_by_city: DataLoader[ChildKey, Page[Solution]] = field(init=False)
     people_by_city: DataLoader[ChildKey, Page[Person]] = field(init=False)
-
-    def clear(self) -> None:
-        """Forget what was loaded (a long-lived subscription reads afresh per event)."""
-        for loader in (
-            self.city_by_slug,
-            self.person_by_id,
-            self.problem_by_id,
-            self.solution_by_id,
-            self.comment_by_id,
-        ):
-            loader.clear_all()
 
     def __post_init__(self) -> None:
         db, actor = self.db, self.actor

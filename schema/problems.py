@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from schema.cities import City, load_city
+from schema.cities import City, attach_cities, load_city
 from schema.context import Info
 from schema.errors import UserError, attempt
+from schema.related import Attached, Resolved, attach_pages, fields_of, gather_quietly
 from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
 from schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
 from schema.taxonomy import Hazard, ProblemStatus, Sector, Urgency
@@ -17,6 +20,8 @@ from services import models, problems
 from services.listing import ListingFilter
 
 if TYPE_CHECKING:
+    from strawberry.types.nodes import Selection
+
     from schema.comments import Comment
     from schema.solutions import Solution
 
@@ -83,6 +88,7 @@ class Problem(Node):
     created_at: datetime
     updated_at: datetime
     domain: strawberry.Private[models.Problem]
+    attached: strawberry.Private[Attached] = field(default_factory=Attached)
 
     @classmethod
     def from_domain(cls, problem: models.Problem) -> Problem:
@@ -105,9 +111,41 @@ class Problem(Node):
             domain=problem,
         )
 
-    @strawberry.field
-    async def city(self, info: Info) -> City:
-        return await load_city(info, self.domain.city)
+    @strawberry.field(graphql_type=City)
+    def city(self, info: Info) -> Resolved[City]:
+        return self.attached.get("city") or load_city(info, self.domain.city)
+
+    @classmethod
+    async def attach_related(
+        cls, info: Info, items: Sequence[Problem], selections: Sequence[Selection]
+    ) -> None:
+        """What `selections` ask of these problems, loaded for all of them at once."""
+        from schema.comments import Comment
+        from schema.solutions import Solution
+
+        loaders = info.context.loaders
+        wanted = fields_of(selections, _PROBLEM)
+        await gather_quietly(
+            [
+                *attach_cities(info, items, lambda p: p.domain.city, wanted),
+                *attach_pages(
+                    info,
+                    items,
+                    wanted.get("solutions", []),
+                    parent_of=lambda p: p.domain.id,
+                    load=loaders.solutions_by_problem.load_many,
+                    build=lambda page: connection(page, Solution.from_domain, attached=True),
+                ),
+                *attach_pages(
+                    info,
+                    items,
+                    wanted.get("comments", []),
+                    parent_of=lambda p: p.domain.id,
+                    load=loaders.comments_by_subject.load_many,
+                    build=lambda page: connection(page, Comment.from_domain, attached=True),
+                ),
+            ]
+        )
 
     @strawberry.field(description="The solutions the city marked as having answered it.")
     async def answered_by(
@@ -118,10 +156,18 @@ class Problem(Node):
         found = await info.context.loaders.solution_by_id.load_many(self.domain.answered_by)
         return [Solution.from_domain(s) for s in found if s is not None]
 
-    @strawberry.field(description="Solutions (of any city) that address this problem.")
-    async def solutions(
+    @strawberry.field(
+        description="Solutions (of any city) that address this problem.",
+        graphql_type=Connection[Annotated["Solution", strawberry.lazy("schema.solutions")]],
+    )
+    def solutions(
         self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Annotated[Solution, strawberry.lazy("schema.solutions")]]:
+    ) -> Resolved[Connection[Solution]]:
+        return self.attached.get(("solutions", first, after)) or self._solutions(info, first, after)
+
+    async def _solutions(
+        self, info: Info, first: int | None, after: str | None
+    ) -> Connection[Solution]:
         from schema.solutions import Solution
 
         page = await info.context.loaders.solutions_by_problem.load(
@@ -129,16 +175,27 @@ class Problem(Node):
         )
         return connection(page, Solution.from_domain)
 
-    @strawberry.field(description="Top-level comments, oldest first.")
-    async def comments(
+    @strawberry.field(
+        description="Top-level comments, oldest first.",
+        graphql_type=Connection[Annotated["Comment", strawberry.lazy("schema.comments")]],
+    )
+    def comments(
         self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Annotated[Comment, strawberry.lazy("schema.comments")]]:
+    ) -> Resolved[Connection[Comment]]:
+        return self.attached.get(("comments", first, after)) or self._comments(info, first, after)
+
+    async def _comments(
+        self, info: Info, first: int | None, after: str | None
+    ) -> Connection[Comment]:
         from schema.comments import Comment
 
         page = await info.context.loaders.comments_by_subject.load(
             (self.domain.id, first, after, None)
         )
         return connection(page, Comment.from_domain)
+
+
+_PROBLEM = frozenset({"Problem", "Node", "CommentSubject"})
 
 
 @strawberry.input

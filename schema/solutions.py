@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from schema.cities import City, Contact, load_city
+from schema.cities import City, Contact, attach_cities, load_city
 from schema.context import Info
+from schema.related import Attached, Resolved, attach_pages, fields_of, gather_quietly
 from schema.relay import Connection, Node, connection, to_global_id
 from schema.taxonomy import Hazard, Sector, SolutionStatus
 from services import models
 from services.listing import ListingFilter
 
 if TYPE_CHECKING:
+    from strawberry.types.nodes import Selection
+
     from schema.comments import Comment
     from schema.problems import Problem
 
@@ -107,6 +112,7 @@ class Solution(Node):
     created_at: datetime
     updated_at: datetime
     domain: strawberry.Private[models.Solution]
+    attached: strawberry.Private[Attached] = field(default_factory=Attached)
 
     @classmethod
     def from_domain(cls, solution: models.Solution) -> Solution:
@@ -150,9 +156,40 @@ class Solution(Node):
             domain=solution,
         )
 
-    @strawberry.field
-    async def city(self, info: Info) -> City:
-        return await load_city(info, self.domain.city)
+    @strawberry.field(graphql_type=City)
+    def city(self, info: Info) -> Resolved[City]:
+        return self.attached.get("city") or load_city(info, self.domain.city)
+
+    @classmethod
+    async def attach_related(
+        cls, info: Info, items: Sequence[Solution], selections: Sequence[Selection]
+    ) -> None:
+        """What `selections` ask of these solutions, loaded for all of them at once."""
+        from schema.comments import Comment
+
+        loaders = info.context.loaders
+        wanted = fields_of(selections, _SOLUTION)
+        await gather_quietly(
+            [
+                *attach_cities(info, items, lambda s: s.domain.city, wanted),
+                *attach_pages(
+                    info,
+                    items,
+                    wanted.get("adaptations", []),
+                    parent_of=lambda s: s.domain.id,
+                    load=loaders.adaptations_by_solution.load_many,
+                    build=lambda page: connection(page, Solution.from_domain, attached=True),
+                ),
+                *attach_pages(
+                    info,
+                    items,
+                    wanted.get("comments", []),
+                    parent_of=lambda s: s.domain.id,
+                    load=loaders.comments_by_subject.load_many,
+                    build=lambda page: connection(page, Comment.from_domain, attached=True),
+                ),
+            ]
+        )
 
     @strawberry.field(description="The problems (of any city) this solution addresses.")
     async def problems(
@@ -171,22 +208,43 @@ class Solution(Node):
         original = await info.context.loaders.solution_by_id.load(origin.solution_id)
         return Solution.from_domain(original) if original else None
 
-    @strawberry.field(description="Solutions other cities adapted from this one, newest first.")
-    async def adaptations(
+    @strawberry.field(
+        description="Solutions other cities adapted from this one, newest first.",
+        graphql_type=Connection["Solution"],
+    )
+    def adaptations(
         self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Resolved[Connection[Solution]]:
+        return self.attached.get(("adaptations", first, after)) or self._adaptations(
+            info, first, after
+        )
+
+    async def _adaptations(
+        self, info: Info, first: int | None, after: str | None
     ) -> Connection[Solution]:
         page = await info.context.loaders.adaptations_by_solution.load(
             (self.domain.id, first, after, None)
         )
         return connection(page, Solution.from_domain)
 
-    @strawberry.field(description="Top-level comments, oldest first.")
-    async def comments(
+    @strawberry.field(
+        description="Top-level comments, oldest first.",
+        graphql_type=Connection[Annotated["Comment", strawberry.lazy("schema.comments")]],
+    )
+    def comments(
         self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Annotated[Comment, strawberry.lazy("schema.comments")]]:
+    ) -> Resolved[Connection[Comment]]:
+        return self.attached.get(("comments", first, after)) or self._comments(info, first, after)
+
+    async def _comments(
+        self, info: Info, first: int | None, after: str | None
+    ) -> Connection[Comment]:
         from schema.comments import Comment
 
         page = await info.context.loaders.comments_by_subject.load(
             (self.domain.id, first, after, None)
         )
         return connection(page, Comment.from_domain)
+
+
+_SOLUTION = frozenset({"Solution", "Node", "CommentSubject"})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -12,6 +10,7 @@ from enum import StrEnum
 from typing import Generic, TypeGuard, TypeVar, cast
 
 from services.errors import InvalidInput
+from services.ids import decode_opaque, encode_opaque
 
 T = TypeVar("T")
 
@@ -21,6 +20,20 @@ MAX_PAGE_SIZE = 100
 # milliseconds within years 1..9999 and integers that BSON can hold (int64).
 _MIN_MILLIS = int(datetime(1, 1, 2, tzinfo=UTC).timestamp() * 1000)
 _MAX_MILLIS = int(datetime(9999, 12, 30, tzinfo=UTC).timestamp() * 1000)
+
+
+def encode_cursor(position: str) -> str:
+    """The opaque cursor of a position in a list; every connection's cursors are these."""
+    return encode_opaque(position)
+
+
+def decode_cursor(cursor: str, *, field: str, what: str = "a cursor") -> str:
+    """The position a cursor holds; anything not made by `encode_cursor` is the caller's
+    error (`field`)."""
+    position = decode_opaque(cursor)
+    if position is None:
+        raise InvalidInput(field, f"is not {what} returned by this API")
+    return position
 
 
 def _is_int64(value: object) -> TypeGuard[int]:
@@ -63,16 +76,15 @@ class Cursor:
             value: object = {"d": int(self.value.timestamp() * 1000)}
         else:
             value = self.value
-        raw = json.dumps([self.order, value, self.id], separators=(",", ":"))
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        return encode_cursor(json.dumps([self.order, value, self.id], separators=(",", ":")))
 
     @classmethod
     def decode(cls, text: str, *, field: str, order: str) -> Cursor:
         """Parse a cursor made for `order`; anything else is the caller's error."""
+        position = decode_cursor(text, field=field)
         try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            decoded: object = json.loads(raw)
-        except (binascii.Error, ValueError, RecursionError):
+            decoded: object = json.loads(position)
+        except (ValueError, RecursionError):
             raise InvalidInput(field, "is not a cursor returned by this API") from None
         parts = cast(list[object], decoded) if isinstance(decoded, list) else []
         if len(parts) != 3:
