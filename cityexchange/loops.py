@@ -42,7 +42,7 @@ def background_loops(resources: Resources) -> list[Loop]:
                 await asyncio.wait_for(stopping.wait(), METRICS_SAMPLE_SECONDS)
 
     return [
-        Loop("indexes", indexes),
+        Loop("indexes", indexes, once=True),
         Loop("change-stream", r.events.run),
         Loop("webhook-deliverer", r.deliverer.run),
         Loop("identity-providers", r.federation.keep_fresh),

@@ -2,11 +2,12 @@
 
 A loop is an async function that runs until the stop event is set. One that raises is logged
 with its name and traceback and started again after a delay that doubles while it keeps
-failing (capped, and back to the first delay after a long enough run); one that returns
-before the stop (index creation) is done. Each loop's state shows in `/readyz`.
+failing (capped, and back to the first delay after a long enough run). A loop that returns
+before the stop has died quietly and is restarted alike, unless it is marked `once` (index
+creation), which is then done. Each loop's state shows in `/readyz`.
 
-On the way out the stop event is set and each loop gets a bounded time to finish its current
-item; a loop that overruns is cancelled, and the next one is still waited for.
+On the way out the stop event is set and the loops together get one bounded time to finish
+their current item; those that overrun are cancelled.
 """
 
 from __future__ import annotations
@@ -31,17 +32,19 @@ STOP_SECONDS = 10.0
 
 @dataclass(frozen=True, slots=True)
 class Loop:
-    """A named background loop: `run(stopping)` returns once `stopping` is set."""
+    """A named background loop: `run(stopping)` returns once `stopping` is set, or, when
+    `once`, when its work is done."""
 
     name: str
     run: Callable[[asyncio.Event], Awaitable[None]]
+    once: bool = False
 
 
 class LoopState(Enum):
     STARTING = "starting"
     RUNNING = "running"
     RESTARTING = "restarting"  # it raised; it starts again after a delay
-    DONE = "done"  # it returned by itself (index creation)
+    DONE = "done"  # a `once` loop that returned by itself (index creation)
     STOPPED = "stopped"  # it returned after the stop event
     CANCELLED = "cancelled"  # it overran its stop bound
 
@@ -106,27 +109,26 @@ class Supervisor:
         await self.stop()
 
     async def stop(self) -> None:
-        """Set the stop event, then wait each loop at most `stop_seconds`, cancelling it if
-        it overruns; a loop's failure never keeps the others from being waited for."""
+        """Set the stop event, then give the loops together `stop_seconds` to return, and
+        cancel those that overrun."""
         self.stopping.set()
-        running = [name for name, task in self._tasks.items() if not task.done()]
-        if running:
-            log.info("waiting for the background loops to stop: %s", ", ".join(running))
-        for name, task in self._tasks.items():
-            done, _ = await asyncio.wait([task], timeout=self.stop_seconds)
-            if not done:
-                log.warning(
-                    "the %s loop did not stop within %.0fs; cancelling it",
-                    name,
-                    self.stop_seconds,
-                    extra={"loop": name},
-                )
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                self._set(name, LoopState.CANCELLED)
-            elif not task.cancelled() and (exc := task.exception()) is not None:
-                log.error("the %s loop failed while stopping", name, exc_info=exc)
+        running = {task: name for name, task in self._tasks.items() if not task.done()}
+        if not running:
+            return
+        log.info("waiting for the background loops to stop: %s", ", ".join(running.values()))
+        _, late = await asyncio.wait(running, timeout=self.stop_seconds)
+        for task in late:
+            name = running[task]
+            log.warning(
+                "the %s loop did not stop within %.0fs; cancelling it",
+                name,
+                self.stop_seconds,
+                extra={"loop": name},
+            )
+            task.cancel()
+            self._set(name, LoopState.CANCELLED)
+        if late:
+            await asyncio.wait(late)
 
     def _set(self, name: str, state: LoopState, error: str | None = None) -> None:
         status = self.status[name]
@@ -135,34 +137,50 @@ class Supervisor:
             status.last_error = error
 
     async def _keep(self, loop: Loop) -> None:
+        """Run `loop` until the stop; its failures (a raise, or a return before the stop
+        that is not `once`) are logged and followed by a restart after a growing delay."""
         delay = self.first_delay
         while True:
             self._set(loop.name, LoopState.RUNNING)
             started = time.monotonic()
             try:
                 await loop.run(self.stopping)
+                failure = None
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
                 if self.stopping.is_set():
                     log.exception("the %s loop failed while stopping", loop.name)
-                    self._set(loop.name, LoopState.STOPPED, error)
+                    self._set(loop.name, LoopState.STOPPED, f"{type(exc).__name__}: {exc}")
                     return
-                if time.monotonic() - started >= RAN_LONG_ENOUGH_SECONDS:
-                    delay = self.first_delay
-                log.exception(
-                    "the %s loop failed; starting it again in %.1fs",
+                failure = exc
+            if failure is None and (self.stopping.is_set() or loop.once):
+                self._set(
+                    loop.name, LoopState.STOPPED if self.stopping.is_set() else LoopState.DONE
+                )
+                return
+            if time.monotonic() - started >= RAN_LONG_ENOUGH_SECONDS:
+                delay = self.first_delay
+            if failure is None:
+                error = "it returned before the stop"
+                log.error(
+                    "the %s loop returned before the stop; starting it again in %.1fs",
                     loop.name,
                     delay,
                     extra={"loop": loop.name},
                 )
-                self._set(loop.name, LoopState.RESTARTING, error)
-                self.status[loop.name].restarts += 1
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), delay)
-                if self.stopping.is_set():
-                    self._set(loop.name, LoopState.STOPPED)
-                    return
-                delay = min(delay * 2, self.max_delay)
-                continue
-            self._set(loop.name, LoopState.STOPPED if self.stopping.is_set() else LoopState.DONE)
-            return
+            else:
+                error = f"{type(failure).__name__}: {failure}"
+                log.error(
+                    "the %s loop failed; starting it again in %.1fs",
+                    loop.name,
+                    delay,
+                    exc_info=failure,
+                    extra={"loop": loop.name},
+                )
+            self._set(loop.name, LoopState.RESTARTING, error)
+            self.status[loop.name].restarts += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            if self.stopping.is_set():
+                self._set(loop.name, LoopState.STOPPED)
+                return
+            delay = min(delay * 2, self.max_delay)

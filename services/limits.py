@@ -1,4 +1,4 @@
-"""Input limits (BRIEF §7), checked by use cases so every entrypoint gets them."""
+"""Input limits (docs/security.md), checked by use cases so every entrypoint gets them."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ class SolutionChanges:
 
 
 def checked_details(details: SolutionDetails) -> SolutionDetails:
-    """Details within the limits of BRIEF §7, with money and dates that make sense."""
+    """Details within the input limits (services/limits.py); money and dates that make sense."""
     d = details
     if d.cost is not None:
         limits.non_negative(("cost", "amount"), d.cost.amount)

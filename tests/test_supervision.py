@@ -108,7 +108,7 @@ async def test_shutdown_cancels_a_loop_that_overruns_and_still_stops_the_others(
             Loop("stubborn", stubborn),
             Loop("broken-on-stop", broken_on_stop),
             Loop("polite", polite),
-            Loop("once", once),
+            Loop("once", once, once=True),
         ],
         stop_seconds=0.2,
     )
@@ -124,6 +124,37 @@ async def test_shutdown_cancels_a_loop_that_overruns_and_still_stops_the_others(
     messages = [r.getMessage() for r in caplog.records]
     assert any("stubborn loop did not stop within" in m for m in messages)
     assert any("broken-on-stop loop failed while stopping" in m for m in messages)
+
+
+async def test_a_loop_that_returns_before_the_stop_is_restarted() -> None:
+    runs = 0
+
+    async def quits(_: asyncio.Event) -> None:
+        nonlocal runs
+        runs += 1
+
+    supervisor = Supervisor([Loop("quits", quits)], first_delay=0.01, max_delay=0.02)
+    async with asyncio.timeout(10), supervisor:
+        while runs < 3:
+            await asyncio.sleep(0.01)
+        status = supervisor.status["quits"]
+        assert status.restarts >= 2
+        assert status.last_error == "it returned before the stop"
+    assert supervisor.status["quits"].state is LoopState.STOPPED
+
+
+async def test_the_loops_share_one_stop_bound() -> None:
+    async def stubborn(stopping: asyncio.Event) -> None:
+        await stopping.wait()
+        await asyncio.sleep(3600)
+
+    supervisor = Supervisor([Loop(f"stubborn-{i}", stubborn) for i in range(5)], stop_seconds=0.3)
+    started = asyncio.get_running_loop().time()
+    async with supervisor:
+        pass
+    # Five overrunning loops cost one bound, not five.
+    assert asyncio.get_running_loop().time() - started < 1.2
+    assert {s.state for s in supervisor.status.values()} == {LoopState.CANCELLED}
 
 
 class _TransportThatFailsToClose(httpx.AsyncBaseTransport):
