@@ -105,6 +105,11 @@ class RealmRegistry:
         await asyncio.shield(self._refresh(realm.city, entry))
         return entry.keys.get(kid)
 
+    def holds_key(self, city: str, kid: str) -> bool:
+        """Whether the realm's keys in memory include `kid` (no database read)."""
+        entry = self._keys.get(city)
+        return entry is not None and kid in entry.keys
+
     def keys_read_at(self, city: str) -> float | None:
         """When (on `clock`) the realm's keys in memory were read; None before the first."""
         entry = self._keys.get(city)

@@ -137,8 +137,10 @@ class TokenVerifier:
     async def verify(self, token: str) -> Principal:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthenticated("malformed token")
-        principal = self.verified.get(token)
-        if principal is None:
+        hit = self.verified.get(token)
+        if hit is not None and self.registry.holds_key(hit.principal.city, hit.kid):
+            principal = hit.principal
+        else:
             principal = await self._verify(token)
         if self.denylist is not None and await self.denylist.is_denied(principal):
             raise Unauthenticated("token revoked")
@@ -165,7 +167,7 @@ class TokenVerifier:
             # within seconds (Federation caches that itself).
             return await self.federation.verify(token, header, trusted)
         principal = await self._verify_own(token, header, realm)
-        self.verified.put(token, principal)
+        self.verified.put(token, principal, str(header["kid"]))
         return principal
 
     async def _verify_own(self, token: str, header: dict[str, Any], realm: Realm) -> Principal:

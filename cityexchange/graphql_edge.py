@@ -318,7 +318,8 @@ def persisted_id(extensions: Mapping[str, object] | None, document_id: object) -
     if not isinstance(persisted, dict):
         raise PersistedRequestError("BAD_REQUEST", "extensions.persistedQuery must be an object")
     fields = cast(dict[str, object], persisted)
-    if fields.get("version") != 1:
+    version = fields.get("version")
+    if type(version) is not int or version != 1:  # not True, not 1.0
         # Apollo clients stop sending hashes to a server that answers this.
         raise PersistedRequestError(
             "PERSISTED_QUERY_NOT_SUPPORTED", "Unsupported persisted query version: use 1"

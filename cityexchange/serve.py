@@ -146,8 +146,12 @@ def _introduce(
         for slug, token in tokens.items():
             print(f"  {slug:<14} {token}")
     elif asyncio.run(demo.is_empty(settings)):
-        for line in next_steps(args.data_dir, url):
-            console.say(line, "the database has no member cities yet")
+        steps = next_steps(args.data_dir, url)
+        console.say(
+            "\n".join(steps),
+            "the database has no member cities yet",
+            next_steps=[step.strip() for step in steps],
+        )
     console.say(f"\nGraphQL endpoint: {url}\n", "serving", url=url, workers=args.workers)
 
 

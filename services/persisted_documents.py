@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import cast
@@ -31,6 +32,7 @@ TOUCH_EVERY = timedelta(days=1)  # its last use is written at most this often
 MAX_LEARNED_TEXT = 64 * 1024  # longer texts run, but are not learned
 CACHE_SIZE = 1024  # documents kept in process ...
 CACHE_TEXT = 8 * 1024 * 1024  # ... and characters of their texts
+CACHE_SECONDS = 60.0  # a document re-registered elsewhere (the CLI) is seen within this
 APOLLO_FORMAT = "apollo-persisted-query-manifest"
 
 
@@ -91,25 +93,40 @@ class Resolved:
 class DocumentCache:
     """Recently used documents in process, bounded by count and by the length of texts."""
 
-    def __init__(self, size: int = CACHE_SIZE, text: int = CACHE_TEXT) -> None:
-        self.size, self.text = size, text
-        self._documents: OrderedDict[str, PersistedDocument] = OrderedDict()
+    def __init__(
+        self,
+        size: int = CACHE_SIZE,
+        text: int = CACHE_TEXT,
+        seconds: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.size, self.text, self.seconds, self.clock = size, text, seconds, clock
+        self._documents: OrderedDict[str, tuple[PersistedDocument, float]] = OrderedDict()
         self._kept = 0
 
     def get(self, id: str) -> PersistedDocument | None:
+        """The document kept under `id`, unless it was kept `seconds` ago or more (it may
+        have been registered anew since: read it again)."""
         found = self._documents.get(id)
-        if found is not None:
-            self._documents.move_to_end(id)
-        return found
+        if found is None:
+            return None
+        if self.clock() - found[1] >= self.seconds:
+            self._drop(id)
+            return None
+        self._documents.move_to_end(id)
+        return found[0]
 
     def keep(self, document: PersistedDocument) -> None:
-        old = self._documents.pop(document.id, None)
-        self._kept -= len(old.text) if old else 0
-        self._documents[document.id] = document
+        self._drop(document.id)
+        self._documents[document.id] = (document, self.clock())
         self._kept += len(document.text)
         while len(self._documents) > self.size or self._kept > self.text:
-            _, dropped = self._documents.popitem(last=False)
+            _, (dropped, _) = self._documents.popitem(last=False)
             self._kept -= len(dropped.text)
+
+    def _drop(self, id: str) -> None:
+        old = self._documents.pop(id, None)
+        self._kept -= len(old[0].text) if old else 0
 
 
 def digest(text: str) -> str:
@@ -183,7 +200,7 @@ async def learn(
     """Store a document a client sent with its SHA-256, once it passed validation: at most
     `per_hour` new ones per learner (a client, or an address without a token), each within
     MAX_LEARNED_TEXT. False when it was not stored (it still ran)."""
-    if len(text) > MAX_LEARNED_TEXT:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_LEARNED_TEXT:
         return False
     moment = now()
     if await store.learned_since(db, learner=learner, since=moment - timedelta(hours=1)) >= (

@@ -24,6 +24,7 @@ from auth.realms import RealmRegistry
 from auth.tokens import issue_access_token
 from cityexchange.app import create_app
 from cityexchange.settings import Settings
+from services.persisted_documents import DocumentCache, PersistedDocument
 from tests.conftest import Api, on_configured_database
 
 pytestmark = pytest.mark.usefixtures("two_cities")
@@ -338,3 +339,32 @@ def test_trusted_clients_come_from_the_environment() -> None:
     )
     assert settings.trusted_documents == ("ios-app", "android-app")
     assert settings.persisted_per_hour == 7
+
+
+async def test_the_learned_size_cap_counts_utf8_bytes(api: Api) -> None:
+    token = await api.token("rotterdam")
+    # Under 64 Ki characters, but four bytes each: over 64 KiB of UTF-8.
+    query = "{ __typename } #" + "\U0001f600" * 20_000
+    ran = await send(api, {"query": query, "extensions": persisted(query)}, token)
+    assert ran.json()["data"] == {"__typename": "Query"}  # it runs ...
+    again = await send(api, {"extensions": persisted(query)}, token)
+    assert error_of(again)["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"  # ... unstored
+
+
+async def test_only_the_integer_1_is_a_supported_version(api: Api) -> None:
+    token = await api.token("rotterdam")
+    for version in (True, 1.0, "1", 2):
+        extensions = {"persistedQuery": {"version": version, "sha256Hash": sha256(VIEWER)}}
+        response = await send(api, {"query": VIEWER, "extensions": extensions}, token)
+        assert error_of(response)["extensions"]["code"] == "PERSISTED_QUERY_NOT_SUPPORTED"
+
+
+def test_the_process_cache_forgets_a_document_after_a_minute() -> None:
+    clock = [0.0]
+    cache = DocumentCache(seconds=60, clock=lambda: clock[0])
+    cache.keep(PersistedDocument("id", "{ a }", registered=True, last_used=None))
+    assert cache.get("id") is not None
+    clock[0] = 59.9
+    assert cache.get("id") is not None
+    clock[0] = 60.0  # re-registered elsewhere meanwhile? read it again
+    assert cache.get("id") is None

@@ -197,6 +197,25 @@ async def test_a_revoked_token_stops_working_although_its_verification_is_cached
         store.close()
 
 
+async def test_a_cached_token_goes_with_its_retired_key(db: Database) -> None:
+    await add_city(db, "rotterdam")
+    key = await signing_keys.current_signing_key(db, "rotterdam")
+    clock = FakeClock()
+    registry = RealmRegistry(db, "http://localhost:8000", clock=clock)
+    verifier = TokenVerifier(registry, "cityexchange-api")
+    token = _token(registry, key, "person-1")
+    await verifier.verify(token)  # remembered
+    for _ in range(signing_keys.VERIFYING_KEYS):  # rotated until the key no longer verifies
+        await signing_keys.add_signing_key(db, "rotterdam")
+    clock.now += registry.max_age_seconds + 1
+    await verifier.verify(
+        _token(registry, await signing_keys.current_signing_key(db, "rotterdam"), "p2")
+    )
+    await _key_read(registry, "rotterdam", after=clock.now)
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        await verifier.verify(token)
+
+
 async def test_a_failed_verification_is_not_remembered(db: Database) -> None:
     key = await signing_keys.current_signing_key(db, "atlantis")  # no such city, yet
     clock = FakeClock()
@@ -222,10 +241,10 @@ def test_verified_tokens_are_bounded_least_recently_used_first_and_expire() -> N
     wall = FakeClock(now=time.time())
     cache = VerifiedTokens(capacity=2, clock=wall)
     later = int(wall.now) + 600
-    cache.put("a", _principal(1, later))
-    cache.put("b", _principal(2, later))
+    cache.put("a", _principal(1, later), "k")
+    cache.put("b", _principal(2, later), "k")
     assert cache.get("a") is not None  # "a" is now the most recently used
-    cache.put("c", _principal(3, later))
+    cache.put("c", _principal(3, later), "k")
     assert cache.get("b") is None  # the least recently used went
     assert cache.get("a") is not None
     assert cache.get("c") is not None

@@ -149,10 +149,6 @@ class Database:
     def events(self) -> AsyncCollection[Document]:
         return self.db["events"]
 
-    @property
-    def realm_keys(self) -> AsyncCollection[Document]:
-        return self.db["realm_keys"]
-
     @guarded
     async def in_transaction(
         self, work: Callable[[AsyncClientSession], Awaitable[R]], *, exclusive: bool = False
