@@ -35,14 +35,16 @@ COPY requirements.lock ./
 RUN pip install --require-hashes --no-deps -r requirements.lock
 
 # Then the project itself (README.md is pyproject's `readme`, needed to build it), with
-# GraphiQL's assets as package data (unused: the image runs in production). pip
-# compiles the installed modules to .pyc here, so the read-only runtime never needs to.
+# GraphiQL's assets as package data (unused: the image runs in production). It is built
+# with the locked setuptools already installed above (no build isolation: nothing fetched
+# unpinned). pip compiles the installed modules to .pyc here, so the read-only runtime
+# never needs to.
 COPY pyproject.toml README.md ./
 COPY services ./services
 COPY schema ./schema
 COPY auth ./auth
 COPY cityexchange ./cityexchange
-RUN pip install --no-deps . \
+RUN pip install --no-deps --no-build-isolation . \
     && pip check \
     && python -m pip uninstall --yes pip
 

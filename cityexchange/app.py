@@ -16,13 +16,12 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import httpx
-from prometheus_client import Gauge
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import Match, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from auth.web import routes as oauth_routes
 from cityexchange import graphiql, logs, probes, runtime
@@ -38,7 +37,7 @@ from cityexchange.tracing import Tracing, start_if_enabled
 from services.errors import Unavailable
 from services.store.monitoring import ORIGIN
 
-__all__ = ["app_from_env", "budgets", "create_app"]
+__all__ = ["Service", "app_from_env", "budgets", "create_app"]
 log = logging.getLogger("cityexchange")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -51,7 +50,7 @@ def create_app(
     tracing: Tracing | None = None,
     metrics: Metrics | None = None,
     more_loops: Sequence[Loop] = (),
-) -> Starlette:
+) -> Service:
     """Build the ASGI app; nothing connects until the lifespan starts. `http_transport`
     carries outbound HTTP (identity providers' JWKS); tests pass a fake one. With
     `handle_sigterm`, SIGTERM drains the process first (cityexchange/drain.py): for the
@@ -105,12 +104,11 @@ def create_app(
             if tracing is not None:
                 await asyncio.to_thread(tracing.shutdown)  # flushes the last spans
 
-    return Starlette(
+    app = Service(
         routes=[
             *oauth_routes(lambda: current().realms),
             *([] if settings.production else [graphiql.assets()]),
             Route("/graphql", graphql),  # the view answers other methods: JSON 405
-            WebSocketRoute("/graphql", _Counted(graphql, metrics.live_updates.websockets)),
             *probes.routes(
                 current=current,
                 supervisor=lambda: supervisor,
@@ -128,6 +126,9 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={Unavailable: _unavailable},
     )
+    # The view sets a socket's request id and log fields and counts it (not the middlewares).
+    app.sockets = WebSocketRoute("/graphql", tracing.wrap(graphql) if tracing else graphql)
+    return app
 
 
 def with_loopback_origins(settings: Settings) -> Settings:
@@ -144,20 +145,25 @@ def with_loopback_origins(settings: Settings) -> Settings:
     return dataclasses.replace(settings, allowed_origins=origins)
 
 
-class _Counted:
-    """The WebSocket endpoint, with its open connections counted (a class, so Starlette
-    routes to it as an ASGI app rather than as a websocket function)."""
+class Service(Starlette):
+    """The app; the GraphQL endpoint's WebSockets go to `sockets`, around the HTTP middlewares
+    (request metrics, body limit, deadline) and Starlette's error, exception and routing
+    layers: each of their coroutine frames would stay alive for as long as a socket is open,
+    and none of them does anything for a socket."""
 
-    def __init__(self, app: ASGIApp, gauge: Gauge) -> None:
-        self.app = app
-        self.gauge = gauge
+    sockets: WebSocketRoute | None = None
 
+    # A coroutine function, not a plain method handing back a coroutine (which would save
+    # this frame too): uvicorn takes an app whose __call__ is not one for ASGI 2.
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.gauge.inc()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.gauge.dec()
+        if scope["type"] == "websocket" and self.sockets is not None:
+            matched, child = self.sockets.matches(scope)
+            if matched is Match.FULL:
+                scope["app"] = self
+                scope.update(child)
+                await self.sockets.app(scope, receive, send)  # not .handle: one frame fewer
+                return
+        await super().__call__(scope, receive, send)
 
 
 async def _unavailable(_: Request, __: Exception) -> Response:
@@ -173,7 +179,7 @@ async def _unavailable(_: Request, __: Exception) -> Response:
     )
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> Service:
     """Factory for `uvicorn --factory cityexchange.app:app_from_env` (the container's
     command, and each of `serve --workers N`'s workers): settings from the environment,
     logs on stdout, SIGTERM drains."""

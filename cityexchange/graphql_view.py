@@ -32,9 +32,7 @@ from strawberry.types.graphql import OperationType
 from auth.admin import RealmAdmin
 from auth.errors import Unauthenticated
 from cityexchange import graphiql, graphql_edge, logs, sockets
-from cityexchange.http import (
-    request_id_of,
-)
+from cityexchange.http import assign_request_id, request_id_of
 from cityexchange.metrics import Metrics
 from cityexchange.resources import Resources
 from cityexchange.settings import Settings
@@ -48,6 +46,7 @@ from services.errors import Unavailable
 from services.persisted_documents import DocumentCache, DocumentError
 from services.principal import Principal
 from services.rate_limits import Charge, Resource
+from services.store.monitoring import ORIGIN
 
 log = logging.getLogger("cityexchange.graphql")
 
@@ -80,6 +79,7 @@ class GraphQLView(GraphQL[Context, None]):
         self.encoder = MessageEncoder()
         self.sockets: set[WebSocket] = set()
         self.sockets_per_token: Counter[str] = Counter()
+        self.expiries = sockets.Expiries()  # when the open sockets' tokens expire
         self._sockets_by_context: dict[int, sockets.Socket] = {}  # by id() of the socket's context
         self.draining: Callable[[], bool] = lambda: False
         super().__init__(
@@ -125,20 +125,32 @@ class GraphQLView(GraphQL[Context, None]):
         if scope["type"] != "websocket":
             await super().__call__(scope, receive, send)
             return
-        socket = WebSocket(scope, receive=receive, send=send)
-        if self.draining():
-            await socket.close(1001, sockets.GOING_AWAY)  # refused: connect to another replica
-            return
-        context = await self.get_context(socket, socket)
-        lifecycle = sockets.Socket(socket)
-        self.sockets.add(socket)
-        self._sockets_by_context[id(context)] = lifecycle
+        # The app routes a socket here around the HTTP middlewares (cityexchange/app.py), so
+        # the socket's request id, log fields and count are set here, in this one frame.
+        request_id = assign_request_id(scope)
+        origin = ORIGIN.set("request")  # the socket's own database commands (its token check)
+        fields = logs.REQUEST.set({"request_id": request_id, "method": "WS", "path": scope["path"]})
+        opened = self.metrics.live_updates.websockets
+        opened.inc()
         try:
-            await self.run(socket, context=context)
+            socket = WebSocket(scope, receive=receive, send=send)
+            if self.draining():
+                await socket.close(1001, sockets.GOING_AWAY)  # refused: connect to another replica
+                return
+            context = await self.get_context(socket, socket)
+            lifecycle = sockets.Socket(socket)
+            self.sockets.add(socket)
+            self._sockets_by_context[id(context)] = lifecycle
+            try:
+                await self.run(socket, context=context)
+            finally:
+                self.sockets.discard(socket)
+                del self._sockets_by_context[id(context)]
+                lifecycle.closed()
         finally:
-            self.sockets.discard(socket)
-            del self._sockets_by_context[id(context)]
-            lifecycle.closed()
+            opened.dec()
+            logs.REQUEST.reset(fields)
+            ORIGIN.reset(origin)
 
     def socket_of(self, context: Context) -> sockets.Socket:
         """The open socket whose operations `context` serves."""
@@ -163,7 +175,23 @@ class GraphQLView(GraphQL[Context, None]):
             response = graphql_edge.document_refused(refused, request_id=request_id, media=media)
         except Unavailable as error:  # a persisted document could not be looked up
             response = graphql_edge.request_error(
-                503, "SERVICE_UNAVAILABLE", str(error), request_id=request_id, media=media
+                503,
+                "SERVICE_UNAVAILABLE",
+                str(error),
+                request_id=request_id,
+                media=media,
+                headers={"Retry-After": "5"},
+            )
+        except Exception:
+            # A bug, not the client's doing: logged with its traceback, answered as JSON
+            # with the request id to quote, nothing of the error's text shown.
+            log.exception("the GraphQL endpoint failed", extra={"request_id": request_id})
+            response = graphql_edge.request_error(
+                500,
+                "INTERNAL_SERVER_ERROR",
+                "the server failed; quote the request id to its operator",
+                request_id=request_id,
+                media=media,
             )
         await response(scope, receive, send)
 
@@ -349,7 +377,8 @@ class GraphQLView(GraphQL[Context, None]):
             request_id=request_id_of(request.scope),
             principal=principal,
             auth_error=auth_error,
-            on_unavailable=unavailable,
+            # A socket has no response to mark: its context keeps no closures over it.
+            on_unavailable=unavailable if isinstance(response, Response) else _no_response,
             observe=self._observe,
             realm_admin=RealmAdmin(resources.oauth, self.access_ttl),
             public_url=self.public_url,
@@ -357,7 +386,7 @@ class GraphQLView(GraphQL[Context, None]):
             production=self.production,
             on_redeliver=resources.deliverer.wake.set,
             limiter=limiter,
-            on_rate=rated,
+            on_rate=rated if isinstance(response, Response) else _no_rate_headers,
             # An HTTP operation's time budget, the same as its database budget; a socket's
             # subscriptions live long and are not bounded.
             deadline=time.monotonic() + self.operation_seconds
@@ -386,7 +415,7 @@ class GraphQLView(GraphQL[Context, None]):
             raise ConnectionRejectionError({"reason": reason})
         context.principal, context.auth_error = principal, None
         logs.note(city=principal.city, client_id=principal.client_id)
-        socket.admit(principal, verifier.denylist, self.sockets_per_token)
+        socket.admit(principal, verifier.denylist, self.sockets_per_token, self.expiries)
         return None
 
     async def process_result(
@@ -407,6 +436,14 @@ class GraphQLView(GraphQL[Context, None]):
             # present" (GraphQL spec, Response Format; GraphQL over HTTP, request errors).
             processed.pop("data", None)
         return processed
+
+
+def _no_response() -> None:
+    """A socket's operations have no HTTP status to set."""
+
+
+def _no_rate_headers(_: Charge) -> None:
+    """... nor rate-limit headers."""
 
 
 def _request_error(result: ExecutionResult) -> bool:

@@ -26,6 +26,14 @@ def request_id_of(scope: Scope) -> str:
     return str(scope.get(REQUEST_ID_KEY, "-"))
 
 
+def assign_request_id(scope: Scope) -> str:
+    """The request's id, kept in its scope: a sane incoming X-Request-ID, or a new one."""
+    incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+    request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
+    scope[REQUEST_ID_KEY] = request_id
+    return request_id
+
+
 class RequestIdMiddleware:
     """Gives each request an id (or keeps a sane incoming X-Request-ID) and echoes it back."""
 
@@ -36,9 +44,7 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
-        scope[REQUEST_ID_KEY] = request_id
+        request_id = assign_request_id(scope)
 
         status = 500  # until the app answers
 

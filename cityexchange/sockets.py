@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import heapq
 import json
 import sys
 import time
@@ -18,13 +19,18 @@ from typing import TYPE_CHECKING, ClassVar, cast
 from graphql import GraphQLError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
-from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     ErrorMessage,
+    Message,
     SubscribeMessage,
 )
 
@@ -55,6 +61,56 @@ class SocketRefused(Exception):
         self.code, self.reason = code, reason
 
 
+class Expiries:
+    """When open sockets' tokens expire: one timer for all of them (the earliest), where a
+    timer each would hold a handle, its callback and a context copy per socket."""
+
+    __slots__ = ("_added", "_cancelled", "_heap", "_timer")
+
+    def __init__(self) -> None:
+        self._heap: list[list[object]] = []  # [loop time, order, Socket | None] entries
+        self._timer: asyncio.TimerHandle | None = None
+        self._added = 0
+        self._cancelled = 0  # entries in the heap whose socket closed first
+
+    def add(self, socket: Socket, delay: float) -> list[object]:
+        """Close `socket` with 4403 "token expired" in `delay` seconds; returns its entry."""
+        loop = asyncio.get_running_loop()
+        self._added += 1
+        entry: list[object] = [loop.time() + delay, self._added, socket]
+        heapq.heappush(self._heap, entry)
+        if self._heap[0] is entry:
+            self._schedule(loop)
+        return entry
+
+    def cancel(self, entry: list[object]) -> None:
+        """The socket closed first: its entry holds it no longer, and waits in the heap until
+        its time, unless cancelled entries come to outnumber the others."""
+        entry[2] = None
+        self._cancelled += 1
+        if self._cancelled > 64 and 2 * self._cancelled > len(self._heap):
+            self._heap = [e for e in self._heap if e[2] is not None]
+            heapq.heapify(self._heap)
+            self._cancelled = 0
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        at = cast(float, self._heap[0][0]) if self._heap else None
+        self._timer = None if at is None else loop.call_at(at, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        now = loop.time()
+        while self._heap and cast(float, self._heap[0][0]) <= now:
+            socket = heapq.heappop(self._heap)[2]
+            if isinstance(socket, Socket):
+                socket.close_soon(4403, "token expired")
+            else:
+                self._cancelled -= 1
+        self._schedule(loop)
+
+
 @dataclass(eq=False, slots=True)
 class Socket:
     """One open socket's lifecycle, which no operation's context holds: what its
@@ -62,14 +118,14 @@ class Socket:
 
     websocket: WebSocket
     params: dict[str, object] = dataclasses.field(default_factory=dict[str, object])
-    _on_close: list[Callable[[], object]] = dataclasses.field(
-        default_factory=list[Callable[[], object]]
-    )
+    # What admit() set up, undone by closed(): plain fields rather than a closure each.
+    _token: str | None = None
+    _per_token: Counter[str] | None = None
+    _expiries: Expiries | None = None
+    _expiry: list[object] | None = None
+    _unwatch: Callable[[], None] | None = None
     # Closes under way, of every socket: a task nothing holds may be collected before it runs.
     _closing: ClassVar[set[asyncio.Task[None]]] = set()
-
-    def on_close(self, callback: Callable[[], object]) -> None:
-        self._on_close.append(callback)
 
     def close_soon(self, code: int, reason: str) -> None:
         """Close the socket from a plain callback (a timer, the denylist's refresh)."""
@@ -77,16 +133,29 @@ class Socket:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
+    def revoked(self) -> None:
+        self.close_soon(4403, "token revoked")
+
     async def _close(self, code: int, reason: str) -> None:
         with contextlib.suppress(RuntimeError):  # already closed by the client
             await self.websocket.close(code, reason)
 
     def closed(self) -> None:
-        for callback in self._on_close:
-            callback()
+        if self._per_token is not None and self._token is not None:
+            self._per_token[self._token] -= 1
+            if self._per_token[self._token] <= 0:
+                del self._per_token[self._token]
+        if self._expiry is not None and self._expiries is not None:
+            self._expiries.cancel(self._expiry)
+        if self._unwatch is not None:
+            self._unwatch()
 
     def admit(
-        self, principal: Principal, denylist: Denylist | None, per_token: Counter[str]
+        self,
+        principal: Principal,
+        denylist: Denylist | None,
+        per_token: Counter[str],
+        expiries: Expiries,
     ) -> None:
         """Count the socket against its token (SocketRefused past MAX_SOCKETS_PER_TOKEN), and
         close it with 4403 when the token expires or is revoked: HTTP requests are checked
@@ -95,21 +164,12 @@ class Socket:
         if per_token[token] >= MAX_SOCKETS_PER_TOKEN:
             raise SocketRefused(TOO_MANY, f"at most {MAX_SOCKETS_PER_TOKEN} sockets per token")
         per_token[token] += 1
-
-        def release() -> None:
-            per_token[token] -= 1
-            if per_token[token] <= 0:
-                del per_token[token]
-
-        self.on_close(release)
+        self._token, self._per_token = token, per_token
         if principal.expires_at:
             delay = max(principal.expires_at - time.time(), 0)
-            timer = asyncio.get_running_loop().call_later(
-                delay, self.close_soon, 4403, "token expired"
-            )
-            self.on_close(timer.cancel)
+            self._expiries, self._expiry = expiries, expiries.add(self, delay)
         if denylist is not None:
-            self.on_close(denylist.watch(principal, lambda: self.close_soon(4403, "token revoked")))
+            self._unwatch = denylist.watch(principal, self.revoked)
 
 
 class WebSocketAdapter(ASGIWebSocketAdapter):
@@ -139,9 +199,22 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
 
     async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object]:
         """The client's messages, at most MESSAGES_PER_SECOND (MESSAGE_BURST at once): past
-        that the socket closes with 4429, before the message is handled."""
+        that the socket closes with 4429, before the message is handled. (strawberry's own
+        loop, but holding neither the last text nor the last message while it waits: an
+        idle socket would keep its subscribe message for good.)"""
         allowance, last = float(MESSAGE_BURST), time.monotonic()
-        async for message in super().iter_json(ignore_parsing_errors=ignore_parsing_errors):
+        view = cast("GraphQLView", self.view)  # pyright: ignore[reportUnknownMemberType]
+        while self.ws.application_state != WebSocketState.DISCONNECTED:
+            try:
+                message = view.decode_json(await self.ws.receive_text())
+            except KeyError as exc:  # a binary message
+                raise NonTextMessageReceived from exc
+            except json.JSONDecodeError as exc:
+                if ignore_parsing_errors:
+                    continue
+                raise NonJsonMessageReceived from exc
+            except WebSocketDisconnect:
+                return
             if not isinstance(message, dict):  # graphql-transport-ws messages are objects
                 with contextlib.suppress(RuntimeError):
                     await self.ws.close(4400, "Invalid message received")
@@ -157,6 +230,7 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
                 return
             allowance -= 1
             yield message
+            message = None
 
 
 class _OperationDelivery:
@@ -198,6 +272,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         # The init timer is cancelled (or done) by now: let it go rather than keep its task,
         # its CancelledError and that error's frames for as long as the socket is open.
         self.connection_init_timeout_task = None
+
+    async def handle_message(self, message: Message) -> None:
+        try:
+            await super().handle_message(message)
+        finally:
+            # strawberry's loop keeps its last message until the next one comes: emptied,
+            # an idle socket holds no subscribe payload (its operation keeps what it needs).
+            cast(dict[str, object], message).clear()
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         limit = self.max_subscriptions_per_connection

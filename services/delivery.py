@@ -35,6 +35,7 @@ from services.webhooks import check_target
 log = logging.getLogger("cityexchange.webhooks")
 
 MAX_ATTEMPTS = 6  # per delivery, the first included
+POLL_SECONDS = 1.0  # the deliverer looks at least this often, woken or not
 
 Send = Callable[[str, dict[str, str], bytes], Awaitable[int]]
 
@@ -91,6 +92,8 @@ class Deliverer:
         default_factory=set[asyncio.Timeout], init=False, repr=False
     )
     _cutting: bool = field(default=False, init=False, repr=False)
+    _endpoints: int | None = field(default=None, init=False, repr=False)
+    """Active endpoints at the last dispatch that read them (None: not read yet)."""
 
     def __post_init__(self) -> None:
         if self.lease_seconds < 2 * self.send_timeout_seconds:
@@ -109,10 +112,25 @@ class Deliverer:
                 self.wake.clear()
                 await self._queue()
                 await self._start_attempts(attempts, stopping)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(stopping, self.wake), 1.0)
+                await self._until_work(stopping)
         finally:
             await self._settle(attempts)
+
+    async def _until_work(self, stopping: asyncio.Event) -> None:
+        """Wait for the next poll, or a wake-up that may bring work. Every published event
+        wakes the deliverer; while no endpoint was active at the last look and no attempt is
+        in flight, such a wake-up costs no database reads: the poll, within POLL_SECONDS,
+        finds an endpoint registered since and queues the events it missed."""
+        loop = asyncio.get_running_loop()
+        poll_at = loop.time() + POLL_SECONDS
+        while (remaining := poll_at - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_first(stopping, self.wake), remaining)
+            if stopping.is_set() or not self.wake.is_set():
+                return
+            if self._endpoints != 0 or self._in_flight:
+                return
+            self.wake.clear()
 
     async def _queue(self) -> None:
         try:
@@ -191,6 +209,7 @@ class Deliverer:
             if not events:
                 return
             hooks = await store.active(self.db)
+            self._endpoints = len(hooks)
             for event in events:
                 for hook in hooks:
                     if event.occurred_at >= hook.created_at and hook.event_filter.matches(event):

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services import persisted_documents
 from tests.conftest import Api
 from tests.live_support import live_server
 
@@ -164,6 +165,23 @@ async def test_refusals_are_json_with_the_request_id(api: Api) -> None:
         400,
         "BAD_REQUEST",
     )
+
+
+async def test_an_unexpected_failure_is_a_json_500_with_the_request_id(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(**_: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(persisted_documents, "find", broken)
+    extensions = {"persistedQuery": {"version": 1, "sha256Hash": "a" * 64}}
+    response = await api.http.post("/graphql", json={"extensions": extensions})
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/json")
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert error["extensions"]["requestId"] == response.headers["x-request-id"]
+    assert "secret" not in response.text
 
 
 async def test_graphql_http_server_audits_pass_without_warnings(api: Api) -> None:

@@ -154,7 +154,33 @@ async def test_an_expiring_token_closes_the_socket_with_4403(api: Api, address: 
         with pytest.raises(ConnectionClosed) as closed:
             await client.next(timeout=10)
         assert closed.value.rcvd is not None
-        assert closed.value.rcvd.code == 4403
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, "token expired")
+
+
+async def test_each_socket_closes_when_its_own_token_expires(api: Api, address: str) -> None:
+    # One timer serves every socket's expiry: a socket that left first is skipped, and each
+    # of the others closes at its own token's expiry, not at the earliest one's.
+    left = await api.token("rotterdam", subject="left", ttl=2)
+    async with Subscriber.connect(address, left) as client:
+        await client.acknowledged()
+    soon = await api.token("rotterdam", subject="soon", ttl=3)
+    later = await api.token("rotterdam", subject="later", ttl=6)
+    async with (
+        Subscriber.connect(address, later) as patient,
+        Subscriber.connect(address, soon) as hasty,
+    ):
+        for client in (patient, hasty):
+            await client.acknowledged()
+            await client.subscribe(EVENTS)
+        with pytest.raises(ConnectionClosed) as closed:
+            await hasty.next(timeout=10)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, "token expired")
+        assert await patient.silent(1.0)  # still open, its token still valid
+        with pytest.raises(ConnectionClosed) as closed:
+            await patient.next(timeout=10)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, "token expired")
 
 
 async def test_the_21st_subscription_on_a_socket_is_refused(api: Api, address: str) -> None:
