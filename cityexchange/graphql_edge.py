@@ -154,6 +154,12 @@ _DOCUMENT_ERRORS: dict[type[DocumentError], tuple[str, str | None, int, int]] = 
 }
 
 
+def document_error(error: DocumentError) -> tuple[str, str]:
+    """The code and message a persisted document's refusal is answered with."""
+    code, message, _, _ = _DOCUMENT_ERRORS.get(type(error), ("BAD_REQUEST", None, 400, 400))
+    return code, message or str(error)
+
+
 def document_refused(error: DocumentError, *, request_id: str, media: str) -> Response:
     """A persisted-document request that cannot run. Never stored by a cache: a document
     not found now may be registered by the next request."""

@@ -38,6 +38,9 @@ from auth.denylist import Denylist
 from cityexchange import graphql_edge
 from schema.context import Context
 from schema.sharing import DELIVERY
+from services import persisted_documents
+from services.errors import Unavailable
+from services.persisted_documents import DocumentError
 from services.principal import Principal
 
 if TYPE_CHECKING:
@@ -237,13 +240,15 @@ class _OperationDelivery:
     """One operation's `next` messages, sent by the operation itself (schema/sharing.py's
     Delivery): the message is its encoded payload behind the operation's id."""
 
-    __slots__ = ("_head", "_ws")
+    __slots__ = ("_head", "_id", "_operations", "_ws")
 
-    def __init__(self, ws: WebSocket, operation_id: str) -> None:
-        self._ws = ws
+    def __init__(self, ws: WebSocket, operation_id: str, operations: Mapping[str, object]) -> None:
+        self._ws, self._id, self._operations = ws, operation_id, operations
         self._head = f'{{"id":{json.dumps(operation_id)},"type":"next","payload":'
 
     async def next(self, payload: str) -> bool:
+        if self._id not in self._operations:
+            return True  # completed by the client meanwhile: nothing more goes out for it
         text = f"{self._head}{payload}}}"
         if len(text) > graphql_edge.MAX_RESPONSE_BYTES:
             return False  # WebSocketAdapter.send_json sends RESPONSE_TOO_LARGE instead
@@ -253,6 +258,16 @@ class _OperationDelivery:
             if self._ws.application_state is not WebSocketState.DISCONNECTED:
                 raise WebSocketDisconnected from exc
         return True
+
+
+_BAD_PAYLOAD = (
+    "a subscribe payload needs a query string, variables as an object and a string operationName"
+)
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        self.code, self.message = code, message
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -281,6 +296,48 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             # an idle socket holds no subscribe payload (its operation keeps what it needs).
             cast(dict[str, object], message).clear()
 
+    async def _refuse(self, message: SubscribeMessage, code: str, text: str) -> None:
+        refusal = GraphQLError(text, extensions={"code": code})
+        await self.send_message(
+            ErrorMessage(id=str(message.get("id")), type="error", payload=[refusal.formatted])
+        )
+
+    async def _document(self, shape: dict[str, object]) -> str:
+        """The text a subscribe runs. A client the view trusts (CITYEXCHANGE_TRUSTED_DOCUMENTS)
+        runs registered documents only, named by their text, `documentId` or Apollo's hash,
+        as over HTTP; other clients send the text."""
+        query = shape.get("query")
+        view = cast("GraphQLView", self.view)
+        principal = self.context.principal
+        if principal is None or principal.client_id not in view.trusted_clients:
+            if not isinstance(query, str) or not query.strip():
+                raise _Refused("BAD_REQUEST", _BAD_PAYLOAD)
+            return query
+        if query is not None and not isinstance(query, str):
+            raise _Refused("BAD_REQUEST", _BAD_PAYLOAD)
+        extensions = shape.get("extensions")
+        try:
+            document_id = graphql_edge.persisted_id(
+                cast(dict[str, object], extensions) if isinstance(extensions, dict) else None,
+                shape.get("documentId"),
+            )
+            if document_id is None and query is None:
+                raise _Refused("BAD_REQUEST", _BAD_PAYLOAD)
+            resolved = await persisted_documents.resolve(
+                db=view.resources().db,
+                cache=view.documents,
+                id=document_id,
+                text=query,
+                trusted=True,
+            )
+        except graphql_edge.PersistedRequestError as error:
+            raise _Refused(error.code, error.reason) from None
+        except DocumentError as error:
+            raise _Refused(*graphql_edge.document_error(error)) from None
+        except Unavailable as error:
+            raise _Refused("SERVICE_UNAVAILABLE", str(error)) from None
+        return resolved.text
+
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         limit = self.max_subscriptions_per_connection
         if (
@@ -299,22 +356,23 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         payload = cast(object, message.get("payload"))
         shape = cast(dict[str, object], payload) if isinstance(payload, dict) else {}
-        query = shape.get("query")
-        if not isinstance(query, str) or not isinstance(shape.get("variables") or {}, dict):
-            refusal = GraphQLError(
-                "a subscribe payload needs a query string and variables as an object",
-                extensions={"code": "BAD_REQUEST"},
-            )
-            await self.send_message(
-                ErrorMessage(id=str(message.get("id")), type="error", payload=[refusal.formatted])
-            )
+        operation_name = shape.get("operationName")
+        if not isinstance(shape.get("variables") or {}, dict) or not isinstance(
+            operation_name, str | None
+        ):
+            await self._refuse(message, "BAD_REQUEST", _BAD_PAYLOAD)
+            return
+        try:
+            query = await self._document(shape)
+        except _Refused as refused:
+            await self._refuse(message, refused.code, refused.message)
             return
         # Subscribers of one group send the same text: the operation keeps one copy of it
         # (interned strings are freed with their last reference).
         shape["query"] = sys.intern(query)
         adapter = cast(WebSocketAdapter, self.websocket)
         # The operation's task, started by strawberry below, copies this context.
-        token = DELIVERY.set(_OperationDelivery(adapter.ws, str(message["id"])))
+        token = DELIVERY.set(_OperationDelivery(adapter.ws, str(message["id"]), self.operations))
         try:
             await super().handle_subscribe(message)
         finally:

@@ -26,6 +26,7 @@ from cityexchange.app import create_app
 from cityexchange.settings import Settings
 from services.persisted_documents import DocumentCache, PersistedDocument
 from tests.conftest import Api, on_configured_database
+from tests.live_support import Subscriber, live_server
 
 pytestmark = pytest.mark.usefixtures("two_cities")
 
@@ -368,3 +369,45 @@ def test_the_process_cache_forgets_a_document_after_a_minute() -> None:
     assert cache.get("id") is not None
     clock[0] = 60.0  # re-registered elsewhere meanwhile? read it again
     assert cache.get("id") is None
+
+
+async def test_trusted_clients_run_registered_documents_only_on_the_socket_too(
+    api: Api, tmp_path: Path
+) -> None:
+    registered = "query Mine { viewer { subject } }"
+    await register(api, tmp_path, apollo_manifest(registered))
+    prod = dataclasses.replace(api.settings, trusted_documents=(MOBILE,))
+    async with live_server(prod) as address:
+        mobile = await token_of(api, MOBILE)
+        async with Subscriber.connect(address, mobile) as socket:
+            await socket.acknowledged()
+            await socket.subscribe("mutation { __typename }")  # not registered
+            refused = await socket.next()
+            assert refused["type"] == "error"
+            assert refused["payload"][0]["extensions"]["code"] == "TRUSTED_DOCUMENT_REQUIRED"
+            for payload in ({"query": registered}, {"extensions": persisted(registered)}):
+                await socket.ws.send(
+                    json.dumps({"id": "p", "type": "subscribe", "payload": payload})
+                )
+                answer = await socket.next()
+                assert answer["type"] == "next", answer
+                assert answer["payload"]["data"]["viewer"]["subject"] == "tester"
+                assert (await socket.next())["type"] == "complete"
+
+
+async def test_a_malformed_subscribe_is_bad_request_not_a_server_error(api: Api) -> None:
+    async with live_server(api.settings) as address:
+        token = await token_of(api, "rotterdam-portal")
+        async with Subscriber.connect(address, token) as socket:
+            await socket.acknowledged()
+            for payload in (
+                {"query": ""},
+                {"query": "  "},
+                {"query": "{ __typename }", "operationName": 5},
+            ):
+                await socket.ws.send(
+                    json.dumps({"id": "x", "type": "subscribe", "payload": payload})
+                )
+                refused = await socket.next()
+                assert refused["type"] == "error", refused
+                assert refused["payload"][0]["extensions"]["code"] == "BAD_REQUEST"
