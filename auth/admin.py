@@ -10,24 +10,24 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from auth import federated_links, revocations, signing_keys, trusted_issuers
-from auth.federated_links import federated_key
-from auth.federation import MAX_LIFETIME_SECONDS as FEDERATED_MAX_LIFETIME_SECONDS
-from auth.oauth_store import OAuthStore
-from auth.passwords import (
+from cityexchange.auth import federated_links, revocations, signing_keys, trusted_issuers
+from cityexchange.auth.federated_links import federated_key
+from cityexchange.auth.federation import MAX_LIFETIME_SECONDS as FEDERATED_MAX_LIFETIME_SECONDS
+from cityexchange.auth.oauth_store import OAuthStore
+from cityexchange.auth.passwords import (
     MAX_PASSWORD_LENGTH,
     MIN_PASSWORD_LENGTH,
     hash_password,
     hash_secret,
     new_secret,
 )
-from auth.records import GRANTS, ClientType, OAuthClient
-from auth.tokens import KNOWN_SCOPES, MAX_ACCESS_TOKEN_TTL_SECONDS
-from services.clock import now
-from services.errors import InvalidInput, NotFound
-from services.principal import Principal, Scope
-from services.store import cities as city_store
-from services.store import people
+from cityexchange.auth.records import GRANTS, ClientType, OAuthClient
+from cityexchange.auth.tokens import KNOWN_SCOPES, MAX_ACCESS_TOKEN_TTL_SECONDS
+from cityexchange.services.clock import now
+from cityexchange.services.errors import InvalidInput, NotFound
+from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import cities as city_store
+from cityexchange.services.store import people
 
 
 @dataclass(frozen=True, slots=True)

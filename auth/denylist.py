@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from auth import revocations
-from services.errors import Unavailable
-from services.principal import Principal
-from services.store.database import Database
+from cityexchange.auth import revocations
+from cityexchange.services.errors import Unavailable
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
 
 log = logging.getLogger("cityexchange.auth")
 

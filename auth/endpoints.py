@@ -15,16 +15,16 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 
-from auth import revocations, signing_keys
-from auth.grants import ALL_AUTH_METHODS, SECRET_AUTH_METHODS
-from auth.passwords import hash_secret
-from auth.records import OAuthClient
-from auth.signing_keys import SIGNING_ALG
-from services.clock import now
-from services.principal import Principal
+from cityexchange.auth import revocations, signing_keys
+from cityexchange.auth.grants import ALL_AUTH_METHODS, SECRET_AUTH_METHODS
+from cityexchange.auth.passwords import hash_secret
+from cityexchange.auth.records import OAuthClient
+from cityexchange.auth.signing_keys import SIGNING_ALG
+from cityexchange.services.clock import now
+from cityexchange.services.principal import Principal
 
 if TYPE_CHECKING:
-    from auth.realm_server import RealmServer
+    from cityexchange.auth.realm_server import RealmServer
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,9 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database as SyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.clock import now
-from services.store.database import Database, guarded
-from services.store.unavailable import guarded_sync
+from cityexchange.services.clock import now
+from cityexchange.services.store.database import Database, guarded
+from cityexchange.services.store.unavailable import guarded_sync
 
 COLLECTION = "federated_links"
 INDEXES = [IndexModel([("city", ASCENDING), ("personId", ASCENDING)], name="person")]

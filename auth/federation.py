@@ -22,11 +22,11 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from auth import federated_links, trusted_issuers
-from auth.errors import Unauthenticated
-from services.errors import Unavailable
-from services.principal import Principal
-from services.store.database import Database
+from cityexchange.auth import federated_links, trusted_issuers
+from cityexchange.auth.errors import Unauthenticated
+from cityexchange.services.errors import Unavailable
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
 
 log = logging.getLogger("cityexchange.federation")
 

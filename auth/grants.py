@@ -20,14 +20,14 @@ from authlib.oauth2.rfc6749.grants import (
 )
 from authlib.oauth2.rfc7636 import CodeChallenge
 
-from auth.oauth_requests import form_data
-from auth.passwords import hash_secret
-from auth.records import AuthorizationCode, ClientType, OAuthClient, RefreshToken
-from auth.resource_owners import ResourceOwner
-from services.clock import now
+from cityexchange.auth.oauth_requests import form_data
+from cityexchange.auth.passwords import hash_secret
+from cityexchange.auth.records import AuthorizationCode, ClientType, OAuthClient, RefreshToken
+from cityexchange.auth.resource_owners import ResourceOwner
+from cityexchange.services.clock import now
 
 if TYPE_CHECKING:
-    from auth.realm_server import RealmServer
+    from cityexchange.auth.realm_server import RealmServer
 
 CODE_TTL_SECONDS = 60  # RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes"
 ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]

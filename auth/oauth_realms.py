@@ -14,12 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from auth import pages
-from auth.oauth_store import OAuthStore
-from auth.passwords import HashingGate
-from auth.realm_server import RealmServer
-from auth.realms import RealmRegistry
-from services.store import cities
+from cityexchange.auth import pages
+from cityexchange.auth.oauth_store import OAuthStore
+from cityexchange.auth.passwords import HashingGate
+from cityexchange.auth.realm_server import RealmServer
+from cityexchange.auth.realms import RealmRegistry
+from cityexchange.services.store import cities
 
 T = TypeVar("T")
 

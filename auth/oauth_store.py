@@ -15,10 +15,10 @@ from pymongo import ASCENDING, IndexModel, MongoClient, ReturnDocument
 from pymongo.database import Database as SyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from auth import federated_links, revocations, sign_in_store, trusted_issuers
-from auth.records import AuthorizationCode, ClientType, OAuthClient, RefreshToken
-from services.clock import now
-from services.store.unavailable import guarded_sync
+from cityexchange.auth import federated_links, revocations, sign_in_store, trusted_issuers
+from cityexchange.auth.records import AuthorizationCode, ClientType, OAuthClient, RefreshToken
+from cityexchange.services.clock import now
+from cityexchange.services.store.unavailable import guarded_sync
 
 Document = dict[str, Any]
 T = TypeVar("T")

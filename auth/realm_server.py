@@ -19,9 +19,9 @@ from authlib.oauth2.rfc6749 import AuthorizationServer, InvalidGrantError, OAuth
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from joserfc import jws
 
-from auth import signing_keys
-from auth.endpoints import Introspection, Revocation
-from auth.grants import (
+from cityexchange.auth import signing_keys
+from cityexchange.auth.endpoints import Introspection, Revocation
+from cityexchange.auth.grants import (
     ALL_AUTH_METHODS,
     SECRET_AUTH_METHODS,
     CodeGrant,
@@ -29,15 +29,15 @@ from auth.grants import (
     RotatingRefreshGrant,
     StrictPKCE,
 )
-from auth.oauth_requests import FormRequest, OAuthResponse
-from auth.oauth_store import OAuthStore
-from auth.passwords import hash_secret
-from auth.realms import Realm
-from auth.records import GRANTS, OAuthClient, RefreshToken
-from auth.resource_owners import ResourceOwner
-from auth.tokens import KNOWN_SCOPES, sign_access_token
-from services.clock import now
-from services.store import people
+from cityexchange.auth.oauth_requests import FormRequest, OAuthResponse
+from cityexchange.auth.oauth_store import OAuthStore
+from cityexchange.auth.passwords import hash_secret
+from cityexchange.auth.realms import Realm
+from cityexchange.auth.records import GRANTS, OAuthClient, RefreshToken
+from cityexchange.auth.resource_owners import ResourceOwner
+from cityexchange.auth.tokens import KNOWN_SCOPES, sign_access_token
+from cityexchange.services.clock import now
+from cityexchange.services.store import people
 
 REFRESH_TTL_DAYS = 30
 

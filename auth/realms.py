@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from auth import signing_keys
-from auth.signing_keys import SigningKey
-from services.errors import Unavailable
-from services.store import cities as city_store
-from services.store.database import Database
+from cityexchange.auth import signing_keys
+from cityexchange.auth.signing_keys import SigningKey
+from cityexchange.services.errors import Unavailable
+from cityexchange.services.store import cities as city_store
+from cityexchange.services.store.database import Database
 
 log = logging.getLogger("cityexchange.auth")
 

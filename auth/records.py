@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from auth.passwords import secret_matches
-from services.clock import now
+from cityexchange.auth.passwords import secret_matches
+from cityexchange.services.clock import now
 
 
 class ClientType(StrEnum):

@@ -13,9 +13,9 @@ from typing import Any, Literal
 from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database as SyncDatabase
 
-from services.principal import Principal
-from services.store.database import Database, guarded
-from services.store.unavailable import guarded_sync
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database, guarded
+from cityexchange.services.store.unavailable import guarded_sync
 
 COLLECTION = "revocations"
 INDEXES = [IndexModel([("expiresAt", ASCENDING)], name="ttl", expireAfterSeconds=0)]

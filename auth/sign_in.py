@@ -10,13 +10,19 @@ from dataclasses import dataclass
 
 from starlette.responses import Response
 
-from auth import pages, sign_in_store
-from auth.oauth_realms import OAuthRealms, first_value, in_thread, oauth_response, set_csrf
-from auth.oauth_requests import FormRequest
-from auth.passwords import hash_password, hash_secret, needs_rehash, verify_password
-from auth.realm_server import Consent, RealmServer
-from auth.resource_owners import ResourceOwner
-from services.store import people
+from cityexchange.auth import pages, sign_in_store
+from cityexchange.auth.oauth_realms import (
+    OAuthRealms,
+    first_value,
+    in_thread,
+    oauth_response,
+    set_csrf,
+)
+from cityexchange.auth.oauth_requests import FormRequest
+from cityexchange.auth.passwords import hash_password, hash_secret, needs_rehash, verify_password
+from cityexchange.auth.realm_server import Consent, RealmServer
+from cityexchange.auth.resource_owners import ResourceOwner
+from cityexchange.services.store import people
 
 log = logging.getLogger("cityexchange.oauth")
 

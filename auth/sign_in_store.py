@@ -13,8 +13,8 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.database import Database as SyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.clock import now
-from services.store.unavailable import guarded_sync
+from cityexchange.services.clock import now
+from cityexchange.services.store.unavailable import guarded_sync
 
 SyncDb = SyncDatabase[dict[str, Any]]
 FAILURES = "login_failures"

@@ -15,9 +15,9 @@ from joserfc.jwk import ECKey
 from pymongo import DESCENDING
 from pymongo.database import Database as SyncDatabase
 
-from services.clock import now
-from services.store.database import Database, guarded
-from services.store.unavailable import guarded_sync
+from cityexchange.services.clock import now
+from cityexchange.services.store.database import Database, guarded
+from cityexchange.services.store.unavailable import guarded_sync
 
 SIGNING_ALG = "ES256"
 # The newest signs; these many verify (a rotation keeps older tokens valid until they expire).

@@ -12,14 +12,14 @@ from typing import Any, cast
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 
-from auth.denylist import Denylist
-from auth.errors import Unauthenticated
-from auth.federation import Federation
-from auth.realms import Realm, RealmRegistry
-from auth.signing_keys import SIGNING_ALG, SigningKey
-from auth.verified_tokens import VerifiedTokens
-from services.errors import Unavailable
-from services.principal import Principal, Scope
+from cityexchange.auth.denylist import Denylist
+from cityexchange.auth.errors import Unauthenticated
+from cityexchange.auth.federation import Federation
+from cityexchange.auth.realms import Realm, RealmRegistry
+from cityexchange.auth.signing_keys import SIGNING_ALG, SigningKey
+from cityexchange.auth.verified_tokens import VerifiedTokens
+from cityexchange.services.errors import Unavailable
+from cityexchange.services.principal import Principal, Scope
 
 # Only asymmetric algorithms we sign with; "none" and HMAC (alg confusion) never pass.
 ALLOWED_ALGS = frozenset({SIGNING_ALG})

@@ -10,8 +10,8 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database as SyncDatabase
 
-from services.store.database import Database, guarded
-from services.store.unavailable import guarded_sync
+from cityexchange.services.store.database import Database, guarded
+from cityexchange.services.store.unavailable import guarded_sync
 
 COLLECTION = "trusted_issuers"
 INDEXES = [IndexModel([("city", ASCENDING)], name="city")]

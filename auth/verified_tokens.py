@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services.principal import Principal
+from cityexchange.services.principal import Principal
 
 VERIFIED_TOKENS = 10_000
 

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from auth import admin, pages, sign_in_store
-from auth.oauth_realms import (
+from cityexchange.auth import admin, pages, sign_in_store
+from cityexchange.auth.oauth_realms import (
     OAuthRealms,
     client_address,
     csrf_matches,
@@ -26,10 +26,10 @@ from auth.oauth_realms import (
     read_form,
     set_csrf,
 )
-from auth.oauth_requests import FormRequest, OAuthResponse
-from auth.passwords import HashingBusy
-from auth.realm_server import RealmServer
-from auth.sign_in import (
+from cityexchange.auth.oauth_requests import FormRequest, OAuthResponse
+from cityexchange.auth.passwords import HashingBusy
+from cityexchange.auth.realm_server import RealmServer
+from cityexchange.auth.sign_in import (
     ADDRESS_FAILURES,
     BUSY_ERROR,
     FAILURE_WINDOW_SECONDS,
@@ -38,7 +38,7 @@ from auth.sign_in import (
     after_consent,
     after_password,
 )
-from services.errors import InvalidInput
+from cityexchange.services.errors import InvalidInput
 
 
 def routes(get_realms: Callable[[], OAuthRealms]) -> list[Route]:

@@ -8,15 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from auth.realms import RealmRegistry
-from auth.tokens import issue_access_token
+from cityexchange.auth.realms import RealmRegistry
+from cityexchange.auth.tokens import issue_access_token
+from cityexchange.services import cities, comments, problems, solutions
+from cityexchange.services.clock import now
+from cityexchange.services.models import City, Organisation, Person
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
+from cityexchange.services.taxonomy import Hazard, OrganisationKind, Role
 from cityexchange.settings import DEFAULT_AUDIENCE, DEFAULT_PUBLIC_URL
-from services import cities, comments, problems, solutions
-from services.clock import now
-from services.models import City, Organisation, Person
-from services.principal import Principal
-from services.store.database import Database
-from services.taxonomy import Hazard, OrganisationKind, Role
 
 DB_NAME = "bench_edge"
 SCOPES = frozenset({"read", "publish", "comment"})

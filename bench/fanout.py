@@ -41,17 +41,17 @@ from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from auth.realms import RealmRegistry
-from auth.tokens import issue_access_token
 from bench.seeding import seeding_database
+from cityexchange.auth.realms import RealmRegistry
+from cityexchange.auth.tokens import issue_access_token
 from cityexchange.embedded import EmbeddedDatabase
+from cityexchange.services import cities, problems
+from cityexchange.services.clock import now
+from cityexchange.services.models import City
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
+from cityexchange.services.taxonomy import Hazard
 from cityexchange.settings import Secret, Settings
-from services import cities, problems
-from services.clock import now
-from services.models import City
-from services.principal import Principal
-from services.store.database import Database
-from services.taxonomy import Hazard
 
 DB_NAME = "bench_fanout"
 SUBSCRIPTION = """subscription Floods($filter: EventFilter) {

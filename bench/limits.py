@@ -31,20 +31,20 @@ from asgi_lifespan import LifespanManager
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from auth.realms import RealmRegistry
-from auth.tokens import issue_access_token
 from bench.seeding import seeding_database
 from cityexchange.app import create_app
+from cityexchange.auth.realms import RealmRegistry
+from cityexchange.auth.tokens import issue_access_token
 from cityexchange.embedded import EmbeddedDatabase
+from cityexchange.services import cities, problems
+from cityexchange.services.clock import now
+from cityexchange.services.models import City
+from cityexchange.services.principal import Principal
+from cityexchange.services.problems import ProblemDraft
+from cityexchange.services.rate_limits import Budget, RateLimiter, Resource
+from cityexchange.services.store.database import Database
+from cityexchange.services.taxonomy import Hazard
 from cityexchange.settings import Secret, Settings
-from services import cities, problems
-from services.clock import now
-from services.models import City
-from services.principal import Principal
-from services.problems import ProblemDraft
-from services.rate_limits import Budget, RateLimiter, Resource
-from services.store.database import Database
-from services.taxonomy import Hazard
 
 DB_NAME = "bench_limits"
 # The most body text the cost limit admits (190 bodies): over the response cap, refused.

@@ -24,23 +24,23 @@ from asgi_lifespan import LifespanManager
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from auth.realms import RealmRegistry
-from auth.tokens import issue_access_token
 from bench.seeding import seeding_database
 from cityexchange.app import create_app
+from cityexchange.auth.realms import RealmRegistry
+from cityexchange.auth.tokens import issue_access_token
 from cityexchange.embedded import EmbeddedDatabase
-from cityexchange.settings import Secret, Settings
-from services import (
+from cityexchange.services import (
     cities,
     comments,
     problems,
     solutions,
 )
-from services.clock import now
-from services.models import City
-from services.principal import Principal
-from services.store.database import Database
-from services.taxonomy import Hazard
+from cityexchange.services.clock import now
+from cityexchange.services.models import City
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
+from cityexchange.services.taxonomy import Hazard
+from cityexchange.settings import Secret, Settings
 
 QUERY = """query Nested($first: Int!) { problems(first: $first) { edges { node {
   title city { name } solutions(first: 5) { edges { node { title city { name }

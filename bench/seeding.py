@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from cityexchange.resources import open_database
+from cityexchange.services.store.database import Database
+from cityexchange.services.store.indexes import ensure_indexes
 from cityexchange.settings import Settings
-from services.store.database import Database
-from services.store.indexes import ensure_indexes
 
 SEEDING_TIMEOUT_MS = 60_000  # bulk seeding on a busy machine outlasts the service's timeout
 

@@ -28,14 +28,14 @@ from asgi_lifespan import LifespanManager
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from auth.passwords import HASHES, HASHING_QUEUE, HASHING_SLOTS
 from cityexchange.app import create_app
+from cityexchange.auth.passwords import HASHES, HASHING_QUEUE, HASHING_SLOTS
 from cityexchange.embedded import EmbeddedDatabase
 from cityexchange.resources import open_resources
+from cityexchange.services import cities
+from cityexchange.services.clock import now
+from cityexchange.services.models import City
 from cityexchange.settings import Secret, Settings
-from services import cities
-from services.clock import now
-from services.models import City
 from tests.oauth_support import PASSWORD, hidden_fields, make_realm
 
 _RSS = re.compile(r"^VmRSS:\s+(\d+) kB", re.MULTILINE)

@@ -32,19 +32,19 @@ from asgi_lifespan import LifespanManager
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from auth.realms import RealmRegistry
-from auth.tokens import issue_access_token
 from bench.seeding import seeding_database
 from cityexchange.app import create_app
+from cityexchange.auth.realms import RealmRegistry
+from cityexchange.auth.tokens import issue_access_token
 from cityexchange.embedded import EmbeddedDatabase
+from cityexchange.schema.relay import to_global_id
+from cityexchange.services import cities, comments, problems
+from cityexchange.services.clock import now
+from cityexchange.services.models import City
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
+from cityexchange.services.taxonomy import Hazard
 from cityexchange.settings import Secret, Settings
-from schema.relay import to_global_id
-from services import cities, comments, problems
-from services.clock import now
-from services.models import City
-from services.principal import Principal
-from services.store.database import Database
-from services.taxonomy import Hazard
 
 ADD_COMMENT = """mutation Add($input: AddCommentInput!) { addComment(input: $input) {
   comment { id } userErrors { code } } }"""

@@ -23,19 +23,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from auth.web import routes as oauth_routes
 from cityexchange import graphiql, logs, probes, runtime
+from cityexchange.auth.web import routes as oauth_routes
 from cityexchange.drain import Drain
 from cityexchange.graphql_view import GraphQLView
 from cityexchange.http import BodyLimitMiddleware, DeadlineMiddleware, RequestIdMiddleware
 from cityexchange.loops import background_loops
 from cityexchange.metrics import Metrics, RequestMetricsMiddleware, mark_worker_gone
 from cityexchange.resources import Current, budgets, database_uri, open_resources
+from cityexchange.services.errors import Unavailable
+from cityexchange.services.store.monitoring import ORIGIN
 from cityexchange.settings import Settings
 from cityexchange.supervisor import Loop, Supervisor
 from cityexchange.tracing import Tracing, start_if_enabled
-from services.errors import Unavailable
-from services.store.monitoring import ORIGIN
 
 __all__ = ["Service", "app_from_env", "budgets", "create_app"]
 log = logging.getLogger("cityexchange")

@@ -17,19 +17,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
-from auth.oauth_store import INDEXES as OAUTH_INDEXES
-from auth.oauth_store import OAuthStore
-from auth.tokens import MAX_ACCESS_TOKEN_TTL_SECONDS, issue_access_token, parse_scopes
 from cityexchange import document_commands, embedded, realm_commands, serve
+from cityexchange.auth.oauth_store import INDEXES as OAUTH_INDEXES
+from cityexchange.auth.oauth_store import OAuthStore
+from cityexchange.auth.tokens import MAX_ACCESS_TOKEN_TTL_SECONDS, issue_access_token, parse_scopes
 from cityexchange.resources import Resources, open_resources
 from cityexchange.serve import proxy_options
+from cityexchange.services import cities
+from cityexchange.services.errors import ServiceError
+from cityexchange.services.models import City, Contact, GeoPoint, ResilienceProfile
+from cityexchange.services.store.database import Database
+from cityexchange.services.store.indexes import ensure_indexes
+from cityexchange.services.taxonomy import Hazard
 from cityexchange.settings import Secret, Settings, SettingsError
-from services import cities
-from services.errors import ServiceError
-from services.models import City, Contact, GeoPoint, ResilienceProfile
-from services.store.database import Database
-from services.store.indexes import ensure_indexes
-from services.taxonomy import Hazard
 
 T = TypeVar("T")
 DEFAULT_DATA_DIR = ".cityexchange"
@@ -200,7 +200,7 @@ def _demo_load(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _schema(_: argparse.Namespace, __: Settings) -> None:
-    from schema.root import build_schema
+    from cityexchange.schema.root import build_schema
 
     print(build_schema(production=False).as_str())
 

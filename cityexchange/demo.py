@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 from datetime import date, datetime
 
-from auth.tokens import issue_access_token
 from cityexchange import demo_data as data
+from cityexchange.auth.tokens import issue_access_token
 from cityexchange.resources import open_database, open_resources
-from cityexchange.settings import Settings
-from services import cities, comments, problems, solutions
-from services.models import (
+from cityexchange.services import cities, comments, problems, solutions
+from cityexchange.services.models import (
     City,
     Contact,
     Cost,
@@ -22,10 +21,11 @@ from services.models import (
     SolutionDetails,
     Transferability,
 )
-from services.principal import Principal, Scope
-from services.store.database import Database
-from services.store.indexes import ensure_indexes
-from services.taxonomy import Role, SolutionStatus, Urgency
+from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store.database import Database
+from cityexchange.services.store.indexes import ensure_indexes
+from cityexchange.services.taxonomy import Role, SolutionStatus, Urgency
+from cityexchange.settings import Settings
 
 DEMO_TOKEN_TTL_SECONDS = 8 * 3600
 ALL_SCOPES = frozenset(scope.value for scope in Scope)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import NotRequired, TypedDict
 
-from services.taxonomy import Hazard
-from services.taxonomy import Hazard as H
-from services.taxonomy import OrganisationKind as O
-from services.taxonomy import Sector as S
+from cityexchange.services.taxonomy import Hazard
+from cityexchange.services.taxonomy import Hazard as H
+from cityexchange.services.taxonomy import OrganisationKind as O
+from cityexchange.services.taxonomy import Sector as S
 
 NETWORKS = ("Resilient Cities Network", "100 Resilient Cities")
 

@@ -11,12 +11,12 @@ from typing import Any
 from graphql import GraphQLError, GraphQLSchema, GraphQLSyntaxError, parse, specified_rules
 from strawberry.schema.schema import validate_document
 
+from cityexchange.schema.limits import MAX_TOKENS, check
+from cityexchange.schema.root import CityExchangeSchema, build_schema
+from cityexchange.services import persisted_documents
+from cityexchange.services.persisted_documents import InvalidManifest, Registration
+from cityexchange.services.store.database import Database
 from cityexchange.settings import Settings
-from schema.limits import MAX_TOKENS, check
-from schema.root import CityExchangeSchema, build_schema
-from services import persisted_documents
-from services.persisted_documents import InvalidManifest, Registration
-from services.store.database import Database
 
 
 def document_errors(registrations: list[Registration]) -> dict[str, list[str]]:

@@ -28,13 +28,13 @@ from strawberry.http import GraphQLRequestData
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from services.persisted_documents import (
+from cityexchange.services.persisted_documents import (
     DocumentError,
     HashMismatch,
     UnknownDocument,
     UntrustedDocument,
 )
-from services.rate_limits import Charge
+from cityexchange.services.rate_limits import Charge
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 SUBSCRIPTION = OperationType.SUBSCRIPTION

@@ -29,24 +29,24 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from auth.admin import RealmAdmin
-from auth.errors import Unauthenticated
 from cityexchange import graphiql, graphql_edge, logs, sockets
+from cityexchange.auth.admin import RealmAdmin
+from cityexchange.auth.errors import Unauthenticated
 from cityexchange.http import assign_request_id, request_id_of
 from cityexchange.metrics import Metrics
 from cityexchange.resources import Resources
+from cityexchange.schema.context import Context
+from cityexchange.schema.errors import coded_errors
+from cityexchange.schema.root import build_schema
+from cityexchange.schema.sharing import MessageEncoder
+from cityexchange.services import persisted_documents, rate_limits
+from cityexchange.services.errors import Unavailable
+from cityexchange.services.persisted_documents import DocumentCache, DocumentError
+from cityexchange.services.principal import Principal
+from cityexchange.services.rate_limits import Charge, Resource
+from cityexchange.services.store.monitoring import ORIGIN
 from cityexchange.settings import Settings
 from cityexchange.tracing import Tracing
-from schema.context import Context
-from schema.errors import coded_errors
-from schema.root import build_schema
-from schema.sharing import MessageEncoder
-from services import persisted_documents, rate_limits
-from services.errors import Unavailable
-from services.persisted_documents import DocumentCache, DocumentError
-from services.principal import Principal
-from services.rate_limits import Charge, Resource
-from services.store.monitoring import ORIGIN
 
 log = logging.getLogger("cityexchange.graphql")
 

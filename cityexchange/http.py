@@ -11,8 +11,8 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityexchange import logs
-from services.store.database import deadline
-from services.store.monitoring import ORIGIN
+from cityexchange.services.store.database import deadline
+from cityexchange.services.store.monitoring import ORIGIN
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 

@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import logging
 
-from auth.oauth_store import INDEXES as OAUTH_INDEXES
+from cityexchange.auth.oauth_store import INDEXES as OAUTH_INDEXES
 from cityexchange.resources import Resources
+from cityexchange.services.errors import Unavailable
+from cityexchange.services.rate_limits import keep_synced
+from cityexchange.services.store.indexes import ensure_indexes
 from cityexchange.supervisor import Loop
-from services.errors import Unavailable
-from services.rate_limits import keep_synced
-from services.store.indexes import ensure_indexes
 
 log = logging.getLogger("cityexchange")
 INDEX_RETRY_SECONDS = 5.0

@@ -15,8 +15,8 @@ from starlette.routing import Route
 
 from cityexchange.metrics import Metrics
 from cityexchange.resources import Current
+from cityexchange.services.errors import Unavailable
 from cityexchange.supervisor import Supervisor
-from services.errors import Unavailable
 
 READINESS_TIMEOUT_SECONDS = 2.0
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import httpx
 
-from auth import admin
-from auth.oauth_store import OAuthStore
-from auth.records import GRANTS, ClientType, OAuthClient
+from cityexchange.auth import admin
+from cityexchange.auth.oauth_store import OAuthStore
+from cityexchange.auth.records import GRANTS, ClientType, OAuthClient
+from cityexchange.services import cities
+from cityexchange.services.models import Organisation, Person
+from cityexchange.services.store.database import Database
+from cityexchange.services.taxonomy import OrganisationKind, Role
 from cityexchange.settings import Settings
-from services import cities
-from services.models import Organisation, Person
-from services.store.database import Database
-from services.taxonomy import OrganisationKind, Role
 
 
 def _client_json(client: OAuthClient, secret: str | None = None) -> dict[str, Any]:

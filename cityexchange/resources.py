@@ -17,20 +17,20 @@ from dataclasses import dataclass
 
 import httpx
 
-from auth.denylist import Denylist
-from auth.federation import Federation
-from auth.oauth_store import OAuthStore
-from auth.realms import RealmRegistry
-from auth.tokens import KNOWN_SCOPES, TokenVerifier
-from auth.web import OAuthRealms
+from cityexchange.auth.denylist import Denylist
+from cityexchange.auth.federation import Federation
+from cityexchange.auth.oauth_store import OAuthStore
+from cityexchange.auth.realms import RealmRegistry
+from cityexchange.auth.tokens import KNOWN_SCOPES, TokenVerifier
+from cityexchange.auth.web import OAuthRealms
 from cityexchange.metrics import Metrics
+from cityexchange.services.delivery import Deliverer, SendFailed
+from cityexchange.services.live import Hub
+from cityexchange.services.rate_limits import Budget, RateLimiter, Resource
+from cityexchange.services.store.database import Database
+from cityexchange.services.store.event_stream import EventStream
+from cityexchange.services.store.monitoring import CommandCounter
 from cityexchange.settings import Settings, SettingsError
-from services.delivery import Deliverer, SendFailed
-from services.live import Hub
-from services.rate_limits import Budget, RateLimiter, Resource
-from services.store.database import Database
-from services.store.event_stream import EventStream
-from services.store.monitoring import CommandCounter
 
 log = logging.getLogger("cityexchange")
 WEBHOOK_TIMEOUT_SECONDS = 10.0

@@ -34,14 +34,14 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
-from auth.denylist import Denylist
 from cityexchange import graphql_edge
-from schema.context import Context
-from schema.sharing import DELIVERY
-from services import persisted_documents
-from services.errors import Unavailable
-from services.persisted_documents import DocumentError
-from services.principal import Principal
+from cityexchange.auth.denylist import Denylist
+from cityexchange.schema.context import Context
+from cityexchange.schema.sharing import DELIVERY
+from cityexchange.services import persisted_documents
+from cityexchange.services.errors import Unavailable
+from cityexchange.services.persisted_documents import DocumentError
+from cityexchange.services.principal import Principal
 
 if TYPE_CHECKING:
     from cityexchange.graphql_view import GraphQLView

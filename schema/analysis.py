@@ -41,11 +41,11 @@ from graphql import (
 )
 from graphql.language import DocumentNode, ValueNode
 
-from services.delivery import MAX_ATTEMPTS
-from services.follows import MAX_FOLLOWS
-from services.limits import BODY_MAX, COMMENT_MAX, LIST_MAX, NOTE_MAX, SHORT_TEXT_MAX
-from services.pages import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from services.webhooks import MAX_WEBHOOKS_PER_CITY
+from cityexchange.services.delivery import MAX_ATTEMPTS
+from cityexchange.services.follows import MAX_FOLLOWS
+from cityexchange.services.limits import BODY_MAX, COMMENT_MAX, LIST_MAX, NOTE_MAX, SHORT_TEXT_MAX
+from cityexchange.services.pages import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from cityexchange.services.webhooks import MAX_WEBHOOKS_PER_CITY
 
 CHARACTERS_PER_POINT = 2_500
 # Text fields long enough to weigh on a response, by (type, field): one point per 2,500

@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from schema.context import Info
-from schema.related import Attached, Fields, ItemT, Resolved, fields_of, gather_quietly
-from schema.relay import Connection, Node, connection, to_global_id
-from schema.taxonomy import Hazard, OrganisationKind, Role
-from services import models
-from services.pages import Order
+from cityexchange.schema.context import Info
+from cityexchange.schema.related import Attached, Fields, ItemT, Resolved, fields_of, gather_quietly
+from cityexchange.schema.relay import Connection, Node, connection, to_global_id
+from cityexchange.schema.taxonomy import Hazard, OrganisationKind, Role
+from cityexchange.services import models
+from cityexchange.services.pages import Order
 
 if TYPE_CHECKING:
     from strawberry.types.nodes import Selection
 
-    from schema.problems import Problem, ProblemFilter
-    from schema.solutions import Solution, SolutionFilter
+    from cityexchange.schema.problems import Problem, ProblemFilter
+    from cityexchange.schema.solutions import Solution, SolutionFilter
 
 
 @strawberry.type
@@ -102,12 +102,13 @@ class City(Node):
     async def problems(
         self,
         info: Info,
-        filter: Annotated[ProblemFilter, strawberry.lazy("schema.problems")] | None = None,
+        filter: Annotated[ProblemFilter, strawberry.lazy("cityexchange.schema.problems")]
+        | None = None,
         order_by: Order = Order.CREATED_AT_DESC,
         first: int | None = None,
         after: str | None = None,
-    ) -> Connection[Annotated[Problem, strawberry.lazy("schema.problems")]]:
-        from schema.problems import Problem, listing_of
+    ) -> Connection[Annotated[Problem, strawberry.lazy("cityexchange.schema.problems")]]:
+        from cityexchange.schema.problems import Problem, listing_of
 
         key = (self.slug, first, after, (listing_of(filter), order_by))
         page = await info.context.loaders.problems_by_city.load(key)
@@ -117,12 +118,13 @@ class City(Node):
     async def solutions(
         self,
         info: Info,
-        filter: Annotated[SolutionFilter, strawberry.lazy("schema.solutions")] | None = None,
+        filter: Annotated[SolutionFilter, strawberry.lazy("cityexchange.schema.solutions")]
+        | None = None,
         order_by: Order = Order.CREATED_AT_DESC,
         first: int | None = None,
         after: str | None = None,
-    ) -> Connection[Annotated[Solution, strawberry.lazy("schema.solutions")]]:
-        from schema.solutions import Solution, listing_of
+    ) -> Connection[Annotated[Solution, strawberry.lazy("cityexchange.schema.solutions")]]:
+        from cityexchange.schema.solutions import Solution, listing_of
 
         key = (self.slug, first, after, (listing_of(filter), order_by))
         page = await info.context.loaders.solutions_by_city.load(key)

@@ -9,17 +9,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from schema.cities import City, Person, attach_cities, load_city
-from schema.context import Info
-from schema.errors import UserError, attempt
-from schema.problems import Problem
-from schema.related import Attached, Resolved, attach_pages, fields_of, gather_quietly
-from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
-from schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
-from schema.solutions import Solution
-from services import comments, models
-from services.errors import NotFound
-from services.pages import ChildPages
+from cityexchange.schema.cities import City, Person, attach_cities, load_city
+from cityexchange.schema.context import Info
+from cityexchange.schema.errors import UserError, attempt
+from cityexchange.schema.problems import Problem
+from cityexchange.schema.related import Attached, Resolved, attach_pages, fields_of, gather_quietly
+from cityexchange.schema.relay import Connection, Node, connection, expect_global_id, to_global_id
+from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
+from cityexchange.schema.solutions import Solution
+from cityexchange.services import comments, models
+from cityexchange.services.errors import NotFound
+from cityexchange.services.pages import ChildPages
 
 if TYPE_CHECKING:
     from strawberry.types.nodes import Selection

@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING
 
 import strawberry
 
-from auth.admin import RealmAdmin
-from auth.errors import Unauthenticated
-from schema.loaders import Loaders
-from services.errors import Unavailable
-from services.live import Hub
-from services.principal import Principal
-from services.rate_limits import Charge, RateLimiter
-from services.store.database import Database
+from cityexchange.auth.admin import RealmAdmin
+from cityexchange.auth.errors import Unauthenticated
+from cityexchange.schema.loaders import Loaders
+from cityexchange.services.errors import Unavailable
+from cityexchange.services.live import Hub
+from cityexchange.services.principal import Principal
+from cityexchange.services.rate_limits import Charge, RateLimiter
+from cityexchange.services.store.database import Database
 
 if TYPE_CHECKING:
-    from schema.live_execution import LiveExecution
+    from cityexchange.schema.live_execution import LiveExecution
 
 
 class OutOfTime(Exception):

@@ -13,13 +13,13 @@ import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
-from auth.errors import Unauthenticated
-from schema.context import Context, OutOfTime
-from schema.limits import TooComplex
-from schema.rate_limits import RateLimited
-from schema.retries import Retry, fingerprint
-from services import idempotency
-from services.errors import (
+from cityexchange.auth.errors import Unauthenticated
+from cityexchange.schema.context import Context, OutOfTime
+from cityexchange.schema.limits import TooComplex
+from cityexchange.schema.rate_limits import RateLimited
+from cityexchange.schema.retries import Retry, fingerprint
+from cityexchange.services import idempotency
+from cityexchange.services.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
@@ -29,7 +29,7 @@ from services.errors import (
     ServiceError,
     Unavailable,
 )
-from services.live import SubscriberTooSlow
+from cityexchange.services.live import SubscriberTooSlow
 
 log = logging.getLogger("cityexchange.graphql")
 T = TypeVar("T")

@@ -9,19 +9,19 @@ from typing import Annotated
 
 import strawberry
 
-from schema.cities import City, Person, load_city
-from schema.comments import Comment
-from schema.context import Info
-from schema.live_execution import OnItsOwn
-from schema.nodes import load_node
-from schema.problems import Problem
-from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
-from schema.solutions import Solution
-from schema.taxonomy import Hazard, Sector
-from services import events, models
-from services.live import EventFilter as DomainEventFilter
-from services.models import EventType
-from services.pages import PageRequest
+from cityexchange.schema.cities import City, Person, load_city
+from cityexchange.schema.comments import Comment
+from cityexchange.schema.context import Info
+from cityexchange.schema.live_execution import OnItsOwn
+from cityexchange.schema.nodes import load_node
+from cityexchange.schema.problems import Problem
+from cityexchange.schema.relay import Connection, Node, connection, expect_global_id, to_global_id
+from cityexchange.schema.solutions import Solution
+from cityexchange.schema.taxonomy import Hazard, Sector
+from cityexchange.services import events, models
+from cityexchange.services.live import EventFilter as DomainEventFilter
+from cityexchange.services.models import EventType
+from cityexchange.services.pages import PageRequest
 
 strawberry.enum(EventType, description="What happened.")
 

@@ -8,14 +8,14 @@ from typing import Protocol
 
 import strawberry
 
-from schema.context import Info
-from schema.errors import UserError, attempt
-from schema.relay import expect_global_id, to_global_id
-from schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry
-from services import follows
-from services.follows import FollowKind
-from services.principal import Principal
-from services.store.database import Database
+from cityexchange.schema.context import Info
+from cityexchange.schema.errors import UserError, attempt
+from cityexchange.schema.relay import expect_global_id, to_global_id
+from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry
+from cityexchange.services import follows
+from cityexchange.services.follows import FollowKind
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
 
 strawberry.enum(FollowKind, description="What one can follow.")
 

@@ -29,11 +29,17 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
-from schema.analysis import CHARACTERS_PER_POINT, Figures, analyse, integral, multiplier_variables
-from schema.analysis import operation_of as find_operation
-from schema.context import Context
-from schema.rate_limits import charge_points, charge_writes, settle_refused
-from services.errors import InvalidInput
+from cityexchange.schema.analysis import (
+    CHARACTERS_PER_POINT,
+    Figures,
+    analyse,
+    integral,
+    multiplier_variables,
+)
+from cityexchange.schema.analysis import operation_of as find_operation
+from cityexchange.schema.context import Context
+from cityexchange.schema.rate_limits import charge_points, charge_writes, settle_refused
+from cityexchange.services.errors import InvalidInput
 
 MAX_DEPTH = 10
 MAX_ALIASES = 15

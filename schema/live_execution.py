@@ -20,11 +20,11 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 
-from services import events
-from services.live import Hub
-from services.models import Event, EventFilter
-from services.principal import Principal
-from services.store.database import Database
+from cityexchange.services import events
+from cityexchange.services.live import Hub
+from cityexchange.services.models import Event, EventFilter
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
 
 
 class LiveExecution(ABC):

@@ -9,12 +9,12 @@ from typing import Generic, TypeVar, cast
 
 from strawberry.dataloader import DataLoader
 
-from services import cities, comments, problems, solutions
-from services.listing import ListingFilter
-from services.models import City, Comment, Person, Problem, Solution
-from services.pages import ChildPages, Order, Page, PageRequest
-from services.principal import Principal
-from services.store.database import Database
+from cityexchange.services import cities, comments, problems, solutions
+from cityexchange.services.listing import ListingFilter
+from cityexchange.services.models import City, Comment, Person, Problem, Solution
+from cityexchange.services.pages import ChildPages, Order, Page, PageRequest
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
 
 T = TypeVar("T")
 E = TypeVar("E")

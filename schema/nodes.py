@@ -3,12 +3,12 @@ one batch per kind): for `node`/`nodes` and for an event's subject."""
 
 from __future__ import annotations
 
-from schema.cities import City, Person
-from schema.comments import Comment
-from schema.context import Info
-from schema.problems import Problem
-from schema.relay import Node
-from schema.solutions import Solution
+from cityexchange.schema.cities import City, Person
+from cityexchange.schema.comments import Comment
+from cityexchange.schema.context import Info
+from cityexchange.schema.problems import Problem
+from cityexchange.schema.relay import Node
+from cityexchange.schema.solutions import Solution
 
 
 async def load_node(info: Info, kind: str, id: str) -> Node | None:

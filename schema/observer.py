@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from schema.context import Context
+from cityexchange.schema.context import Context
 
 MAX_OPERATION_NAMES = 200
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,63}$")

@@ -9,21 +9,21 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from schema.cities import City, attach_cities, load_city
-from schema.context import Info
-from schema.errors import UserError, attempt
-from schema.related import Attached, Resolved, attach_pages, fields_of, gather_quietly
-from schema.relay import Connection, Node, connection, expect_global_id, to_global_id
-from schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
-from schema.taxonomy import Hazard, ProblemStatus, Sector, Urgency
-from services import models, problems
-from services.listing import ListingFilter
+from cityexchange.schema.cities import City, attach_cities, load_city
+from cityexchange.schema.context import Info
+from cityexchange.schema.errors import UserError, attempt
+from cityexchange.schema.related import Attached, Resolved, attach_pages, fields_of, gather_quietly
+from cityexchange.schema.relay import Connection, Node, connection, expect_global_id, to_global_id
+from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
+from cityexchange.schema.taxonomy import Hazard, ProblemStatus, Sector, Urgency
+from cityexchange.services import models, problems
+from cityexchange.services.listing import ListingFilter
 
 if TYPE_CHECKING:
     from strawberry.types.nodes import Selection
 
-    from schema.comments import Comment
-    from schema.solutions import Solution
+    from cityexchange.schema.comments import Comment
+    from cityexchange.schema.solutions import Solution
 
 
 @strawberry.input(description="Values within a field are alternatives; fields combine (AND).")
@@ -120,8 +120,8 @@ class Problem(Node):
         cls, info: Info, items: Sequence[Problem], selections: Sequence[Selection]
     ) -> None:
         """What `selections` ask of these problems, loaded for all of them at once."""
-        from schema.comments import Comment
-        from schema.solutions import Solution
+        from cityexchange.schema.comments import Comment
+        from cityexchange.schema.solutions import Solution
 
         loaders = info.context.loaders
         wanted = fields_of(selections, _PROBLEM)
@@ -150,15 +150,17 @@ class Problem(Node):
     @strawberry.field(description="The solutions the city marked as having answered it.")
     async def answered_by(
         self, info: Info
-    ) -> list[Annotated[Solution, strawberry.lazy("schema.solutions")]]:
-        from schema.solutions import Solution
+    ) -> list[Annotated[Solution, strawberry.lazy("cityexchange.schema.solutions")]]:
+        from cityexchange.schema.solutions import Solution
 
         found = await info.context.loaders.solution_by_id.load_many(self.domain.answered_by)
         return [Solution.from_domain(s) for s in found if s is not None]
 
     @strawberry.field(
         description="Solutions (of any city) that address this problem.",
-        graphql_type=Connection[Annotated["Solution", strawberry.lazy("schema.solutions")]],
+        graphql_type=Connection[
+            Annotated["Solution", strawberry.lazy("cityexchange.schema.solutions")]
+        ],
     )
     def solutions(
         self, info: Info, first: int | None = None, after: str | None = None
@@ -168,7 +170,7 @@ class Problem(Node):
     async def _solutions(
         self, info: Info, first: int | None, after: str | None
     ) -> Connection[Solution]:
-        from schema.solutions import Solution
+        from cityexchange.schema.solutions import Solution
 
         page = await info.context.loaders.solutions_by_problem.load(
             (self.domain.id, first, after, None)
@@ -177,7 +179,9 @@ class Problem(Node):
 
     @strawberry.field(
         description="Top-level comments, oldest first.",
-        graphql_type=Connection[Annotated["Comment", strawberry.lazy("schema.comments")]],
+        graphql_type=Connection[
+            Annotated["Comment", strawberry.lazy("cityexchange.schema.comments")]
+        ],
     )
     def comments(
         self, info: Info, first: int | None = None, after: str | None = None
@@ -187,7 +191,7 @@ class Problem(Node):
     async def _comments(
         self, info: Info, first: int | None, after: str | None
     ) -> Connection[Comment]:
-        from schema.comments import Comment
+        from cityexchange.schema.comments import Comment
 
         page = await info.context.loaders.comments_by_subject.load(
             (self.domain.id, first, after, None)

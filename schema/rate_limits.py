@@ -20,8 +20,8 @@ from graphql import (
 )
 from graphql.language import DocumentNode
 
-from schema.context import Context, Info
-from services.rate_limits import Charge, Resource
+from cityexchange.schema.context import Context, Info
+from cityexchange.services.rate_limits import Charge, Resource
 
 # Root mutation fields that spend a city's write budgets.
 WRITES = {

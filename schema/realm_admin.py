@@ -6,15 +6,15 @@ from datetime import datetime
 
 import strawberry
 
-from auth.admin import RealmAdmin, RegisteredClient
-from auth.records import ClientType, OAuthClient
-from schema.cities import Person
-from schema.context import Info
-from schema.errors import UserError, attempt
-from schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
-from schema.taxonomy import OrganisationKind, Role
-from services import cities, models
-from services.errors import NotFound
+from cityexchange.auth.admin import RealmAdmin, RegisteredClient
+from cityexchange.auth.records import ClientType, OAuthClient
+from cityexchange.schema.cities import Person
+from cityexchange.schema.context import Info
+from cityexchange.schema.errors import UserError, attempt
+from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
+from cityexchange.schema.taxonomy import OrganisationKind, Role
+from cityexchange.services import cities, models
+from cityexchange.services.errors import NotFound
 
 strawberry.enum(
     ClientType,

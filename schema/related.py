@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from strawberry.types.nodes import SelectedField, Selection
 
-from services.pages import Page
+from cityexchange.services.pages import Page
 
 if TYPE_CHECKING:
-    from schema.context import Info
-    from schema.relay import Connection
+    from cityexchange.schema.context import Info
+    from cityexchange.schema.relay import Connection
 
 T = TypeVar("T")
 # What a field resolves to: the attached value, or the awaitable that loads it.

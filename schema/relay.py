@@ -13,11 +13,11 @@ from typing import Generic, TypeVar
 import strawberry
 from strawberry.types.nodes import SelectedField
 
-from schema.context import Info
-from schema.related import AttachRelated, Resolved, node_selections
-from services.errors import InvalidInput
-from services.ids import global_id, parse_global_id
-from services.pages import Page
+from cityexchange.schema.context import Info
+from cityexchange.schema.related import AttachRelated, Resolved, node_selections
+from cityexchange.services.errors import InvalidInput
+from cityexchange.services.ids import global_id, parse_global_id
+from cityexchange.services.pages import Page
 
 NodeT = TypeVar("NodeT")
 DomainT = TypeVar("DomainT")

@@ -9,8 +9,8 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
-from schema.context import Info
-from services import idempotency
+from cityexchange.schema.context import Info
+from cityexchange.services import idempotency
 
 T = TypeVar("T")
 

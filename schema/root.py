@@ -10,27 +10,27 @@ import strawberry
 from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
-from schema.cities import City, Person
-from schema.comments import Comment, CommentMutations
-from schema.context import Info
-from schema.errors import ErrorCodes, ProdErrorCodes
-from schema.events import Event, EventQueries, Subscription
-from schema.follows import FollowMutations
-from schema.limits import DocumentGate
-from schema.nodes import load_node
-from schema.observer import OperationObserver
-from schema.problems import Problem, ProblemFilter, ProblemMutations
-from schema.rate_limits import RateLimitQueries
-from schema.realm_admin import RealmAdminMutations, RealmAdminQueries
-from schema.relay import Connection, Node, connection, from_global_id
-from schema.solution_mutations import SolutionMutations
-from schema.solutions import Solution, SolutionFilter
-from schema.streaming import CityExchangeSchema
-from schema.viewer import Viewer
-from schema.webhooks import WebhookMutations, WebhookQueries
-from services import cities, events, problems, solutions
-from services.errors import InvalidInput, NotFound
-from services.pages import MAX_PAGE_SIZE, Order, PageRequest
+from cityexchange.schema.cities import City, Person
+from cityexchange.schema.comments import Comment, CommentMutations
+from cityexchange.schema.context import Info
+from cityexchange.schema.errors import ErrorCodes, ProdErrorCodes
+from cityexchange.schema.events import Event, EventQueries, Subscription
+from cityexchange.schema.follows import FollowMutations
+from cityexchange.schema.limits import DocumentGate
+from cityexchange.schema.nodes import load_node
+from cityexchange.schema.observer import OperationObserver
+from cityexchange.schema.problems import Problem, ProblemFilter, ProblemMutations
+from cityexchange.schema.rate_limits import RateLimitQueries
+from cityexchange.schema.realm_admin import RealmAdminMutations, RealmAdminQueries
+from cityexchange.schema.relay import Connection, Node, connection, from_global_id
+from cityexchange.schema.solution_mutations import SolutionMutations
+from cityexchange.schema.solutions import Solution, SolutionFilter
+from cityexchange.schema.streaming import CityExchangeSchema
+from cityexchange.schema.viewer import Viewer
+from cityexchange.schema.webhooks import WebhookMutations, WebhookQueries
+from cityexchange.services import cities, events, problems, solutions
+from cityexchange.services.errors import InvalidInput, NotFound
+from cityexchange.services.pages import MAX_PAGE_SIZE, Order, PageRequest
 
 NodesOfKind = Callable[[Info, list[str]], Awaitable[list[Node | None]]]
 
@@ -139,7 +139,7 @@ class Query(RealmAdminQueries, EventQueries, WebhookQueries, RateLimitQueries):
         last: int | None = None,
         before: str | None = None,
     ) -> Connection[Problem]:
-        from schema.problems import listing_of
+        from cityexchange.schema.problems import listing_of
 
         ctx = info.context
         page = await problems.list_problems(
@@ -162,7 +162,7 @@ class Query(RealmAdminQueries, EventQueries, WebhookQueries, RateLimitQueries):
         last: int | None = None,
         before: str | None = None,
     ) -> Connection[Solution]:
-        from schema.solutions import listing_of
+        from cityexchange.schema.solutions import listing_of
 
         ctx = info.context
         page = await solutions.list_solutions(

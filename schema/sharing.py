@@ -47,12 +47,12 @@ from strawberry.schema.schema import StreamResult
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
-from schema.context import Context
-from schema.errors import coded_errors
-from schema.live_execution import CatchUp, GroupExecution
-from services.errors import InvalidInput
-from services.events import parse_cursor
-from services.live import SubscriberTooSlow, too_far_behind
+from cityexchange.schema.context import Context
+from cityexchange.schema.errors import coded_errors
+from cityexchange.schema.live_execution import CatchUp, GroupExecution
+from cityexchange.services.errors import InvalidInput
+from cityexchange.services.events import parse_cursor
+from cityexchange.services.live import SubscriberTooSlow, too_far_behind
 
 log = logging.getLogger("cityexchange.live")
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import strawberry
 
-from schema.context import Info
-from schema.errors import UserError, attempt
-from schema.relay import expect_global_id
-from schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
-from schema.solutions import Solution
-from schema.taxonomy import Hazard, Sector, SolutionStatus
-from services import models, solutions
+from cityexchange.schema.context import Info
+from cityexchange.schema.errors import UserError, attempt
+from cityexchange.schema.relay import expect_global_id
+from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
+from cityexchange.schema.solutions import Solution
+from cityexchange.schema.taxonomy import Hazard, Sector, SolutionStatus
+from cityexchange.services import models, solutions
 
 
 @strawberry.input

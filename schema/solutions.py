@@ -9,19 +9,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from schema.cities import City, Contact, attach_cities, load_city
-from schema.context import Info
-from schema.related import Attached, Resolved, attach_pages, fields_of, gather_quietly
-from schema.relay import Connection, Node, connection, to_global_id
-from schema.taxonomy import Hazard, Sector, SolutionStatus
-from services import models
-from services.listing import ListingFilter
+from cityexchange.schema.cities import City, Contact, attach_cities, load_city
+from cityexchange.schema.context import Info
+from cityexchange.schema.related import Attached, Resolved, attach_pages, fields_of, gather_quietly
+from cityexchange.schema.relay import Connection, Node, connection, to_global_id
+from cityexchange.schema.taxonomy import Hazard, Sector, SolutionStatus
+from cityexchange.services import models
+from cityexchange.services.listing import ListingFilter
 
 if TYPE_CHECKING:
     from strawberry.types.nodes import Selection
 
-    from schema.comments import Comment
-    from schema.problems import Problem
+    from cityexchange.schema.comments import Comment
+    from cityexchange.schema.problems import Problem
 
 
 @strawberry.input(description="Values within a field are alternatives; fields combine (AND).")
@@ -165,7 +165,7 @@ class Solution(Node):
         cls, info: Info, items: Sequence[Solution], selections: Sequence[Selection]
     ) -> None:
         """What `selections` ask of these solutions, loaded for all of them at once."""
-        from schema.comments import Comment
+        from cityexchange.schema.comments import Comment
 
         loaders = info.context.loaders
         wanted = fields_of(selections, _SOLUTION)
@@ -194,8 +194,8 @@ class Solution(Node):
     @strawberry.field(description="The problems (of any city) this solution addresses.")
     async def problems(
         self, info: Info
-    ) -> list[Annotated[Problem, strawberry.lazy("schema.problems")]]:
-        from schema.problems import Problem
+    ) -> list[Annotated[Problem, strawberry.lazy("cityexchange.schema.problems")]]:
+        from cityexchange.schema.problems import Problem
 
         found = await info.context.loaders.problem_by_id.load_many(self.domain.problem_ids)
         return [Problem.from_domain(p) for p in found if p is not None]
@@ -229,7 +229,9 @@ class Solution(Node):
 
     @strawberry.field(
         description="Top-level comments, oldest first.",
-        graphql_type=Connection[Annotated["Comment", strawberry.lazy("schema.comments")]],
+        graphql_type=Connection[
+            Annotated["Comment", strawberry.lazy("cityexchange.schema.comments")]
+        ],
     )
     def comments(
         self, info: Info, first: int | None = None, after: str | None = None
@@ -239,7 +241,7 @@ class Solution(Node):
     async def _comments(
         self, info: Info, first: int | None, after: str | None
     ) -> Connection[Comment]:
-        from schema.comments import Comment
+        from cityexchange.schema.comments import Comment
 
         page = await info.context.loaders.comments_by_subject.load(
             (self.domain.id, first, after, None)

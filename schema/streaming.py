@@ -31,11 +31,11 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from schema import sharing
-from schema.context import Context
-from schema.errors import coded_errors
-from schema.limits import DocumentGate
-from schema.sharing import SharedSubscriptions
+from cityexchange.schema import sharing
+from cityexchange.schema.context import Context
+from cityexchange.schema.errors import coded_errors
+from cityexchange.schema.limits import DocumentGate
+from cityexchange.schema.sharing import SharedSubscriptions
 
 
 class CityExchangeSchema(strawberry.Schema):

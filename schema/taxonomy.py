@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
-from services.pages import Order
-from services.taxonomy import (
+from cityexchange.services.pages import Order
+from cityexchange.services.taxonomy import (
     Hazard,
     HazardKind,
     OrganisationKind,

@@ -6,15 +6,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from schema.cities import City, Person, load_city
-from schema.context import Info
-from schema.relay import Connection, connection
+from cityexchange.schema.cities import City, Person, load_city
+from cityexchange.schema.context import Info
+from cityexchange.schema.relay import Connection, connection
 
 if TYPE_CHECKING:
-    from schema.events import Event
-    from schema.follows import Follow
-from services import cities, follows
-from services.pages import PageRequest
+    from cityexchange.schema.events import Event
+    from cityexchange.schema.follows import Follow
+from cityexchange.services import cities, follows
+from cityexchange.services.pages import PageRequest
 
 
 @strawberry.type(description="The authenticated caller.")
@@ -31,8 +31,8 @@ class Viewer:
     @strawberry.field(description="What you follow.")
     async def follows(
         self, info: Info
-    ) -> list[Annotated[Follow, strawberry.lazy("schema.follows")]]:
-        from schema.follows import Follow
+    ) -> list[Annotated[Follow, strawberry.lazy("cityexchange.schema.follows")]]:
+        from cityexchange.schema.follows import Follow
 
         ctx = info.context
         found = await follows.follows_of(db=ctx.db, actor=ctx.actor())
@@ -41,8 +41,8 @@ class Viewer:
     @strawberry.field(description="Events about what you follow, oldest first.")
     async def feed(
         self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[Annotated[Event, strawberry.lazy("schema.events")]]:
-        from schema.events import Event
+    ) -> Connection[Annotated[Event, strawberry.lazy("cityexchange.schema.events")]]:
+        from cityexchange.schema.events import Event
 
         ctx = info.context
         page = await follows.feed(

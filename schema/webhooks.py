@@ -6,12 +6,12 @@ from datetime import datetime
 
 import strawberry
 
-from schema.context import Info
-from schema.errors import UserError, attempt
-from schema.events import EventFilter, domain_filter
-from schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
-from services import models, webhooks
-from services.errors import NotFound
+from cityexchange.schema.context import Info
+from cityexchange.schema.errors import UserError, attempt
+from cityexchange.schema.events import EventFilter, domain_filter
+from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
+from cityexchange.services import models, webhooks
+from cityexchange.services.errors import NotFound
 
 
 @strawberry.type
@@ -32,7 +32,7 @@ class WebhookDelivery:
 
     @classmethod
     def from_domain(cls, delivery: models.Delivery) -> WebhookDelivery:
-        from services.events import event_cursor
+        from cityexchange.services.events import event_cursor
 
         return cls(
             id=delivery.id,

@@ -6,15 +6,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from services import limits
-from services.clock import now
-from services.errors import InvalidInput
-from services.models import City, Person
-from services.pages import ChildPages, Page, PageRequest
-from services.principal import Principal, Scope
-from services.store import cities as store
-from services.store import people as people_store
-from services.store.database import Database
+from cityexchange.services import limits
+from cityexchange.services.clock import now
+from cityexchange.services.errors import InvalidInput
+from cityexchange.services.models import City, Person
+from cityexchange.services.pages import ChildPages, Page, PageRequest
+from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import cities as store
+from cityexchange.services.store import people as people_store
+from cityexchange.services.store.database import Database
 
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")

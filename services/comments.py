@@ -5,19 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services import limits
-from services.clock import now
-from services.errors import Forbidden, InvalidInput, NotFound
-from services.models import Comment, Event, EventType, Hidden
-from services.pages import ChildPages, PageRequest
-from services.principal import Principal, Scope
-from services.store import comments as store
-from services.store import events as event_store
-from services.store import people as people_store
-from services.store import problems as problem_store
-from services.store import solutions as solution_store
-from services.store.database import Database
-from services.taxonomy import Hazard, Sector
+from cityexchange.services import limits
+from cityexchange.services.clock import now
+from cityexchange.services.errors import Forbidden, InvalidInput, NotFound
+from cityexchange.services.models import Comment, Event, EventType, Hidden
+from cityexchange.services.pages import ChildPages, PageRequest
+from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import comments as store
+from cityexchange.services.store import events as event_store
+from cityexchange.services.store import people as people_store
+from cityexchange.services.store import problems as problem_store
+from cityexchange.services.store import solutions as solution_store
+from cityexchange.services.store.database import Database
+from cityexchange.services.taxonomy import Hazard, Sector
 
 SUBJECT_KINDS = ("Problem", "Solution")
 

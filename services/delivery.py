@@ -23,14 +23,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from services.clock import now
-from services.errors import InvalidInput, Unavailable
-from services.ids import global_id
-from services.models import Attempt, Delivery, Event, Webhook
-from services.store import events as event_store
-from services.store import webhooks as store
-from services.store.database import Database
-from services.webhooks import check_target
+from cityexchange.services.clock import now
+from cityexchange.services.errors import InvalidInput, Unavailable
+from cityexchange.services.ids import global_id
+from cityexchange.services.models import Attempt, Delivery, Event, Webhook
+from cityexchange.services.store import events as event_store
+from cityexchange.services.store import webhooks as store
+from cityexchange.services.store.database import Database
+from cityexchange.services.webhooks import check_target
 
 log = logging.getLogger("cityexchange.webhooks")
 

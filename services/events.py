@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Sequence
 
-from services.errors import InvalidInput
-from services.live import EventFilter, Hub
-from services.models import Event
-from services.pages import Page, PageRequest, decode_cursor, encode_cursor
-from services.principal import Principal, Scope
-from services.store import events as store
-from services.store.database import Database, Document
+from cityexchange.services.errors import InvalidInput
+from cityexchange.services.live import EventFilter, Hub
+from cityexchange.services.models import Event
+from cityexchange.services.pages import Page, PageRequest, decode_cursor, encode_cursor
+from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import events as store
+from cityexchange.services.store.database import Database, Document
 
 REPLAY_BATCH = 200
 _NOT_AN_EVENT_CURSOR = "an event cursor"

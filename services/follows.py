@@ -7,18 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from services import limits
-from services.clock import now
-from services.comments import thread_of
-from services.errors import InvalidInput
-from services.events import event_page
-from services.models import Event, EventType
-from services.pages import Page, PageRequest
-from services.principal import Principal, Scope
-from services.store import events as event_store
-from services.store import follows as store
-from services.store.database import Database
-from services.taxonomy import Hazard
+from cityexchange.services import limits
+from cityexchange.services.clock import now
+from cityexchange.services.comments import thread_of
+from cityexchange.services.errors import InvalidInput
+from cityexchange.services.events import event_page
+from cityexchange.services.models import Event, EventType
+from cityexchange.services.pages import Page, PageRequest
+from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import events as event_store
+from cityexchange.services.store import follows as store
+from cityexchange.services.store.database import Database
+from cityexchange.services.taxonomy import Hazard
 
 MAX_FOLLOWS = 200
 

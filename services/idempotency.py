@@ -13,12 +13,12 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from services.clock import now
-from services.errors import InvalidInput, KeyReused
-from services.principal import Principal
-from services.store import idempotency as store
-from services.store.database import Database
-from services.store.idempotency import MutationKey, id_of
+from cityexchange.services.clock import now
+from cityexchange.services.errors import InvalidInput, KeyReused
+from cityexchange.services.principal import Principal
+from cityexchange.services.store import idempotency as store
+from cityexchange.services.store.database import Database
+from cityexchange.services.store.idempotency import MutationKey, id_of
 
 T = TypeVar("T")
 KEY_MAX = 100

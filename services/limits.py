@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from services.errors import InvalidInput
+from cityexchange.services.errors import InvalidInput
 
 T = TypeVar("T")
 Field = str | tuple[str, ...]

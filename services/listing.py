@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from services import limits
-from services.errors import InvalidInput
-from services.search import terms
-from services.taxonomy import Hazard, Sector, Urgency
+from cityexchange.services import limits
+from cityexchange.services.errors import InvalidInput
+from cityexchange.services.search import terms
+from cityexchange.services.taxonomy import Hazard, Sector, Urgency
 
 
 @dataclass(frozen=True, slots=True)

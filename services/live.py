@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services.models import Event, EventFilter
+from cityexchange.services.models import Event, EventFilter
 
 log = logging.getLogger("cityexchange.live")
 

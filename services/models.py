@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
-from services import limits
-from services.taxonomy import (
+from cityexchange.services import limits
+from cityexchange.services.taxonomy import (
     Hazard,
     OrganisationKind,
     ProblemStatus,

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Generic, TypeGuard, TypeVar, cast
 
-from services.errors import InvalidInput
-from services.ids import decode_opaque, encode_opaque
+from cityexchange.services.errors import InvalidInput
+from cityexchange.services.ids import decode_opaque, encode_opaque
 
 T = TypeVar("T")
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import cast
 
-from services.clock import now
-from services.errors import ServiceError
-from services.store import documents as store
-from services.store.database import Database
+from cityexchange.services.clock import now
+from cityexchange.services.errors import ServiceError
+from cityexchange.services.store import documents as store
+from cityexchange.services.store.database import Database
 
 SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 TOUCH_EVERY = timedelta(days=1)  # its last use is written at most this often

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from services.errors import Forbidden
+from cityexchange.services.errors import Forbidden
 
 
 class Scope(StrEnum):

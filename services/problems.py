@@ -6,18 +6,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from services import limits
-from services.clock import now
-from services.errors import InvalidInput, NotFound
-from services.listing import ListingFilter
-from services.models import Event, EventType, FacedBy, Problem, Solution
-from services.pages import ChildPages, Order, Page, PageRequest
-from services.principal import Principal, Scope
-from services.store import events as event_store
-from services.store import problems as store
-from services.store import solutions as solution_store
-from services.store.database import Database
-from services.taxonomy import Hazard, ProblemStatus, Sector, Urgency
+from cityexchange.services import limits
+from cityexchange.services.clock import now
+from cityexchange.services.errors import InvalidInput, NotFound
+from cityexchange.services.listing import ListingFilter
+from cityexchange.services.models import Event, EventType, FacedBy, Problem, Solution
+from cityexchange.services.pages import ChildPages, Order, Page, PageRequest
+from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import events as event_store
+from cityexchange.services.store import problems as store
+from cityexchange.services.store import solutions as solution_store
+from cityexchange.services.store.database import Database
+from cityexchange.services.taxonomy import Hazard, ProblemStatus, Sector, Urgency
 
 
 @dataclass(frozen=True, slots=True)

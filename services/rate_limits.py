@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from services.errors import Unavailable
-from services.store import rate_limits as store
-from services.store.database import Database
+from cityexchange.services.errors import Unavailable
+from cityexchange.services.store import rate_limits as store
+from cityexchange.services.store.database import Database
 
 log = logging.getLogger("cityexchange.rate_limits")
 MAX_TRACKED = 100_000  # windows remembered per budget; past it, the oldest go first

@@ -6,18 +6,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from services import limits
-from services.clock import now
-from services.errors import InvalidInput, NotFound
-from services.listing import ListingFilter
-from services.models import Adaptation, Event, EventType, Solution, SolutionDetails
-from services.pages import ChildPages, Order, Page, PageRequest
-from services.principal import Principal, Scope
-from services.store import events as event_store
-from services.store import problems as problem_store
-from services.store import solutions as store
-from services.store.database import Database
-from services.taxonomy import Hazard
+from cityexchange.services import limits
+from cityexchange.services.clock import now
+from cityexchange.services.errors import InvalidInput, NotFound
+from cityexchange.services.listing import ListingFilter
+from cityexchange.services.models import Adaptation, Event, EventType, Solution, SolutionDetails
+from cityexchange.services.pages import ChildPages, Order, Page, PageRequest
+from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import events as event_store
+from cityexchange.services.store import problems as problem_store
+from cityexchange.services.store import solutions as store
+from cityexchange.services.store.database import Database
+from cityexchange.services.taxonomy import Hazard
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 

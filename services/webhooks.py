@@ -15,13 +15,13 @@ import unicodedata
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from services import limits
-from services.clock import now
-from services.errors import InvalidInput, NotFound
-from services.models import Delivery, EventFilter, Webhook
-from services.principal import Principal, Scope
-from services.store import webhooks as store
-from services.store.database import Database
+from cityexchange.services import limits
+from cityexchange.services.clock import now
+from cityexchange.services.errors import InvalidInput, NotFound
+from cityexchange.services.models import Delivery, EventFilter, Webhook
+from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import webhooks as store
+from cityexchange.services.store.database import Database
 
 MAX_WEBHOOKS_PER_CITY = 20
 URL_MAX = 2000

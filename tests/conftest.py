@@ -17,18 +17,18 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from auth.oauth_store import OAuthStore
-from auth.realms import RealmRegistry
-from auth.tokens import issue_access_token
 from cityexchange.app import create_app
+from cityexchange.auth.oauth_store import OAuthStore
+from cityexchange.auth.realms import RealmRegistry
+from cityexchange.auth.tokens import issue_access_token
 from cityexchange.embedded import EmbeddedDatabase
 from cityexchange.resources import open_database
+from cityexchange.services import cities
+from cityexchange.services.clock import now
+from cityexchange.services.models import City
+from cityexchange.services.store.database import Database
+from cityexchange.services.store.indexes import ensure_indexes
 from cityexchange.settings import Secret, Settings
-from services import cities
-from services.clock import now
-from services.models import City
-from services.store.database import Database
-from services.store.indexes import ensure_indexes
 from tests.oauth_support import Realm, make_realm, store_for
 
 ALL_SCOPES = ("read", "publish", "comment", "admin")

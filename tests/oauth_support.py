@@ -10,14 +10,14 @@ import httpx
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
-from auth import admin
-from auth.oauth_store import OAuthStore
-from auth.records import ClientType
+from cityexchange.auth import admin
+from cityexchange.auth.oauth_store import OAuthStore
+from cityexchange.auth.records import ClientType
+from cityexchange.services import cities
+from cityexchange.services.models import Organisation, Person
+from cityexchange.services.store.database import Database
+from cityexchange.services.taxonomy import OrganisationKind, Role
 from cityexchange.settings import Settings
-from services import cities
-from services.models import Organisation, Person
-from services.store.database import Database
-from services.taxonomy import OrganisationKind, Role
 
 REDIRECT_URI = "org.rotterdam.app:/callback"
 PASSWORD = "correct horse battery staple"

@@ -11,13 +11,13 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from cityexchange.app import create_app
+from cityexchange.schema.relay import expect_global_id
+from cityexchange.services import problems
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
+from cityexchange.services.store.events import events_after, latest_seq
+from cityexchange.services.taxonomy import Hazard
 from cityexchange.settings import Settings
-from schema.relay import expect_global_id
-from services import problems
-from services.principal import Principal
-from services.store.database import Database
-from services.store.events import events_after, latest_seq
-from services.taxonomy import Hazard
 from tests.conftest import Api, add_city
 from tests.queries import (
     ADD_COMMENT,

@@ -12,9 +12,9 @@ from asgi_lifespan import LifespanManager
 
 from cityexchange.app import create_app
 from cityexchange.embedded import EmbeddedDatabase
+from cityexchange.services.store.database import Database
+from cityexchange.services.store.indexes import ensure_indexes
 from cityexchange.settings import Secret, Settings
-from services.store.database import Database
-from services.store.indexes import ensure_indexes
 from tests.conftest import Api, add_city
 
 # A liveness bound from the issue ("never a hang"), not a performance measurement.

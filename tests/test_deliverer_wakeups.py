@@ -12,14 +12,14 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import pytest
 
 from cityexchange.resources import database_uri
+from cityexchange.services import problems, webhooks
+from cityexchange.services.delivery import POLL_SECONDS, Deliverer
+from cityexchange.services.models import EventFilter
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
+from cityexchange.services.store.monitoring import CommandCounter
+from cityexchange.services.taxonomy import Hazard
 from cityexchange.settings import Settings
-from services import problems, webhooks
-from services.delivery import POLL_SECONDS, Deliverer
-from services.models import EventFilter
-from services.principal import Principal
-from services.store.database import Database
-from services.store.monitoring import CommandCounter
-from services.taxonomy import Hazard
 from tests.conftest import add_city
 
 WRITER = Principal("rotterdam", "cro", frozenset({"read", "publish"}), "tests")

@@ -10,10 +10,10 @@ import time
 import pytest
 
 from cityexchange.graphql_edge import MAX_RESPONSE_BYTES
-from schema.context import Context
-from schema.limits import MAX_COST
-from schema.root import build_schema
-from services.principal import Principal
+from cityexchange.schema.context import Context
+from cityexchange.schema.limits import MAX_COST
+from cityexchange.schema.root import build_schema
+from cityexchange.services.principal import Principal
 from tests.conftest import Api
 from tests.live_support import Subscriber, live_server
 from tests.queries import PUBLISH_PROBLEM, problem_input

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from cityexchange.embedded import EmbeddedDatabase
-from services import problems
-from services.errors import OutcomeUnknown, Unavailable
-from services.principal import Principal
-from services.store.database import Database
-from services.store.events import latest_seq
-from services.store.indexes import ensure_indexes
-from services.store.monitoring import CommandCounter
-from services.taxonomy import Hazard
+from cityexchange.services import problems
+from cityexchange.services.errors import OutcomeUnknown, Unavailable
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
+from cityexchange.services.store.events import latest_seq
+from cityexchange.services.store.indexes import ensure_indexes
+from cityexchange.services.store.monitoring import CommandCounter
+from cityexchange.services.taxonomy import Hazard
 from tests.conftest import add_city
 
 WRITER = Principal("rotterdam", "cro", frozenset({"read", "publish"}), "tests")

@@ -10,12 +10,12 @@ import os
 import bson
 import pytest
 
-from services import problems
-from services.models import Event
-from services.principal import Principal
-from services.store.database import Database
-from services.store.event_stream import EventStream
-from services.taxonomy import Hazard
+from cityexchange.services import problems
+from cityexchange.services.models import Event
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
+from cityexchange.services.store.event_stream import EventStream
+from cityexchange.services.taxonomy import Hazard
 
 WRITER = Principal("rotterdam", "cro", frozenset({"read", "publish"}), "tests")
 

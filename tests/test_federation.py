@@ -15,15 +15,15 @@ from asgi_lifespan import LifespanManager
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from auth import admin, revocations, trusted_issuers
-from auth.federation import LINK_CACHE_SECONDS, MAX_LIFETIME_SECONDS
 from cityexchange.app import create_app
-from services import cities
-from services.clock import now
-from services.errors import InvalidInput, NotFound
-from services.ids import global_id
-from services.models import Organisation, Person
-from services.taxonomy import OrganisationKind, Role
+from cityexchange.auth import admin, revocations, trusted_issuers
+from cityexchange.auth.federation import LINK_CACHE_SECONDS, MAX_LIFETIME_SECONDS
+from cityexchange.services import cities
+from cityexchange.services.clock import now
+from cityexchange.services.errors import InvalidInput, NotFound
+from cityexchange.services.ids import global_id
+from cityexchange.services.models import Organisation, Person
+from cityexchange.services.taxonomy import OrganisationKind, Role
 from tests.conftest import Api, add_city, on_configured_database
 from tests.oauth_support import store_for
 from tests.queries import ADD_COMMENT, PUBLISH_PROBLEM, problem_input

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services import comments, problems
-from services.principal import Principal
-from services.taxonomy import Hazard
+from cityexchange.services import comments, problems
+from cityexchange.services.principal import Principal
+from cityexchange.services.taxonomy import Hazard
 from tests.conftest import Api, add_city
 
 FEED = """query($filter: EventFilter, $after: String) {
@@ -68,7 +68,7 @@ async def test_viewer_feed_is_the_events_of_what_one_follows(api: Api) -> None:
     await add_city(api.db, "lagos")
     token = await api.token("lagos")
     followed = await _problem(api, "rotterdam", "Cloudbursts", Hazard.FLOOD, ["stormwater"])
-    from schema.relay import to_global_id
+    from cityexchange.schema.relay import to_global_id
 
     data = await api.data(
         FOLLOW, {"kind": "PROBLEM", "value": to_global_id("Problem", followed)}, token=token
@@ -93,7 +93,7 @@ async def test_viewer_feed_is_the_events_of_what_one_follows(api: Api) -> None:
 
 
 async def test_a_city_follows_for_all_its_people_and_its_owner_hears_of_it(api: Api) -> None:
-    from schema.relay import to_global_id
+    from cityexchange.schema.relay import to_global_id
 
     await add_city(api.db, "rotterdam")
     await add_city(api.db, "lagos")

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, mutations, queries
 
-from schema.root import build_schema
+from cityexchange.schema.root import build_schema
 from tests.conftest import Api
 from tests.queries import PUBLISH_PROBLEM, problem_input
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services import persisted_documents
+from cityexchange.services import persisted_documents
 from tests.conftest import Api
 from tests.live_support import live_server
 

@@ -12,9 +12,9 @@ from asgi_lifespan import LifespanManager
 from bson import ObjectId
 
 from cityexchange.app import create_app
+from cityexchange.schema.relay import to_global_id
+from cityexchange.services.clock import now
 from cityexchange.settings import Settings
-from schema.relay import to_global_id
-from services.clock import now
 from tests.conftest import Api
 
 pytestmark = pytest.mark.usefixtures("two_cities")

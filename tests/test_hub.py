@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from services.clock import now
-from services.live import LAG_LIMIT_SECONDS, QUEUE_LIMIT, EventFilter, Hub, SubscriberTooSlow
-from services.models import Event, EventType
-from services.taxonomy import Hazard
+from cityexchange.services.clock import now
+from cityexchange.services.live import (
+    LAG_LIMIT_SECONDS,
+    QUEUE_LIMIT,
+    EventFilter,
+    Hub,
+    SubscriberTooSlow,
+)
+from cityexchange.services.models import Event, EventType
+from cityexchange.services.taxonomy import Hazard
 
 
 def _event(

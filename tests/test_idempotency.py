@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from graphql import GraphQLError
 
-from auth.realms import RealmRegistry
-from auth.tokens import issue_access_token
-from schema.errors import coded_errors
-from services.errors import OutcomeUnknown, Unavailable
+from cityexchange.auth.realms import RealmRegistry
+from cityexchange.auth.tokens import issue_access_token
+from cityexchange.schema.errors import coded_errors
+from cityexchange.services.errors import OutcomeUnknown, Unavailable
 from tests.conftest import Api
 from tests.queries import PUBLISH_PROBLEM, PUBLISH_SOLUTION, problem_input
 

@@ -8,9 +8,9 @@ import re
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-from services import comments, problems, solutions
-from services.principal import Principal
-from services.taxonomy import Hazard
+from cityexchange.services import comments, problems, solutions
+from cityexchange.services.principal import Principal
+from cityexchange.services.taxonomy import Hazard
 from tests.conftest import Api, add_city
 
 SCOPES = frozenset({"read", "publish", "comment"})

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from services import comments, problems, solutions
-from services.principal import Principal
-from services.taxonomy import Hazard
+from cityexchange.services import comments, problems, solutions
+from cityexchange.services.principal import Principal
+from cityexchange.services.taxonomy import Hazard
 from tests.conftest import Api, add_city
 from tests.live_support import Subscriber, live_server
 
@@ -63,7 +63,7 @@ async def test_subscribers_receive_exactly_what_their_filters_match(api: Api, ad
         actor=WRITER,
         draft=solutions.SolutionDraft(title="Shade", summary="s", hazards=[Hazard.HEAT_WAVE]),
     )
-    from schema.relay import to_global_id
+    from cityexchange.schema.relay import to_global_id
 
     async with (
         Subscriber.connect(address, token) as floods,

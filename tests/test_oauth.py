@@ -17,10 +17,10 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from joserfc import jws
 
-from auth import admin
-from auth.oauth_store import OAuthStore
-from auth.records import ClientType
 from cityexchange.app import create_app
+from cityexchange.auth import admin
+from cityexchange.auth.oauth_store import OAuthStore
+from cityexchange.auth.records import ClientType
 from tests.conftest import Api, add_city
 from tests.oauth_support import (
     PASSWORD,

@@ -6,9 +6,9 @@ import asyncio
 import base64
 import json
 
-from services import problems
-from services.principal import Principal
-from services.taxonomy import Hazard
+from cityexchange.services import problems
+from cityexchange.services.principal import Principal
+from cityexchange.services.taxonomy import Hazard
 from tests.conftest import Api, add_city
 
 PAGE = """

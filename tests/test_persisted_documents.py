@@ -20,11 +20,11 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from auth.realms import RealmRegistry
-from auth.tokens import issue_access_token
 from cityexchange.app import create_app
+from cityexchange.auth.realms import RealmRegistry
+from cityexchange.auth.tokens import issue_access_token
+from cityexchange.services.persisted_documents import DocumentCache, PersistedDocument
 from cityexchange.settings import Settings
-from services.persisted_documents import DocumentCache, PersistedDocument
 from tests.conftest import Api, on_configured_database
 from tests.live_support import Subscriber, live_server
 

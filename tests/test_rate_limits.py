@@ -13,11 +13,11 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from cityexchange.app import budgets, create_app
+from cityexchange.schema.context import Context
+from cityexchange.schema.root import build_schema
+from cityexchange.services.principal import Principal
+from cityexchange.services.rate_limits import MAX_TRACKED, Budget, RateLimiter, Resource
 from cityexchange.settings import Settings
-from schema.context import Context
-from schema.root import build_schema
-from services.principal import Principal
-from services.rate_limits import MAX_TRACKED, Budget, RateLimiter, Resource
 from tests.conftest import Api
 from tests.queries import ADD_COMMENT, PUBLISH_PROBLEM, problem_input
 

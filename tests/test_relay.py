@@ -6,10 +6,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from services import cities, comments, problems, solutions
-from services.models import Organisation, Person
-from services.principal import Principal
-from services.taxonomy import Hazard, OrganisationKind, Role
+from cityexchange.services import cities, comments, problems, solutions
+from cityexchange.services.models import Organisation, Person
+from cityexchange.services.principal import Principal
+from cityexchange.services.taxonomy import Hazard, OrganisationKind, Role
 from tests.conftest import Api, add_city
 
 SCOPES = frozenset({"read", "publish", "comment"})

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from services import cities, comments, problems, solutions
-from services.models import Organisation, Person
-from services.principal import Principal
-from services.store.database import Database
-from services.taxonomy import Hazard, OrganisationKind, Role
+from cityexchange.services import cities, comments, problems, solutions
+from cityexchange.services.models import Organisation, Person
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
+from cityexchange.services.taxonomy import Hazard, OrganisationKind, Role
 from tests.conftest import Api, add_city
 
 NESTED = """

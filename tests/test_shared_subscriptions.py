@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services import problems
-from services.principal import Principal
-from services.taxonomy import Hazard
+from cityexchange.services import problems
+from cityexchange.services.principal import Principal
+from cityexchange.services.taxonomy import Hazard
 from tests.conftest import Api, add_city
 from tests.live_support import Subscriber, live_server
 
@@ -191,8 +191,8 @@ async def test_a_document_that_fails_validation_is_refused_to_every_member(
 async def test_a_member_that_falls_behind_is_let_go_and_the_group_goes_on() -> None:
     from strawberry.types import ExecutionResult
 
-    from schema.sharing import _Member, _Pending  # pyright: ignore[reportPrivateUsage]
-    from services.live import QUEUE_LIMIT, SubscriberTooSlow
+    from cityexchange.schema.sharing import _Member, _Pending  # pyright: ignore[reportPrivateUsage]
+    from cityexchange.services.live import QUEUE_LIMIT, SubscriberTooSlow
 
     slow, fast = _Member(), _Member()
     result = ExecutionResult(data={}, errors=None)
@@ -209,8 +209,8 @@ async def test_a_member_that_falls_behind_is_let_go_and_the_group_goes_on() -> N
 async def test_a_member_that_lags_is_let_go() -> None:
     from strawberry.types import ExecutionResult
 
-    from schema.sharing import _Member, _Pending  # pyright: ignore[reportPrivateUsage]
-    from services.live import LAG_LIMIT_SECONDS, SubscriberTooSlow
+    from cityexchange.schema.sharing import _Member, _Pending  # pyright: ignore[reportPrivateUsage]
+    from cityexchange.services.live import LAG_LIMIT_SECONDS, SubscriberTooSlow
 
     member = _Member()
     result = ExecutionResult(data={}, errors=None)

@@ -13,13 +13,19 @@ import httpx
 import pytest
 from authlib.common.security import generate_token
 
-from auth.oauth_store import OAuthStore
-from auth.passwords import HASHES, HASHING_QUEUE, HASHING_SLOTS, HashingBusy, HashingGate
-from auth.sign_in import ADDRESS_FAILURES, PAIR_FREE_ATTEMPTS
 from cityexchange.app import create_app
+from cityexchange.auth.oauth_store import OAuthStore
+from cityexchange.auth.passwords import (
+    HASHES,
+    HASHING_QUEUE,
+    HASHING_SLOTS,
+    HashingBusy,
+    HashingGate,
+)
+from cityexchange.auth.sign_in import ADDRESS_FAILURES, PAIR_FREE_ATTEMPTS
 from cityexchange.cli import proxy_options
+from cityexchange.services.store import people
 from cityexchange.settings import Settings
-from services.store import people
 from tests.conftest import Api
 from tests.live_support import on_loopback
 from tests.oauth_support import (

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from auth import admin
-from auth.oauth_store import OAuthStore
+from cityexchange.auth import admin
+from cityexchange.auth.oauth_store import OAuthStore
 from tests.conftest import Api
 from tests.live_support import Subscriber, live_server
 from tests.oauth_support import Realm

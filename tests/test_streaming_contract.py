@@ -15,7 +15,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 
-from schema.root import build_schema
+from cityexchange.schema.root import build_schema
 
 RECHECK = "strawberry changed: re-check schema/streaming.py (its docstring lists what it uses)"
 RECHECK_SOCKET = "strawberry changed: re-check TransportWSHandler in cityexchange/sockets.py"

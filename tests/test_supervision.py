@@ -15,9 +15,9 @@ from pymongo.errors import InvalidOperation
 
 from cityexchange.app import create_app
 from cityexchange.resources import open_resources
+from cityexchange.services.store.database import Database
 from cityexchange.settings import Settings
 from cityexchange.supervisor import Loop, LoopState, Supervisor
-from services.store.database import Database
 from tests.conftest import Api
 
 

@@ -10,8 +10,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
-from auth.signing_keys import current_signing_key
-from auth.tokens import MAX_ACCESS_TOKEN_TTL_SECONDS
+from cityexchange.auth.signing_keys import current_signing_key
+from cityexchange.auth.tokens import MAX_ACCESS_TOKEN_TTL_SECONDS
 from tests.conftest import Api
 
 pytestmark = pytest.mark.usefixtures("two_cities")

@@ -20,9 +20,9 @@ from pymongo.errors import (
     WaitQueueTimeoutError,
 )
 
-from services.errors import Unavailable
-from services.store.database import Database, guarded
-from services.store.unavailable import guarded_sync, is_unavailable, translate
+from cityexchange.services.errors import Unavailable
+from cityexchange.services.store.database import Database, guarded
+from cityexchange.services.store.unavailable import guarded_sync, is_unavailable, translate
 
 
 def _closed_port() -> int:

@@ -11,17 +11,21 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from auth import revocations, signing_keys
-from auth.denylist import Denylist
-from auth.errors import Unauthenticated
-from auth.realms import CITY_MISS_REFRESH_SECONDS, KEY_REFRESH_INTERVAL_SECONDS, RealmRegistry
-from auth.tokens import TokenVerifier, sign_access_token
-from auth.verified_tokens import VerifiedTokens
+from cityexchange.auth import revocations, signing_keys
+from cityexchange.auth.denylist import Denylist
+from cityexchange.auth.errors import Unauthenticated
+from cityexchange.auth.realms import (
+    CITY_MISS_REFRESH_SECONDS,
+    KEY_REFRESH_INTERVAL_SECONDS,
+    RealmRegistry,
+)
+from cityexchange.auth.tokens import TokenVerifier, sign_access_token
+from cityexchange.auth.verified_tokens import VerifiedTokens
+from cityexchange.services.clock import now
+from cityexchange.services.principal import Principal
+from cityexchange.services.store.database import Database
+from cityexchange.services.store.monitoring import CommandCounter
 from cityexchange.settings import Settings
-from services.clock import now
-from services.principal import Principal
-from services.store.database import Database
-from services.store.monitoring import CommandCounter
 from tests.conftest import add_city
 from tests.oauth_support import store_for
 

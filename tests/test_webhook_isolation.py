@@ -18,15 +18,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cityexchange.app import create_app
+from cityexchange.services import problems, webhooks
+from cityexchange.services.clock import now
+from cityexchange.services.delivery import Deliverer
+from cityexchange.services.models import EventFilter, Webhook
+from cityexchange.services.principal import Principal
+from cityexchange.services.store import webhooks as webhook_store
+from cityexchange.services.store.database import Database
+from cityexchange.services.taxonomy import Hazard
 from cityexchange.settings import Settings
-from services import problems, webhooks
-from services.clock import now
-from services.delivery import Deliverer
-from services.models import EventFilter, Webhook
-from services.principal import Principal
-from services.store import webhooks as webhook_store
-from services.store.database import Database
-from services.taxonomy import Hazard
 from tests.conftest import Api, add_city
 from tests.live_support import on_loopback
 from tests.test_webhooks import Receiver, receiving

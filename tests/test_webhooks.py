@@ -21,10 +21,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cityexchange.app import create_app
+from cityexchange.services import problems
+from cityexchange.services.principal import Principal
+from cityexchange.services.taxonomy import Hazard
 from cityexchange.settings import Settings
-from services import problems
-from services.principal import Principal
-from services.taxonomy import Hazard
 from tests.conftest import Api, add_city
 from tests.live_support import on_loopback
 

@@ -8,13 +8,13 @@ from typing import Any
 from pymongo.database import Database as SyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.errors import InvalidInput, NotFound
-from services.models import City, Contact, GeoPoint, ResilienceProfile
-from services.pages import Page, PageRequest
-from services.store.database import Database, Document, guarded
-from services.store.paging import find_page
-from services.store.unavailable import guarded_sync
-from services.taxonomy import Hazard
+from cityexchange.services.errors import InvalidInput, NotFound
+from cityexchange.services.models import City, Contact, GeoPoint, ResilienceProfile
+from cityexchange.services.pages import Page, PageRequest
+from cityexchange.services.store.database import Database, Document, guarded
+from cityexchange.services.store.paging import find_page
+from cityexchange.services.store.unavailable import guarded_sync
+from cityexchange.services.taxonomy import Hazard
 
 
 def _contact_doc(contact: Contact | None) -> Document | None:

@@ -9,11 +9,11 @@ from datetime import datetime
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from services.errors import NotFound
-from services.models import Comment, Hidden
-from services.pages import ChildPages
-from services.store.database import Database, Document, guarded, object_id, object_ids
-from services.store.grouped import child_pages
+from cityexchange.services.errors import NotFound
+from cityexchange.services.models import Comment, Hidden
+from cityexchange.services.pages import ChildPages
+from cityexchange.services.store.database import Database, Document, guarded, object_id, object_ids
+from cityexchange.services.store.grouped import child_pages
 
 CHILD_ORDER = "C.CREATED_AT_ASC"
 

@@ -20,10 +20,12 @@ from pymongo.errors import OperationFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from services.errors import OutcomeUnknown, Unavailable
-from services.store import driver_fixes
-from services.store.monitoring import CommandCounter
-from services.store.unavailable import guarded  # the one "unavailable" rule, re-exported
+from cityexchange.services.errors import OutcomeUnknown, Unavailable
+from cityexchange.services.store import driver_fixes
+from cityexchange.services.store.monitoring import CommandCounter
+from cityexchange.services.store.unavailable import (
+    guarded,  # the one "unavailable" rule, re-exported
+)
 
 driver_fixes.apply()  # before any client exists: see the module
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from services.store.database import Database, guarded
+from cityexchange.services.store.database import Database, guarded
 
 COLLECTION = "persisted_documents"
 UNUSED_SECONDS = 30 * 86_400  # a learned document goes this long after its last use (TTL)

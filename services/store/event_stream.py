@@ -13,10 +13,10 @@ from typing import Any
 
 from pymongo.errors import OperationFailure, PyMongoError
 
-from services.errors import Unavailable
-from services.models import Event
-from services.store.database import Database
-from services.store.events import event_from_doc, events_after, latest_seq
+from cityexchange.services.errors import Unavailable
+from cityexchange.services.models import Event
+from cityexchange.services.store.database import Database
+from cityexchange.services.store.events import event_from_doc, events_after, latest_seq
 
 log = logging.getLogger("cityexchange.live")
 

@@ -28,10 +28,10 @@ from typing import Any, TypeVar
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from services.models import Event, EventType
-from services.store import idempotency
-from services.store.database import Database, Document, guarded
-from services.taxonomy import Hazard, Sector
+from cityexchange.services.models import Event, EventType
+from cityexchange.services.store import idempotency
+from cityexchange.services.store.database import Database, Document, guarded
+from cityexchange.services.taxonomy import Hazard, Sector
 
 T = TypeVar("T")
 COUNTER = "events"

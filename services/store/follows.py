@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from services.store.database import Database, guarded
+from cityexchange.services.store.database import Database, guarded
 
 
 def _id(city: str, subject: str, kind: str, value: str) -> str:

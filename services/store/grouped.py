@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.errors import InvalidInput
-from services.pages import ChildPages, Cursor
-from services.store.database import Document, guarded
-from services.store.paging import keyset
+from cityexchange.services.errors import InvalidInput
+from cityexchange.services.pages import ChildPages, Cursor
+from cityexchange.services.store.database import Document, guarded
+from cityexchange.services.store.paging import keyset
 
 T = TypeVar("T")
 

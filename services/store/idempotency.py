@@ -17,7 +17,7 @@ from datetime import datetime
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
-from services.store.database import Database, Document, guarded
+from cityexchange.services.store.database import Database, Document, guarded
 
 COLLECTION = "mutations"
 

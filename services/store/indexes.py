@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import CollectionInvalid, OperationFailure
 
-from services.store import documents
-from services.store.database import Database, guarded
+from cityexchange.services.store import documents
+from cityexchange.services.store.database import Database, guarded
 
 _NEWEST = [("createdAt", DESCENDING), ("_id", DESCENDING)]
 _RECENT = [("updatedAt", DESCENDING), ("_id", DESCENDING)]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from services.listing import ListingFilter
-from services.store.database import Document
+from cityexchange.services.listing import ListingFilter
+from cityexchange.services.store.database import Document
 
 
 def listing_query(listing: ListingFilter, *, base: Document | None = None) -> Document:

@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.errors import InvalidInput
-from services.pages import Cursor, Page, PageRequest
-from services.store.database import Document, guarded
+from cityexchange.services.errors import InvalidInput
+from cityexchange.services.pages import Cursor, Page, PageRequest
+from cityexchange.services.store.database import Document, guarded
 
 T = TypeVar("T")
 

@@ -13,14 +13,14 @@ from typing import Any
 from pymongo.database import Database as SyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.clock import now
-from services.errors import InvalidInput
-from services.models import Organisation, Person
-from services.pages import ChildPages
-from services.store.database import Database, Document, guarded, object_id, object_ids
-from services.store.grouped import child_pages
-from services.store.unavailable import guarded_sync
-from services.taxonomy import OrganisationKind, Role
+from cityexchange.services.clock import now
+from cityexchange.services.errors import InvalidInput
+from cityexchange.services.models import Organisation, Person
+from cityexchange.services.pages import ChildPages
+from cityexchange.services.store.database import Database, Document, guarded, object_id, object_ids
+from cityexchange.services.store.grouped import child_pages
+from cityexchange.services.store.unavailable import guarded_sync
+from cityexchange.services.taxonomy import OrganisationKind, Role
 
 COLLECTION = "people"
 SyncDb = SyncDatabase[dict[str, Any]]

@@ -8,16 +8,16 @@ from dataclasses import replace
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from services.errors import Conflict, NotFound
-from services.listing import ListingFilter
-from services.models import FacedBy, Problem
-from services.pages import ChildPages, Order, Page, PageRequest
-from services.search import keywords
-from services.store.database import Database, Document, guarded, object_id, object_ids
-from services.store.grouped import child_pages
-from services.store.listing import listing_query
-from services.store.paging import find_page
-from services.taxonomy import Hazard, ProblemStatus, Sector, Urgency
+from cityexchange.services.errors import Conflict, NotFound
+from cityexchange.services.listing import ListingFilter
+from cityexchange.services.models import FacedBy, Problem
+from cityexchange.services.pages import ChildPages, Order, Page, PageRequest
+from cityexchange.services.search import keywords
+from cityexchange.services.store.database import Database, Document, guarded, object_id, object_ids
+from cityexchange.services.store.grouped import child_pages
+from cityexchange.services.store.listing import listing_query
+from cityexchange.services.store.paging import find_page
+from cityexchange.services.taxonomy import Hazard, ProblemStatus, Sector, Urgency
 
 
 def _editable(problem: Problem) -> Document:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from pymongo import UpdateOne
 
-from services.store.database import Database, guarded
+from cityexchange.services.store.database import Database, guarded
 
 COLLECTION = "rate_limits"
 

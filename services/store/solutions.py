@@ -10,9 +10,9 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from services.errors import Conflict, NotFound
-from services.listing import ListingFilter
-from services.models import (
+from cityexchange.services.errors import Conflict, NotFound
+from cityexchange.services.listing import ListingFilter
+from cityexchange.services.models import (
     Adaptation,
     Cost,
     Link,
@@ -21,14 +21,14 @@ from services.models import (
     SolutionDetails,
     Transferability,
 )
-from services.pages import ChildPages, Order, Page, PageRequest
-from services.search import keywords
-from services.store.cities import contact_from_doc
-from services.store.database import Database, Document, guarded, object_id, object_ids
-from services.store.grouped import child_pages
-from services.store.listing import listing_query
-from services.store.paging import find_page
-from services.taxonomy import Hazard, Sector, SolutionStatus
+from cityexchange.services.pages import ChildPages, Order, Page, PageRequest
+from cityexchange.services.search import keywords
+from cityexchange.services.store.cities import contact_from_doc
+from cityexchange.services.store.database import Database, Document, guarded, object_id, object_ids
+from cityexchange.services.store.grouped import child_pages
+from cityexchange.services.store.listing import listing_query
+from cityexchange.services.store.paging import find_page
+from cityexchange.services.taxonomy import Hazard, Sector, SolutionStatus
 
 CHILD_ORDER = "S.CREATED_AT_DESC"
 

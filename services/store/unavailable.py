@@ -22,7 +22,7 @@ from typing import ParamSpec, TypeVar
 
 from pymongo.errors import ConnectionFailure, PyMongoError, WTimeoutError
 
-from services.errors import OutcomeUnknown, Unavailable
+from cityexchange.services.errors import OutcomeUnknown, Unavailable
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -12,11 +12,11 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from services.clock import now
-from services.errors import NotFound
-from services.models import Attempt, Delivery, EventFilter, EventType, Webhook
-from services.store.database import Database, Document, guarded, object_id
-from services.taxonomy import Hazard, Sector
+from cityexchange.services.clock import now
+from cityexchange.services.errors import NotFound
+from cityexchange.services.models import Attempt, Delivery, EventFilter, EventType, Webhook
+from cityexchange.services.store.database import Database, Document, guarded, object_id
+from cityexchange.services.taxonomy import Hazard, Sector
 
 DISPATCH = "webhook-dispatch"
 
