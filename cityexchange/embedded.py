@@ -82,6 +82,7 @@ def _answers(port: int) -> bool:
 
 
 def alive(pid: int) -> bool:
+    """Whether a process of this id runs (a worker, the embedded database)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

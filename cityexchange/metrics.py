@@ -32,6 +32,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cityexchange import embedded
+
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _PID_FILE = re.compile(r"_(\d+)\.db$")
 _Read = Callable[[], int]
@@ -250,7 +252,7 @@ class _WorkerProcesses(Collector):
         )
         merged: dict[str, Metric] = {}
         for pid in pids:
-            if not _alive(pid):
+            if not embedded.alive(pid):
                 continue
             for family in ProcessCollector(pid=lambda pid=pid: pid, registry=None).collect():
                 into = merged.setdefault(
@@ -259,16 +261,6 @@ class _WorkerProcesses(Collector):
                 for sample in family.samples:
                     into.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
         yield from merged.values()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RequestMetricsMiddleware:

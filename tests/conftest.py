@@ -160,8 +160,8 @@ async def rotterdam(api: Api, store: OAuthStore) -> Realm:
     return await make_realm(api.db, store, api.settings, "rotterdam")
 
 
-async def on_configured_database(api: Api, *args: str) -> dict[str, Any]:
-    """Run a command against the test's database (CITYEXCHANGE_MONGODB_URI); its JSON."""
+async def run_cli(api: Api, *args: str) -> tuple[int, str, str]:
+    """Run a `cityexchange` command against the test's database; its exit code and output."""
     uri = api.settings.mongodb_uri
     assert uri is not None
     env = {
@@ -177,6 +177,13 @@ async def on_configured_database(api: Api, *args: str) -> dict[str, Any]:
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def on_configured_database(api: Api, *args: str) -> dict[str, Any]:
+    """Run a command against the test's database (CITYEXCHANGE_MONGODB_URI); its JSON."""
+    code, out, err = await run_cli(api, *args)
+    assert code == 0, err
     result: dict[str, Any] = json.loads(out)
     return result

@@ -4,12 +4,9 @@ and `cityexchange documents register` with Apollo and Relay manifests."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import json
-import os
-import sys
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -25,7 +22,7 @@ from cityexchange.auth.realms import RealmRegistry
 from cityexchange.auth.tokens import issue_access_token
 from cityexchange.services.persisted_documents import DocumentCache, PersistedDocument
 from cityexchange.settings import Settings
-from tests.conftest import Api, on_configured_database
+from tests.conftest import Api, on_configured_database, run_cli
 from tests.live_support import Subscriber, live_server
 
 pytestmark = pytest.mark.usefixtures("two_cities")
@@ -280,26 +277,6 @@ async def test_relay_manifests_register_by_their_own_ids(api: Api, tmp_path: Pat
             assert hit.json()["data"]["viewer"]["subject"] == "tester", hit.text
         unknown = await send(prod, {"documentId": "no-such-id"}, mobile)
         assert error_of(unknown)["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
-
-
-async def run_cli(api: Api, *args: str) -> tuple[int, str, str]:
-    uri = api.settings.mongodb_uri
-    assert uri is not None
-    env = {
-        **os.environ,
-        "CITYEXCHANGE_MONGODB_URI": uri.value,
-        "CITYEXCHANGE_DB": api.settings.db_name,
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "cityexchange"),
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_a_bad_manifest_is_refused_whole_with_its_errors(api: Api, tmp_path: Path) -> None:

@@ -16,8 +16,9 @@ out; turning it into Unavailable inside the transaction would stop that retry.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import ParamSpec, TypeVar
 
 from pymongo.errors import ConnectionFailure, PyMongoError, WTimeoutError
@@ -48,19 +49,26 @@ def translate(exc: PyMongoError) -> Unavailable | None:
     return None
 
 
+@contextlib.contextmanager
+def translated() -> Generator[None]:
+    """Within it, PyMongo's outage errors become the domain's (see `translate`)."""
+    try:
+        yield
+    except PyMongoError as exc:
+        error = translate(exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
 def guarded(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     """An async store function whose outage errors become the domain's Unavailable (and a
     write concern that timed out, applied but not known durable, OutcomeUnknown)."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
+        with translated():
             return await fn(*args, **kwargs)
-        except PyMongoError as exc:
-            error = translate(exc)
-            if error is None:
-                raise
-            raise error from exc
 
     return wrapper
 
@@ -70,12 +78,7 @@ def guarded_sync(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
+        with translated():
             return fn(*args, **kwargs)
-        except PyMongoError as exc:
-            error = translate(exc)
-            if error is None:
-                raise
-            raise error from exc
 
     return wrapper
