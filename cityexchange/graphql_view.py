@@ -201,6 +201,12 @@ class GraphQLView(GraphQL[Context, None]):
         sub_response = await super().get_sub_response(request)
         accept = request.headers.get("accept")
         sub_response.media_type = graphql_edge.negotiate(accept) or graphql_edge.LEGACY_JSON
+        if request.scope.get("method") == "GET":
+            # What a cache in front may keep: the answer differs by media type and by token,
+            # and one a token asked for is that caller's alone.
+            sub_response.headers["Vary"] = "Accept, Authorization"
+            if request.headers.get("authorization"):
+                sub_response.headers["Cache-Control"] = "private, no-cache"
         return sub_response
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:

@@ -124,6 +124,13 @@ async def test_a_learned_document_serves_hash_only_gets_on_every_replica(api: Ap
     hit = await get(api, {"extensions": persisted(query), "variables": {"n": 3}}, token)
     assert hit.status_code == 200, hit.text
     assert hit.json()["data"]["problems"]["totalCount"] == 0
+    # A shared cache keys it by media type and token, and keeps no token's answer.
+    assert hit.headers["vary"] == "Accept, Authorization"
+    assert hit.headers["cache-control"] == "private, no-cache"
+    anonymous = await api.http.get("/graphql", params={"query": "{ __typename }"})
+    assert anonymous.json()["data"] == {"__typename": "Query"}
+    assert anonymous.headers["vary"] == "Accept, Authorization"
+    assert "cache-control" not in anonymous.headers
     async with replica(api) as other:  # from the database, not this process's cache
         hit = await get(other, {"extensions": persisted(query), "variables": {"n": 3}}, token)
         assert hit.json()["data"]["problems"]["totalCount"] == 0
