@@ -2,10 +2,10 @@
 
 The cyclic garbage collector's default first threshold (700 allocations) runs a collection
 every few hundred objects; with thousands of sockets open each full collection walks all of
-them, about once per event (docs/performance.md, "Live updates"). A serving process moves what
-it built at start-up out of the collector's sight (`gc.freeze`) and collects the youngest
-generation every 20,000 allocations instead. Cycles are still collected; memory between
-collections grows by at most that many young objects.
+them, about once per event (docs/performance.md, "Side by side with hand-written code"). A
+serving process moves what it built at start-up out of the collector's sight (`gc.freeze`)
+and collects the youngest generation every 20,000 allocations instead. Cycles are still
+collected; memory between collections grows by at most that many young objects.
 """
 
 from __future__ import annotations
