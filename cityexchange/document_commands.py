@@ -4,6 +4,7 @@ documents) from an Apollo or a Relay manifest, each validated against the schema
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,8 @@ def _register(args: argparse.Namespace, settings: Settings) -> None:
         raise CommandError(f"cannot read {path}: {exc.strerror}") from None
     except (InvalidManifest, UnicodeDecodeError) as exc:
         raise CommandError(f"{path} is not a persisted-query manifest: {exc}") from None
-    ids = [registration.id for registration in registrations]
-    duplicates = sorted({id for id in ids if ids.count(id) > 1})
+    counts = Counter(registration.id for registration in registrations)
+    duplicates = sorted(id for id, count in counts.items() if count > 1)
     errors = document_errors(registrations)
     for id in duplicates:
         errors.setdefault(id, []).append("the id appears more than once")

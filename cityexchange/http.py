@@ -3,14 +3,13 @@ and the request-body cap (413)."""
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cityexchange import logs
+from cityexchange import graphql_edge, logs
 from cityexchange.services.store.database import deadline
 from cityexchange.services.store.monitoring import ORIGIN
 
@@ -103,7 +102,7 @@ class BodyLimitMiddleware:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _too_large(send, self.max_bytes, request_id_of(scope))
+            await _too_large(scope, receive, send, self.max_bytes)
             return
         # Read the (bounded) body up front, then replay it: a body that grows past the cap
         # while streaming is refused before the application sees any of it.
@@ -117,7 +116,7 @@ class BodyLimitMiddleware:
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await _too_large(send, self.max_bytes, request_id_of(scope))
+                await _too_large(scope, receive, send, self.max_bytes)
                 return
             chunks.append(chunk)
             more = bool(message.get("more_body", False))
@@ -134,21 +133,13 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
-async def _too_large(send: Send, max_bytes: int, request_id: str) -> None:
-    """413 in the shape of a GraphQL request error, with the request id in the body."""
-    error = {
-        "message": f"request body larger than {max_bytes} bytes",
-        "extensions": {"code": "REQUEST_TOO_LARGE", "limit": max_bytes, "requestId": request_id},
-    }
-    body = json.dumps({"errors": [error]}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
+async def _too_large(scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
+    """413 as a GraphQL request error, with the request id in the body."""
+    response = graphql_edge.request_error(
+        413,
+        "REQUEST_TOO_LARGE",
+        f"request body larger than {max_bytes} bytes",
+        request_id=request_id_of(scope),
+        extra={"limit": max_bytes},
     )
-    await send({"type": "http.response.body", "body": body})
+    await response(scope, receive, send)

@@ -240,10 +240,12 @@ class _OperationDelivery:
     """One operation's `next` messages, sent by the operation itself (schema/sharing.py's
     Delivery): the message is its encoded payload behind the operation's id."""
 
-    __slots__ = ("_head", "_id", "_operations", "_ws")
+    __slots__ = ("_adapter", "_head", "_id", "_operations")
 
-    def __init__(self, ws: WebSocket, operation_id: str, operations: Mapping[str, object]) -> None:
-        self._ws, self._id, self._operations = ws, operation_id, operations
+    def __init__(
+        self, adapter: WebSocketAdapter, operation_id: str, operations: Mapping[str, object]
+    ) -> None:
+        self._adapter, self._id, self._operations = adapter, operation_id, operations
         self._head = f'{{"id":{json.dumps(operation_id)},"type":"next","payload":'
 
     async def next(self, payload: str) -> bool:
@@ -252,11 +254,7 @@ class _OperationDelivery:
         text = f"{self._head}{payload}}}"
         if len(text) > graphql_edge.MAX_RESPONSE_BYTES:
             return False  # WebSocketAdapter.send_json sends RESPONSE_TOO_LARGE instead
-        try:
-            await self._ws.send_text(text)
-        except (WebSocketDisconnect, RuntimeError) as exc:  # as WebSocketAdapter.send_text
-            if self._ws.application_state is not WebSocketState.DISCONNECTED:
-                raise WebSocketDisconnected from exc
+        await self._adapter.send_text(text)
         return True
 
 
@@ -372,7 +370,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         shape["query"] = sys.intern(query)
         adapter = cast(WebSocketAdapter, self.websocket)
         # The operation's task, started by strawberry below, copies this context.
-        token = DELIVERY.set(_OperationDelivery(adapter.ws, str(message["id"]), self.operations))
+        token = DELIVERY.set(_OperationDelivery(adapter, str(message["id"]), self.operations))
         try:
             await super().handle_subscribe(message)
         finally:

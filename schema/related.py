@@ -11,6 +11,7 @@ on the field and path where it belongs, from the DataLoader's cache, with no sec
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
@@ -48,9 +49,9 @@ def fields_of(selections: Iterable[Selection], type_names: frozenset[str] | None
     """The fields `selections` select on an object of one of `type_names` (its type and its
     interfaces), by field name, through fragments whose condition it meets (any, for None)."""
     found: Fields = {}
-    stack = list(selections)
-    while stack:
-        selection = stack.pop(0)
+    pending = deque(selections)  # in document order: a fragment's selections where it stands
+    while pending:
+        selection = pending.popleft()
         if not _included(selection.directives):
             continue
         if isinstance(selection, SelectedField):
@@ -58,7 +59,7 @@ def fields_of(selections: Iterable[Selection], type_names: frozenset[str] | None
         else:
             condition = selection.type_condition
             if condition is None or type_names is None or condition in type_names:
-                stack[:0] = selection.selections
+                pending.extendleft(reversed(selection.selections))
     return found
 
 
