@@ -317,7 +317,7 @@ def persisted_id(extensions: Mapping[str, object] | None, document_id: object) -
         if not isinstance(document_id, str) or not document_id.strip():
             raise PersistedRequestError("BAD_REQUEST", "documentId must be a non-empty string")
         prefix, colon, rest = document_id.partition(":")
-        return rest if colon and prefix == "sha256" else document_id
+        return _checked_id(rest if colon and prefix == "sha256" else document_id, "documentId")
     persisted = (extensions or {}).get("persistedQuery")
     if persisted is None:
         return None
@@ -335,7 +335,22 @@ def persisted_id(extensions: Mapping[str, object] | None, document_id: object) -
         raise PersistedRequestError(
             "BAD_REQUEST", "extensions.persistedQuery.sha256Hash must be a string"
         )
-    return digest
+    return _checked_id(digest, "extensions.persistedQuery.sha256Hash")
+
+
+MAX_DOCUMENT_ID = 256  # a SHA-256 in hex is 64; Relay's and other tools' ids are shorter
+
+
+def _checked_id(id: str, field: str) -> str:
+    """A document id fit to look up: short, and text the database can store (no lone
+    surrogates, which JSON's escapes can carry)."""
+    if len(id) > MAX_DOCUMENT_ID:
+        raise PersistedRequestError("BAD_REQUEST", f"{field} is over {MAX_DOCUMENT_ID} characters")
+    try:
+        id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PersistedRequestError("BAD_REQUEST", f"{field} is not valid Unicode text") from None
+    return id
 
 
 class ResponseTooLarge(Exception):

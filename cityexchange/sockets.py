@@ -301,24 +301,27 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         )
 
     async def _document(self, shape: dict[str, object]) -> str:
-        """The text a subscribe runs. A client the view trusts (CITYEXCHANGE_TRUSTED_DOCUMENTS)
-        runs registered documents only, named by their text, `documentId` or Apollo's hash,
-        as over HTTP; other clients send the text."""
+        """The text a subscribe runs: its `query`, or the persisted document its `documentId`
+        or Apollo hash names (checked against the text when both come). A client the view
+        trusts (CITYEXCHANGE_TRUSTED_DOCUMENTS) runs registered documents only, as over
+        HTTP. Documents are learned over HTTP only."""
         query = shape.get("query")
+        extensions = shape.get("extensions")
+        if (query is not None and not isinstance(query, str)) or not isinstance(
+            extensions, dict | None
+        ):
+            raise _Refused("BAD_REQUEST", _BAD_PAYLOAD)
         view = cast("GraphQLView", self.view)
         principal = self.context.principal
-        if principal is None or principal.client_id not in view.trusted_clients:
-            if not isinstance(query, str) or not query.strip():
-                raise _Refused("BAD_REQUEST", _BAD_PAYLOAD)
-            return query
-        if query is not None and not isinstance(query, str):
-            raise _Refused("BAD_REQUEST", _BAD_PAYLOAD)
-        extensions = shape.get("extensions")
+        trusted = principal is not None and principal.client_id in view.trusted_clients
         try:
             document_id = graphql_edge.persisted_id(
-                cast(dict[str, object], extensions) if isinstance(extensions, dict) else None,
-                shape.get("documentId"),
+                cast(dict[str, object] | None, extensions), shape.get("documentId")
             )
+            if document_id is None and not trusted:
+                if query is None or not query.strip():
+                    raise _Refused("BAD_REQUEST", _BAD_PAYLOAD)
+                return query
             if document_id is None and query is None:
                 raise _Refused("BAD_REQUEST", _BAD_PAYLOAD)
             resolved = await persisted_documents.resolve(
@@ -326,7 +329,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 cache=view.documents,
                 id=document_id,
                 text=query,
-                trusted=True,
+                trusted=trusted,
             )
         except graphql_edge.PersistedRequestError as error:
             raise _Refused(error.code, error.reason) from None

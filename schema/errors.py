@@ -12,6 +12,7 @@ from typing import TypeVar
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from cityexchange.auth.errors import Unauthenticated
 from cityexchange.schema.context import Context, OutOfTime
@@ -130,6 +131,8 @@ def _code(error: GraphQLError) -> str | None:
         return "NOT_FOUND"
     if isinstance(original, Conflict):
         return "CONFLICT"
+    if isinstance(original, CannotGetOperationTypeError | InvalidOperationTypeError):
+        return "BAD_REQUEST"  # an operationName the document lacks, a type not allowed here
     if original is None:
         if isinstance(error, GraphQLSyntaxError):
             too_many = _TOO_MANY_TOKENS.search(error.message)

@@ -395,3 +395,45 @@ async def test_a_malformed_subscribe_is_bad_request_not_a_server_error(api: Api)
                 refused = await socket.next()
                 assert refused["type"] == "error", refused
                 assert refused["payload"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+async def test_document_ids_the_database_cannot_hold_are_bad_requests(api: Api) -> None:
+    token = await api.token("rotterdam")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    for body in (
+        '{"documentId": "\\ud800"}',  # a lone surrogate, escaped: valid UTF-8 JSON
+        '{"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "\\ud800"}}}',
+        json.dumps({"documentId": "x" * 10_000}),
+    ):
+        response = await api.http.post("/graphql", content=body, headers=headers)
+        assert response.status_code == 400, response.text
+        assert error_of(response)["extensions"]["code"] == "BAD_REQUEST"
+
+
+async def test_the_socket_runs_persisted_documents_and_refuses_what_http_refuses(
+    api: Api,
+) -> None:
+    token = await api.token("rotterdam")
+    learned = "query Learned { viewer { subject } }"
+    await send(api, {"query": learned, "extensions": persisted(learned)}, token)
+    async with live_server(api.settings) as address, Subscriber.connect(address, token) as socket:
+        await socket.acknowledged()
+        await socket.ws.send(
+            json.dumps(
+                {"id": "h", "type": "subscribe", "payload": {"extensions": persisted(learned)}}
+            )
+        )
+        answer = await socket.next()
+        assert answer["type"] == "next", answer
+        assert answer["payload"]["data"]["viewer"]["subject"] == "tester"
+        assert (await socket.next())["type"] == "complete"
+        for payload, code in (
+            ({"extensions": persisted("{ unknown }")}, "PERSISTED_QUERY_NOT_FOUND"),
+            ({"query": "{ __typename }", "extensions": "x"}, "BAD_REQUEST"),
+            ({"query": "subscription { events { id } }", "operationName": "X"}, "BAD_REQUEST"),
+        ):
+            await socket.ws.send(json.dumps({"id": "r", "type": "subscribe", "payload": payload}))
+            refused = await socket.next()
+            assert refused["type"] == "error", refused
+            assert refused["payload"][0]["extensions"]["code"] == code
+        assert refused["payload"][0]["message"] == 'Unknown operation named "X".'
