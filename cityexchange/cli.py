@@ -1,5 +1,5 @@
-"""The `cityexchange` command line: serve, migrate, demo load, city add, token issue, schema,
-and realm administration."""
+"""The `cityexchange` command line: serve, migrate, reindex, demo load, city add, token issue,
+schema, and realm administration."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from cityexchange.services.errors import ServiceError
 from cityexchange.services.models import City, Contact, GeoPoint, ResilienceProfile
 from cityexchange.services.store.database import Database
 from cityexchange.services.store.indexes import ensure_indexes
-from cityexchange.services.taxonomy import Hazard
+from cityexchange.services.taxonomy import Hazard, IncomeGroup
 from cityexchange.settings import Secret, Settings, SettingsError
 
 T = TypeVar("T")
@@ -140,6 +140,9 @@ def _city_add(args: argparse.Namespace, settings: Settings) -> None:
         if args.contact_email or args.contact_name or args.contact_url
         else None,
         networks=tuple(args.network),
+        coastal=args.coastal,
+        rivers=tuple(args.river),
+        income_group=IncomeGroup(args.income_group.upper()) if args.income_group else None,
     )
 
     async def work(db: Database) -> City:
@@ -189,6 +192,19 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> None:
 
     name = with_db(settings, Path(args.data_dir), work)
     print_json({"database": name, "indexes": "up to date"})
+
+
+def _reindex(args: argparse.Namespace, settings: Settings) -> None:
+    """Rebuild the search index from the collections, printing progress on stderr."""
+    from cityexchange.services import reindex
+
+    def progress(kind: str, done: int) -> None:
+        print(f"reindex: {kind}: {done}", file=sys.stderr, flush=True)
+
+    async def work(db: Database) -> dict[str, int]:
+        return await reindex.reindex(db=db, batch_size=args.batch_size, progress=progress)
+
+    print_json({"indexed": with_db(settings, Path(args.data_dir), work)})
 
 
 def _demo_load(args: argparse.Namespace, settings: Settings) -> None:
@@ -284,6 +300,33 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="a resilience network the city belongs to (repeatable)",
     )
+    coast = add.add_mutually_exclusive_group()
+    coast.add_argument(
+        "--coastal",
+        action="store_const",
+        const=True,
+        default=None,
+        help="the city lies on a sea coast (peer cities and the implementing-city filter)",
+    )
+    coast.add_argument(
+        "--inland",
+        dest="coastal",
+        action="store_const",
+        const=False,
+        help="the city does not lie on a sea coast (neither flag: not stated)",
+    )
+    add.add_argument(
+        "--river",
+        action="append",
+        default=[],
+        help="a major river the city lies on (repeatable), e.g. 'Nieuwe Maas'",
+    )
+    add.add_argument(
+        "--income-group",
+        choices=[g.value.lower() for g in IncomeGroup],
+        type=str.lower,
+        help="the World Bank income group of the city's country",
+    )
     data_dir_option(add)
     add.set_defaults(run=_city_add)
     realm_commands.add_trust_issuer(city, data_dir_option)
@@ -317,6 +360,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     data_dir_option(migrate)
     migrate.set_defaults(run=_migrate)
+
+    reindex = commands.add_parser(
+        "reindex",
+        help="rebuild the search index from the problems, solutions and comments (after an "
+        "upgrade from a version without it); stores the detected language of each text "
+        "that has none. Searches see a partial index until it finishes",
+    )
+    reindex.add_argument(
+        "--batch-size",
+        type=int,
+        default=100,
+        help="documents indexed per transaction, 1 to 1000 (default: 100)",
+    )
+    data_dir_option(reindex)
+    reindex.set_defaults(run=_reindex)
 
     demo = commands.add_parser("demo", help="the demo cities").add_subparsers(
         dest="demo_command", required=True

@@ -62,6 +62,21 @@ LONG_TEXT = {
     ("Transferability", "context"): NOTE_MAX // CHARACTERS_PER_POINT,
     ("Transferability", "doDifferently"): NOTE_MAX // CHARACTERS_PER_POINT,
     ("Outcome", "note"): NOTE_MAX // CHARACTERS_PER_POINT,
+    ("OutcomeReport", "note"): NOTE_MAX // CHARACTERS_PER_POINT,
+    ("StageChange", "note"): NOTE_MAX // CHARACTERS_PER_POINT,
+    ("Endorsement", "note"): NOTE_MAX // CHARACTERS_PER_POINT,
+    ("LineageEntry", "adaptationNotes"): NOTE_MAX // CHARACTERS_PER_POINT,
+}
+# Fields that rank (several database queries and a scoring pass each time they run, whatever
+# their page size), by (type, field): points per invocation, multiplied like any other cost by
+# the lists around them, so `problems(first: 100) { suggestedSolutions }` is refused while a
+# page of 20 problems with their suggestions is not.
+RANKING = {
+    ("Query", "search"): 100,
+    ("Problem", "suggestedSolutions"): 200,
+    ("Problem", "similarProblems"): 100,
+    ("Solution", "similarSolutions"): 100,
+    ("City", "peers"): 200,
 }
 # Any other list of texts: up to 50 short texts (tags, partners, stakeholders, ...).
 TEXT_LIST = LIST_MAX * SHORT_TEXT_MAX // CHARACTERS_PER_POINT
@@ -289,7 +304,8 @@ class _Walker:
         per_item = inner.paged
         if _is_connection(returned):
             per_item *= self._page_size(node, definition)
-        inside = min(inner.fixed + per_item, _CAP)  # what one object of this field costs
+        # What one object of this field costs.
+        inside = min(inner.fixed + per_item + RANKING.get((parent.name, name), 0), _CAP)
         if not _is_list(field_type):
             summary.fixed += inside
         elif _is_connection(parent) and name in PAGED_LISTS:

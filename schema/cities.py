@@ -14,13 +14,18 @@ from cityexchange.schema.related import Attached, Fields, ItemT, Resolved, field
 from cityexchange.schema.relay import Connection, Node, connection, to_global_id
 from cityexchange.schema.taxonomy import Hazard, OrganisationKind, Role
 from cityexchange.services import models
-from cityexchange.services.pages import Order
+from cityexchange.services.pages import Order, SolutionOrder
+from cityexchange.services.taxonomy import IncomeGroup
 
 if TYPE_CHECKING:
     from strawberry.types.nodes import Selection
 
+    from cityexchange.schema.peers import CityPeerConnection
     from cityexchange.schema.problems import Problem, ProblemFilter
     from cityexchange.schema.solutions import Solution, SolutionFilter
+
+
+strawberry.enum(IncomeGroup, description="World Bank income group of the city's country.")
 
 
 @strawberry.type
@@ -63,6 +68,9 @@ class City(Node):
     resilience_profile: ResilienceProfile
     contact: Contact | None = strawberry.field(description="The public CRO-team contact.")
     networks: list[str]
+    coastal: bool | None = strawberry.field(description="On a sea coast; null: not stated.")
+    rivers: list[str] = strawberry.field(description="The major rivers the city lies on.")
+    income_group: IncomeGroup | None
     created_at: datetime
 
     @classmethod
@@ -88,8 +96,19 @@ class City(Node):
             ),
             contact=Contact.from_domain(city.contact),
             networks=list(city.networks),
+            coastal=city.coastal,
+            rivers=list(city.rivers),
+            income_group=city.income_group,
             created_at=city.created_at,
         )
+
+    @strawberry.field(description="Cities ranked by how alike they are to this one, with why.")
+    async def peers(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Annotated[CityPeerConnection, strawberry.lazy("cityexchange.schema.peers")]:
+        from cityexchange.schema.peers import peers_of
+
+        return await peers_of(info, self.slug, first=first, after=after)
 
     @strawberry.field
     async def people(
@@ -120,13 +139,13 @@ class City(Node):
         info: Info,
         filter: Annotated[SolutionFilter, strawberry.lazy("cityexchange.schema.solutions")]
         | None = None,
-        order_by: Order = Order.CREATED_AT_DESC,
+        order_by: SolutionOrder = SolutionOrder.CREATED_AT_DESC,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Annotated[Solution, strawberry.lazy("cityexchange.schema.solutions")]]:
-        from cityexchange.schema.solutions import Solution, listing_of
+        from cityexchange.schema.solutions import Solution, criteria_of, listing_of
 
-        key = (self.slug, first, after, (listing_of(filter), order_by))
+        key = (self.slug, first, after, (listing_of(filter), criteria_of(filter), order_by))
         page = await info.context.loaders.solutions_by_city.load(key)
         return connection(page, Solution.from_domain)
 

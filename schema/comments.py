@@ -12,6 +12,7 @@ import strawberry
 from cityexchange.schema.cities import City, Person, attach_cities, load_city
 from cityexchange.schema.context import Info
 from cityexchange.schema.errors import UserError, attempt
+from cityexchange.schema.languages import Language
 from cityexchange.schema.problems import Problem
 from cityexchange.schema.related import Attached, Resolved, attach_pages, fields_of, gather_quietly
 from cityexchange.schema.relay import Connection, Node, connection, expect_global_id, to_global_id
@@ -37,6 +38,7 @@ class Comment(Node):
     hidden: bool = strawberry.field(description="Hidden by the subject's city's admins.")
     hidden_reason: str | None
     body: str | None = strawberry.field(description="Markdown; null once deleted or hidden.")
+    language: Language = strawberry.field(description="Given when added, or detected.")
     domain: strawberry.Private[models.Comment]
     attached: strawberry.Private[Attached] = field(default_factory=Attached)
 
@@ -51,6 +53,7 @@ class Comment(Node):
             hidden=comment.hidden is not None,
             hidden_reason=comment.hidden.reason if comment.hidden else None,
             body=comment.body if shown else None,
+            language=comment.language,
             domain=comment,
         )
 
@@ -153,6 +156,9 @@ class AddCommentInput:
     subject_id: strawberry.ID = strawberry.field(description="A Problem or Solution id.")
     body: str
     parent_id: strawberry.ID | None = None
+    language: Language | None = strawberry.field(
+        default=None, description="The body's language; detected when not given."
+    )
     client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
@@ -224,6 +230,7 @@ class CommentMutations:
                 subject_id=subject_id,
                 parent_id=parent,
                 body=input.body,
+                language=input.language,
             )
 
         comment, errors = await attempt(

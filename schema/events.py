@@ -9,6 +9,7 @@ from typing import Annotated
 
 import strawberry
 
+from cityexchange.schema.adoptions import Adoption
 from cityexchange.schema.cities import City, Person, load_city
 from cityexchange.schema.comments import Comment
 from cityexchange.schema.context import Info
@@ -17,7 +18,7 @@ from cityexchange.schema.nodes import load_node
 from cityexchange.schema.problems import Problem
 from cityexchange.schema.relay import Connection, Node, connection, expect_global_id, to_global_id
 from cityexchange.schema.solutions import Solution
-from cityexchange.schema.taxonomy import Hazard, Sector
+from cityexchange.schema.taxonomy import Hazard, Sector, Urgency
 from cityexchange.services import events, models
 from cityexchange.services.live import EventFilter as DomainEventFilter
 from cityexchange.services.models import EventType
@@ -25,7 +26,7 @@ from cityexchange.services.pages import PageRequest
 
 strawberry.enum(EventType, description="What happened.")
 
-EventSubject = Annotated[Problem | Solution | Comment, strawberry.union("EventSubject")]
+EventSubject = Annotated[Problem | Solution | Comment | Adoption, strawberry.union("EventSubject")]
 
 
 @strawberry.input(description="Values within a field are alternatives; fields combine (AND).")
@@ -40,6 +41,9 @@ class EventFilter:
     thread: strawberry.ID | None = strawberry.field(
         default=None, description="A problem or solution: its own events and its discussion."
     )
+    urgency: list[Urgency] | None = strawberry.field(
+        default=None, description="Events about problems of these urgencies (ACTIVE_CRISIS asks)."
+    )
 
 
 def domain_filter(event_filter: EventFilter | None) -> DomainEventFilter:
@@ -52,7 +56,7 @@ def domain_filter(event_filter: EventFilter | None) -> DomainEventFilter:
     return DomainEventFilter(
         cities=tuple(f.cities or ()), hazards=tuple(f.hazards or ()),
         sectors=tuple(f.sectors or ()), tags=tuple(f.tags or ()), types=tuple(f.types or ()),
-        threads=threads,
+        threads=threads, urgencies=tuple(f.urgency or ()),
     )  # fmt: skip
 
 
@@ -61,6 +65,7 @@ class Event(Node):
     cursor: str = strawberry.field(description="Resume after this event with `after`.")
     type: EventType
     occurred_at: datetime
+    urgency: Urgency | None = strawberry.field(description="The problem's, for problem events.")
     domain: strawberry.Private[models.Event]
 
     @classmethod
@@ -70,6 +75,7 @@ class Event(Node):
             cursor=events.event_cursor(event.seq),
             type=event.type,
             occurred_at=event.occurred_at,
+            urgency=event.urgency,
             domain=event,
         )
 
@@ -85,7 +91,7 @@ class Event(Node):
     @strawberry.field(description="What it happened to; null once it is gone.")
     async def subject(self, info: Info) -> EventSubject | None:
         subject = await load_node(info, self.domain.subject_kind, self.domain.subject_id)
-        return subject if isinstance(subject, Problem | Solution | Comment) else None
+        return subject if isinstance(subject, Problem | Solution | Comment | Adoption) else None
 
 
 @strawberry.type

@@ -9,10 +9,30 @@ from typing import Generic, TypeVar, cast
 
 from strawberry.dataloader import DataLoader
 
-from cityexchange.services import cities, comments, problems, solutions
+from cityexchange.services import (
+    adoptions,
+    cities,
+    comments,
+    endorsements,
+    outcomes,
+    problems,
+    solutions,
+)
+from cityexchange.services.adoptions import AdoptionSummary, Lineage
+from cityexchange.services.case_studies import SolutionCriteria
+from cityexchange.services.errors import InvalidInput
 from cityexchange.services.listing import ListingFilter
-from cityexchange.services.models import City, Comment, Person, Problem, Solution
-from cityexchange.services.pages import ChildPages, Order, Page, PageRequest
+from cityexchange.services.models import (
+    Adoption,
+    City,
+    Comment,
+    Endorsement,
+    OutcomeReport,
+    Person,
+    Problem,
+    Solution,
+)
+from cityexchange.services.pages import ChildPages, Order, Page, PageRequest, SolutionOrder
 from cityexchange.services.principal import Principal
 from cityexchange.services.store.database import Database
 
@@ -23,6 +43,7 @@ E = TypeVar("E")
 # Children asked for with the same page size, cursor and filter share one query.
 ChildKey = tuple[str, int | None, str | None, Hashable]
 Listing = tuple[ListingFilter, Order]
+SolutionListing = tuple[ListingFilter, SolutionCriteria, SolutionOrder]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +85,16 @@ class Loaders:
     problems_by_city: DataLoader[ChildKey, Page[Problem]] = field(init=False)
     solutions_by_city: DataLoader[ChildKey, Page[Solution]] = field(init=False)
     people_by_city: DataLoader[ChildKey, Page[Person]] = field(init=False)
+    adoption_by_id: DataLoader[str, Adoption | None] = field(init=False)
+    adoptions_by_solution: DataLoader[ChildKey, Page[Adoption]] = field(init=False)
+    outcome_reports_by_subject: DataLoader[ChildKey, Page[OutcomeReport]] = field(init=False)
+    endorsements_by_solution: DataLoader[ChildKey, Page[Endorsement]] = field(init=False)
+    adoption_summary_by_solution: DataLoader[str, AdoptionSummary] = field(init=False)
+    lineage_by_solution: DataLoader[tuple[str, int], Lineage | None] = field(init=False)
 
     def __post_init__(self) -> None:
         db, actor = self.db, self.actor
+        self._adoption_loaders()
 
         async def cities_by_slugs(slugs: Sequence[str]) -> list[City | None]:
             return await cities.by_slugs(db=db, actor=actor(), slugs=slugs)
@@ -114,14 +142,15 @@ class Loaders:
             )
 
         async def solutions_of_cities(
-            slugs: Sequence[str], page: PageRequest, listing: Listing
+            slugs: Sequence[str], page: PageRequest, listing: SolutionListing
         ) -> ChildPages[Solution]:
             return await solutions.of_cities(
                 db=db,
                 actor=actor(),
                 cities=slugs,
                 listing=listing[0],
-                order=listing[1],
+                criteria=listing[1],
+                order=listing[2],
                 request=page,
             )
 
@@ -140,3 +169,58 @@ class Loaders:
         self.adaptations_by_solution = DataLoader(load_fn=_ChildLoader(adaptations_of))
         self.comments_by_subject = DataLoader(load_fn=_ChildLoader(threads_of))
         self.replies_by_comment = DataLoader(load_fn=_ChildLoader(replies_of))
+
+    def _adoption_loaders(self) -> None:
+        db, actor = self.db, self.actor
+
+        async def adoptions_by_ids(ids: Sequence[str]) -> list[Adoption | None]:
+            return await adoptions.by_ids(db=db, actor=actor(), ids=ids)
+
+        async def adoptions_of(
+            ids: Sequence[str], page: PageRequest, _: None
+        ) -> ChildPages[Adoption]:
+            return await adoptions.adoptions_of(
+                db=db, actor=actor(), solution_ids=ids, request=page
+            )
+
+        async def series_of(
+            ids: Sequence[str], page: PageRequest, _: None
+        ) -> ChildPages[OutcomeReport]:
+            return await outcomes.series_of(db=db, actor=actor(), subject_ids=ids, request=page)
+
+        async def endorsements_of(
+            ids: Sequence[str], page: PageRequest, _: None
+        ) -> ChildPages[Endorsement]:
+            return await endorsements.endorsements_of(
+                db=db, actor=actor(), solution_ids=ids, request=page
+            )
+
+        async def summaries(ids: Sequence[str]) -> list[AdoptionSummary]:
+            return await adoptions.summaries(db=db, actor=actor(), solution_ids=ids)
+
+        async def lineages(
+            keys: Sequence[tuple[str, int]],
+        ) -> list[Lineage | InvalidInput | None]:
+            # One walk per depth asked; a depth out of range fails its own fields only.
+            by_depth: dict[int, list[str]] = defaultdict(list)
+            for id, depth in keys:
+                by_depth[depth].append(id)
+            found: dict[tuple[str, int], Lineage | InvalidInput | None] = {}
+            for depth, ids in by_depth.items():
+                try:
+                    walked = await adoptions.lineages(
+                        db=db, actor=actor(), solution_ids=ids, depth=depth
+                    )
+                except InvalidInput as refused:
+                    walked = [refused] * len(ids)
+                found.update(
+                    ((id, depth), lineage) for id, lineage in zip(ids, walked, strict=True)
+                )
+            return [found[key] for key in keys]
+
+        self.adoption_by_id = DataLoader(load_fn=adoptions_by_ids)
+        self.adoptions_by_solution = DataLoader(load_fn=_ChildLoader(adoptions_of))
+        self.outcome_reports_by_subject = DataLoader(load_fn=_ChildLoader(series_of))
+        self.endorsements_by_solution = DataLoader(load_fn=_ChildLoader(endorsements_of))
+        self.adoption_summary_by_solution = DataLoader(load_fn=summaries)
+        self.lineage_by_solution = DataLoader(load_fn=lineages)

@@ -3,6 +3,7 @@ one batch per kind): for `node`/`nodes` and for an event's subject."""
 
 from __future__ import annotations
 
+from cityexchange.schema.adoptions import Adoption
 from cityexchange.schema.cities import City, Person
 from cityexchange.schema.comments import Comment
 from cityexchange.schema.context import Info
@@ -27,5 +28,8 @@ async def load_node(info: Info, kind: str, id: str) -> Node | None:
     if kind == "Solution":
         solution = await loaders.solution_by_id.load(id)
         return Solution.from_domain(solution) if solution else None
+    if kind == "Adoption":
+        adoption = await loaders.adoption_by_id.load(id)
+        return Adoption.from_domain(adoption) if adoption else None
     comment = await loaders.comment_by_id.load(id)
     return Comment.from_domain(comment) if comment else None

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from cityexchange.schema import suggestions
 from cityexchange.schema.cities import City, attach_cities, load_city
 from cityexchange.schema.context import Info
 from cityexchange.schema.errors import UserError, attempt
+from cityexchange.schema.languages import Language
 from cityexchange.schema.related import Attached, Resolved, attach_pages, fields_of, gather_quietly
 from cityexchange.schema.relay import Connection, Node, connection, expect_global_id, to_global_id
 from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
@@ -84,6 +86,7 @@ class Problem(Node):
     stakeholders: list[str]
     affected_population: int | None
     faced_by: list[FacedBy] = strawberry.field(description='Cities that "face this too".')
+    language: Language = strawberry.field(description="Given when published, or detected.")
     version: int
     created_at: datetime
     updated_at: datetime
@@ -105,6 +108,7 @@ class Problem(Node):
             stakeholders=list(problem.stakeholders),
             affected_population=problem.affected_population,
             faced_by=[FacedBy(at=f.at, city_slug=f.city) for f in problem.faced_by],
+            language=problem.language,
             version=problem.version,
             created_at=problem.created_at,
             updated_at=problem.updated_at,
@@ -114,6 +118,9 @@ class Problem(Node):
     @strawberry.field(graphql_type=City)
     def city(self, info: Info) -> Resolved[City]:
         return self.attached.get("city") or load_city(info, self.domain.city)
+
+    similar_problems: suggestions.ProblemSuggestionConnection = suggestions.SIMILAR_PROBLEMS
+    suggested_solutions: suggestions.SolutionSuggestionConnection = suggestions.SUGGESTED_SOLUTIONS
 
     @classmethod
     async def attach_related(
@@ -213,6 +220,9 @@ class PublishProblemInput:
     urgency: Urgency | None = None
     stakeholders: list[str] | None = None
     affected_population: int | None = None
+    language: Language | None = strawberry.field(
+        default=None, description="The text's language; detected when not given."
+    )
     client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
@@ -237,6 +247,7 @@ class UpdateProblemInput:
     urgency: Urgency | None = None
     stakeholders: list[str] | None = None
     affected_population: int | None = None
+    language: Language | None = None
     client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
@@ -298,6 +309,7 @@ class ProblemMutations:
             urgency=input.urgency,
             stakeholders=input.stakeholders,
             affected_population=input.affected_population,
+            language=input.language,
         )
         problem, errors = await attempt(
             lambda: problems.publish(db=ctx.db, actor=ctx.actor(), draft=draft),
@@ -321,6 +333,7 @@ class ProblemMutations:
             urgency=input.urgency,
             stakeholders=input.stakeholders,
             affected_population=input.affected_population,
+            language=input.language,
         )
         problem, errors = await attempt(
             lambda: problems.update(

@@ -10,6 +10,8 @@ import strawberry
 from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
+from cityexchange.schema.adoption_mutations import AdoptionMutations
+from cityexchange.schema.adoptions import Adoption
 from cityexchange.schema.cities import City, Person
 from cityexchange.schema.comments import Comment, CommentMutations
 from cityexchange.schema.context import Info
@@ -23,6 +25,7 @@ from cityexchange.schema.problems import Problem, ProblemFilter, ProblemMutation
 from cityexchange.schema.rate_limits import RateLimitQueries
 from cityexchange.schema.realm_admin import RealmAdminMutations, RealmAdminQueries
 from cityexchange.schema.relay import Connection, Node, connection, from_global_id
+from cityexchange.schema.search import SearchConnection, SearchFilter, run_search
 from cityexchange.schema.solution_mutations import SolutionMutations
 from cityexchange.schema.solutions import Solution, SolutionFilter
 from cityexchange.schema.streaming import CityExchangeSchema
@@ -30,7 +33,7 @@ from cityexchange.schema.viewer import Viewer
 from cityexchange.schema.webhooks import WebhookMutations, WebhookQueries
 from cityexchange.services import cities, events, problems, solutions
 from cityexchange.services.errors import InvalidInput, NotFound
-from cityexchange.services.pages import MAX_PAGE_SIZE, Order, PageRequest
+from cityexchange.services.pages import MAX_PAGE_SIZE, Order, PageRequest, SolutionOrder
 
 NodesOfKind = Callable[[Info, list[str]], Awaitable[list[Node | None]]]
 
@@ -57,6 +60,7 @@ _NODES_OF_KIND: dict[str, NodesOfKind] = {
     "Problem": _through_loaders("Problem"),
     "Solution": _through_loaders("Solution"),
     "Comment": _through_loaders("Comment"),
+    "Adoption": _through_loaders("Adoption"),
     "Event": _events,
 }
 
@@ -156,23 +160,38 @@ class Query(RealmAdminQueries, EventQueries, WebhookQueries, RateLimitQueries):
         self,
         info: Info,
         filter: SolutionFilter | None = None,
-        order_by: Order = Order.CREATED_AT_DESC,
+        order_by: SolutionOrder = SolutionOrder.CREATED_AT_DESC,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
     ) -> Connection[Solution]:
-        from cityexchange.schema.solutions import listing_of
+        from cityexchange.schema.solutions import criteria_of, listing_of
 
         ctx = info.context
         page = await solutions.list_solutions(
             db=ctx.db,
             actor=ctx.actor(),
             listing=listing_of(filter),
+            criteria=criteria_of(filter),
             order=order_by,
             request=PageRequest(first=first, after=after, last=last, before=before),
         )
         return connection(page, Solution.from_domain)
+
+    @strawberry.field(
+        description="Problems, solutions and comments ranked by how well they match the "
+        "query (plain words, in any of the member languages; at most 500 characters)."
+    )
+    async def search(
+        self,
+        info: Info,
+        query: str,
+        filter: SearchFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> SearchConnection:
+        return await run_search(info, query, filter, first, after)
 
 
 @strawberry.type
@@ -183,6 +202,7 @@ class Mutation(
     RealmAdminMutations,
     FollowMutations,
     WebhookMutations,
+    AdoptionMutations,
 ):
     pass
 
@@ -208,7 +228,7 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[City, Person, Problem, Solution, Comment],
+        types=[City, Person, Problem, Solution, Comment, Adoption],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=production),
     )

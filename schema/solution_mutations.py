@@ -9,6 +9,7 @@ import strawberry
 
 from cityexchange.schema.context import Info
 from cityexchange.schema.errors import UserError, attempt
+from cityexchange.schema.languages import Language
 from cityexchange.schema.relay import expect_global_id
 from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
 from cityexchange.schema.solutions import Solution
@@ -51,6 +52,12 @@ class LinkInput:
     title: str | None = None
 
 
+@strawberry.input(description="Nesta's Standards of Evidence: a level from 1 to 5, and sources.")
+class EvidenceInput:
+    level: int
+    links: list[LinkInput] | None = None
+
+
 @strawberry.input
 class PublishSolutionInput:
     title: str
@@ -76,6 +83,11 @@ class PublishSolutionInput:
     transferability: TransferabilityInput | None = None
     contact: ContactInput | None = None
     links: list[LinkInput] | None = None
+    evidence: EvidenceInput | None = None
+    residents_served: int | None = None
+    language: Language | None = strawberry.field(
+        default=None, description="The text's language; detected when not given."
+    )
     client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
@@ -102,6 +114,11 @@ class UpdateSolutionInput:
     transferability: TransferabilityInput | None = None
     contact: ContactInput | None = None
     links: list[LinkInput] | None = None
+    evidence: EvidenceInput | None = None
+    residents_served: int | None = None
+    language: Language | None = strawberry.field(
+        default=None, description="The text's language; detected when not given."
+    )
     client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
@@ -151,6 +168,13 @@ def _details(input: PublishSolutionInput | UpdateSolutionInput) -> dict[str, Any
         else None,
         "sectors": _tuple(input.sectors),
         "tags": _tuple(input.tags),
+        "evidence": models.Evidence(
+            input.evidence.level,
+            tuple(models.Link(x.url, x.title) for x in input.evidence.links or ()),
+        )
+        if input.evidence
+        else None,
+        "residents_served": input.residents_served,
     }
     return {name: value for name, value in given.items() if value is not None}
 
@@ -186,6 +210,7 @@ def _draft(input: PublishSolutionInput) -> solutions.SolutionDraft:
         else None,
         adaptation_notes=input.adaptation_notes,
         details=models.SolutionDetails(**_details(input)),
+        language=input.language,
     )
 
 
@@ -226,6 +251,7 @@ class SolutionMutations:
                     hazards=input.hazards,
                     problem_ids=_ids(input.problem_ids, "Problem", "problemIds"),
                     details=_details(input),
+                    language=input.language,
                 ),
             ),
             Retry(

@@ -9,19 +9,51 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from cityexchange.schema import adoptions as take_up
+from cityexchange.schema import suggestions
 from cityexchange.schema.cities import City, Contact, attach_cities, load_city
 from cityexchange.schema.context import Info
+from cityexchange.schema.languages import Language
 from cityexchange.schema.related import Attached, Resolved, attach_pages, fields_of, gather_quietly
 from cityexchange.schema.relay import Connection, Node, connection, to_global_id
 from cityexchange.schema.taxonomy import Hazard, Sector, SolutionStatus
-from cityexchange.services import models
+from cityexchange.services import case_studies, models
 from cityexchange.services.listing import ListingFilter
+from cityexchange.services.taxonomy import IncomeGroup
 
 if TYPE_CHECKING:
     from strawberry.types.nodes import Selection
 
     from cityexchange.schema.comments import Comment
     from cityexchange.schema.problems import Problem
+
+
+@strawberry.input(
+    description="An amount range in `currency` (ISO 4217, default EUR), compared with the "
+    "EUR figures at the rate table's latest rate."
+)
+class MoneyRange:
+    min: float | None = None
+    max: float | None = None
+    currency: str = "EUR"
+
+
+@strawberry.input(
+    description="Attributes of the implementing city; values within a field are alternatives."
+)
+class ImplementingCityFilter:
+    climate_zones: list[str] | None = strawberry.field(
+        default=None, description="Köppen codes or their heads: 'A' is every tropical zone."
+    )
+    population_min: int | None = None
+    population_max: int | None = None
+    regions: list[str] | None = None
+    coastal: bool | None = None
+    networks: list[str] | None = None
+    languages: list[str] | None = strawberry.field(
+        default=None, description="ISO 639 codes, e.g. 'nl'."
+    )
+    income_groups: list[IncomeGroup] | None = None
 
 
 @strawberry.input(description="Values within a field are alternatives; fields combine (AND).")
@@ -38,6 +70,22 @@ class SolutionFilter:
     search: str | None = strawberry.field(
         default=None, description="Words to find in title, summary and tags (prefix match)."
     )
+    cost: MoneyRange | None = strawberry.field(
+        default=None, description="Total cost; solutions without a EUR figure never match."
+    )
+    cost_per_resident: MoneyRange | None = strawberry.field(
+        default=None, description="Cost per resident served (or affected), see costPerResidentEur."
+    )
+    evidence_level_min: int | None = strawberry.field(
+        default=None, description="At least this level of Nesta's Standards of Evidence (1-5)."
+    )
+    has_outcomes: bool | None = strawberry.field(
+        default=None, description="Stated outcomes, or outcomes reported since."
+    )
+    adoption_count_min: int | None = strawberry.field(
+        default=None, description="At least this many cities piloting or adopting it."
+    )
+    city: ImplementingCityFilter | None = None
 
 
 def listing_of(filter: SolutionFilter | None) -> ListingFilter:
@@ -57,11 +105,44 @@ def listing_of(filter: SolutionFilter | None) -> ListingFilter:
     )
 
 
+def criteria_of(filter: SolutionFilter | None) -> case_studies.SolutionCriteria:
+    if filter is None:
+        return case_studies.SolutionCriteria()
+    city = filter.city
+    return case_studies.SolutionCriteria(
+        cost=_money_range(filter.cost),
+        cost_per_resident=_money_range(filter.cost_per_resident),
+        evidence_level_min=filter.evidence_level_min,
+        has_outcomes=filter.has_outcomes,
+        adoption_count_min=filter.adoption_count_min,
+        city=case_studies.CityCriteria(
+            climate_zones=tuple(city.climate_zones or ()),
+            population_min=city.population_min,
+            population_max=city.population_max,
+            regions=tuple(city.regions or ()),
+            coastal=city.coastal,
+            networks=tuple(city.networks or ()),
+            languages=tuple(city.languages or ()),
+            income_groups=tuple(city.income_groups or ()),
+        )
+        if city
+        else None,
+    )
+
+
+def _money_range(given: MoneyRange | None) -> case_studies.MoneyRange | None:
+    return case_studies.MoneyRange(given.min, given.max, given.currency) if given else None
+
+
 @strawberry.type(description="What it cost, in the currency and year it was spent.")
 class Cost:
     amount: float
     currency: str = strawberry.field(description="ISO 4217 code.")
     year: int
+    eur: float | None = strawberry.field(
+        description="In euros at the average ECB rate of `year` (no inflation adjustment); "
+        "null when there are no rates for `currency`."
+    )
 
 
 @strawberry.type
@@ -85,6 +166,15 @@ class Link:
     title: str | None
 
 
+@strawberry.type(description="How strongly the outcomes are shown: Nesta's Standards of Evidence.")
+class Evidence:
+    level: int = strawberry.field(
+        description="1 described, 2 change measured, 3 caused (compared with a control), "
+        "4 confirmed independently, 5 replicable at scale."
+    )
+    links: list[Link]
+
+
 @strawberry.type(description="What a city did about one or more problems.")
 class Solution(Node):
     title: str
@@ -105,9 +195,16 @@ class Solution(Node):
     transferability: Transferability | None
     contact: Contact | None
     links: list[Link]
+    evidence: Evidence | None
+    residents_served: int | None = strawberry.field(description="Residents it serves, as stated.")
+    cost_per_resident_eur: float | None = strawberry.field(
+        description="cost.eur over residentsServed, else over the largest affected population "
+        "of its problems; computed when the solution is written."
+    )
     adaptation_notes: str | None = strawberry.field(
         description="What changed from the original, and why."
     )
+    language: Language = strawberry.field(description="Given when published, or detected.")
     version: int
     created_at: datetime
     updated_at: datetime
@@ -129,7 +226,9 @@ class Solution(Node):
             tags=list(d.tags),
             started_on=d.started_on,
             completed_on=d.completed_on,
-            cost=Cost(amount=d.cost.amount, currency=d.cost.currency, year=d.cost.year)
+            cost=Cost(
+                amount=d.cost.amount, currency=d.cost.currency, year=d.cost.year, eur=d.cost.eur
+            )
             if d.cost
             else None,
             funding_sources=list(d.funding_sources),
@@ -149,7 +248,16 @@ class Solution(Node):
             else None,
             contact=Contact.from_domain(d.contact),
             links=[Link(url=x.url, title=x.title) for x in d.links],
+            evidence=Evidence(
+                level=d.evidence.level,
+                links=[Link(url=x.url, title=x.title) for x in d.evidence.links],
+            )
+            if d.evidence
+            else None,
+            residents_served=d.residents_served,
+            cost_per_resident_eur=solution.cost_per_resident_eur,
             adaptation_notes=solution.adapted_from.notes if solution.adapted_from else None,
+            language=solution.language,
             version=solution.version,
             created_at=solution.created_at,
             updated_at=solution.updated_at,
@@ -159,6 +267,8 @@ class Solution(Node):
     @strawberry.field(graphql_type=City)
     def city(self, info: Info) -> Resolved[City]:
         return self.attached.get("city") or load_city(info, self.domain.city)
+
+    similar_solutions: suggestions.SolutionSuggestionConnection = suggestions.SIMILAR_SOLUTIONS
 
     @classmethod
     async def attach_related(
@@ -247,6 +357,29 @@ class Solution(Node):
             (self.domain.id, first, after, None)
         )
         return connection(page, Comment.from_domain)
+
+    # Take-up by other cities (schema/adoptions.py has the resolvers).
+    adoptions: Connection[take_up.Adoption] = strawberry.field(
+        resolver=take_up.solution_adoptions, description="Other cities' adoptions, newest first."
+    )
+    outcome_reports: Connection[take_up.OutcomeReport] = strawberry.field(
+        resolver=take_up.solution_outcome_reports,
+        description="Its city's dated outcome reports, oldest first (adopters' are on each "
+        "Adoption).",
+    )
+    endorsements: Connection[take_up.Endorsement] = strawberry.field(
+        resolver=take_up.solution_endorsements, description="Other cities' endorsements."
+    )
+    lineage: take_up.Lineage = strawberry.field(
+        resolver=take_up.solution_lineage,
+        description="Ancestors and descendants by adaptation, `depth` (1 to 10) levels each "
+        "way, with what changed; at most 50 descendants, breadth first.",
+    )
+    adoption_summary: take_up.AdoptionSummary = strawberry.field(
+        resolver=take_up.solution_adoption_summary,
+        description="The roll-up: stages, adopting cities, improving outcomes, and a text "
+        '("adopted by 4 cities; 3 report fewer flooded streets").',
+    )
 
 
 _SOLUTION = frozenset({"Solution", "Node", "CommentSubject"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from cityexchange.services.pages import Order
+from cityexchange.services.pages import Order, SolutionOrder
 from cityexchange.services.taxonomy import (
     Hazard,
     HazardKind,
@@ -26,6 +26,11 @@ strawberry.enum(SolutionStatus)
 strawberry.enum(Role)
 strawberry.enum(OrganisationKind)
 strawberry.enum(Order, name="ListOrder", description="Sort order of a list; ties broken by id.")
+strawberry.enum(
+    SolutionOrder,
+    description="Sort order of a solution list; ties broken by id. Cost orders list only "
+    "solutions with a EUR figure; EVIDENCE_DESC and ADOPTIONS_DESC put those without last.",
+)
 
 __all__ = [
     "Hazard",
@@ -35,6 +40,7 @@ __all__ = [
     "ProblemStatus",
     "Role",
     "Sector",
+    "SolutionOrder",
     "SolutionStatus",
     "Urgency",
 ]

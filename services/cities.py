@@ -34,6 +34,7 @@ async def add_city(*, db: Database, city: City) -> City:
         name=limits.text("name", city.name, max_length=limits.SHORT_TEXT_MAX),
         languages=limits.texts("languages", city.languages),
         networks=limits.texts("networks", city.networks),
+        rivers=limits.texts("rivers", city.rivers),
         created_at=now(),
     )
     return await store.insert_city(db, checked)

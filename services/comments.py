@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from cityexchange.services import limits
+from cityexchange.services import limits, ranking, search
 from cityexchange.services.clock import now
 from cityexchange.services.errors import Forbidden, InvalidInput, NotFound
 from cityexchange.services.models import Comment, Event, EventType, Hidden
@@ -15,9 +16,11 @@ from cityexchange.services.store import comments as store
 from cityexchange.services.store import events as event_store
 from cityexchange.services.store import people as people_store
 from cityexchange.services.store import problems as problem_store
+from cityexchange.services.store import search_index
 from cityexchange.services.store import solutions as solution_store
 from cityexchange.services.store.database import Database
 from cityexchange.services.taxonomy import Hazard, Sector
+from cityexchange.services.text import Language
 
 SUBJECT_KINDS = ("Problem", "Solution")
 
@@ -74,8 +77,10 @@ async def add(
     subject_id: str,
     parent_id: str | None,
     body: str,
+    language: Language | None = None,
 ) -> Comment:
-    """Comment on a problem or solution, or reply to a top-level comment on it."""
+    """Comment on a problem or solution, or reply to a top-level comment on it; its language
+    is detected from the body when not given."""
     actor.require(Scope.COMMENT)
     text = limits.text("body", body, max_length=limits.COMMENT_MAX)
     thread = await thread_of(db, subject_kind, subject_id)
@@ -102,12 +107,17 @@ async def add(
         edited_at=None,
         deleted_at=None,
         hidden=None,
+        language=await search.language_of(language, text),
     )
-    draft_comment = comment
+    analysis = ranking.analyse(ranking.search_document_of_comment(comment))
+
+    async def write(session: Any) -> Comment:
+        saved = await store.insert_comment(db, comment, session=session)
+        await search_index.index_new(db, analysis.for_id(saved.id), session=session)
+        return saved
+
     return await event_store.record(
-        db,
-        lambda session: store.insert_comment(db, draft_comment, session=session),
-        lambda saved: thread.event(EventType.COMMENT_ADDED, saved, actor),
+        db, write, lambda saved: thread.event(EventType.COMMENT_ADDED, saved, actor)
     )
 
 
@@ -132,10 +142,16 @@ async def edit(*, db: Database, actor: Principal, id: str, body: str) -> Comment
     comment = await _own(db, actor, id)
     text = limits.text("body", body, max_length=limits.COMMENT_MAX)
     thread = await thread_of(db, comment.subject_kind, comment.subject_id)
+    analysis = ranking.analyse(ranking.search_document_of_comment(replace(comment, body=text)))
+
+    async def write(session: Any) -> Comment | None:
+        saved = await store.edit_comment(db, id, text, at=now(), session=session)
+        if saved is not None and saved.hidden is None:
+            await search_index.index(db, analysis, session=session)
+        return saved
+
     edited = await event_store.record(
-        db,
-        lambda session: store.edit_comment(db, id, text, at=now(), session=session),
-        lambda saved: thread.event(EventType.COMMENT_EDITED, saved, actor),
+        db, write, lambda saved: thread.event(EventType.COMMENT_EDITED, saved, actor)
     )
     return _present(edited)
 
@@ -144,10 +160,14 @@ async def delete(*, db: Database, actor: Principal, id: str) -> Comment:
     """The author deletes a comment; a tombstone keeps the thread's shape."""
     comment = await _own(db, actor, id)
     thread = await thread_of(db, comment.subject_kind, comment.subject_id)
+
+    async def write(session: Any) -> Comment | None:
+        saved = await store.delete_comment(db, id, at=now(), session=session)
+        await search_index.unindex(db, "Comment", id, session=session)
+        return saved
+
     deleted = await event_store.record(
-        db,
-        lambda session: store.delete_comment(db, id, at=now(), session=session),
-        lambda saved: thread.event(EventType.COMMENT_DELETED, saved, actor),
+        db, write, lambda saved: thread.event(EventType.COMMENT_DELETED, saved, actor)
     )
     return _present(deleted)
 
@@ -160,10 +180,14 @@ async def hide(*, db: Database, actor: Principal, id: str, reason: str) -> Comme
     why = limits.text("reason", reason, max_length=limits.SUMMARY_MAX)
     hidden = Hidden(by=actor.subject, reason=why, at=now())
     thread = await thread_of(db, comment.subject_kind, comment.subject_id)
+
+    async def write(session: Any) -> Comment | None:
+        saved = await store.hide_comment(db, id, hidden, session=session)
+        await search_index.unindex(db, "Comment", id, session=session)
+        return saved
+
     saved = await event_store.record(
-        db,
-        lambda session: store.hide_comment(db, id, hidden, session=session),
-        lambda saved: thread.event(EventType.COMMENT_HIDDEN, saved, actor),
+        db, write, lambda saved: thread.event(EventType.COMMENT_HIDDEN, saved, actor)
     )
     if saved is None:
         raise NotFound("Comment", id)

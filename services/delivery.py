@@ -61,6 +61,7 @@ def payload(event: Event) -> bytes:
                     "id": global_id(event.subject_kind, event.subject_id)},
         "subjectCity": event.subject_city, "hazards": [h.value for h in event.hazards],
         "sectors": [s.value for s in event.sectors], "tags": list(event.tags),
+        "urgency": event.urgency.value if event.urgency else None,
     }, separators=(",", ":")).encode()  # fmt: skip
 
 

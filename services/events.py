@@ -44,7 +44,7 @@ def _query(event_filter: EventFilter) -> Document:
     return store.event_query(
         cities=f.cities, hazards=[h.value for h in f.hazards],
         sectors=[s.value for s in f.sectors], tags=f.tags, types=[t.value for t in f.types],
-        threads=f.threads)  # fmt: skip
+        threads=f.threads, urgencies=[u.value for u in f.urgencies])  # fmt: skip
 
 
 async def follow(

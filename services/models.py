@@ -9,6 +9,7 @@ from enum import StrEnum
 from cityexchange.services import limits
 from cityexchange.services.taxonomy import (
     Hazard,
+    IncomeGroup,
     OrganisationKind,
     ProblemStatus,
     Role,
@@ -16,6 +17,7 @@ from cityexchange.services.taxonomy import (
     SolutionStatus,
     Urgency,
 )
+from cityexchange.services.text import Language
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,9 @@ class City:
     profile: ResilienceProfile = field(default_factory=ResilienceProfile)
     contact: Contact | None = None
     networks: tuple[str, ...] = ()
+    coastal: bool | None = None  # None: not stated
+    rivers: tuple[str, ...] = ()  # the major rivers the city lies on
+    income_group: IncomeGroup | None = None  # its country's, World Bank
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +102,8 @@ class Problem:
     version: int
     created_at: datetime
     updated_at: datetime
+    language: Language = Language.EN  # given, or detected when published
+    external_id: str | None = None  # the id in the library it was imported from
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +111,7 @@ class Cost:
     amount: float
     currency: str
     year: int
+    eur: float | None = None  # derived when written (services/money.py); None: no rates for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +133,17 @@ class Transferability:
 class Link:
     url: str
     title: str | None = None
+
+
+EVIDENCE_LEVELS = range(1, 6)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """How strongly the outcomes are shown, on Nesta's Standards of Evidence (1 to 5)."""
+
+    level: int
+    links: tuple[Link, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +173,8 @@ class SolutionDetails:
     links: tuple[Link, ...] = ()
     sectors: tuple[Sector, ...] = ()
     tags: tuple[str, ...] = ()
+    evidence: Evidence | None = None
+    residents_served: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +190,11 @@ class Solution:
     version: int
     created_at: datetime
     updated_at: datetime
+    # Derived when written: the EUR cost over residents served, else over the largest
+    # affected population of its problems; None when either is unknown.
+    cost_per_resident_eur: float | None = None
+    language: Language = Language.EN  # given, or detected when published
+    external_id: str | None = None  # the id in the library it was imported from
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +219,7 @@ class Comment:
     edited_at: datetime | None
     deleted_at: datetime | None
     hidden: Hidden | None
+    language: Language = Language.EN  # given, or detected when added
 
 
 class EventType(StrEnum):
@@ -208,6 +235,9 @@ class EventType(StrEnum):
     COMMENT_DELETED = "COMMENT_DELETED"
     COMMENT_HIDDEN = "COMMENT_HIDDEN"
     FOLLOWED_BY_CITY = "FOLLOWED_BY_CITY"
+    ADOPTION_CHANGED = "ADOPTION_CHANGED"
+    OUTCOME_REPORTED = "OUTCOME_REPORTED"
+    SOLUTION_ENDORSED = "SOLUTION_ENDORSED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +256,7 @@ class Event:
     sectors: tuple[Sector, ...] = ()
     tags: tuple[str, ...] = ()
     seq: int = 0  # the log's position, given when it is appended; the resumable cursor
+    urgency: Urgency | None = None  # the problem's, for events about a problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,9 +269,10 @@ class EventFilter:
     tags: tuple[str, ...] = ()
     types: tuple[EventType, ...] = ()
     threads: tuple[str, ...] = ()  # problem or solution ids: the event and its discussion
+    urgencies: tuple[Urgency, ...] = ()  # only events that carry one (about a problem) match
 
     def checked(self) -> EventFilter:
-        for name in ("cities", "hazards", "sectors", "tags", "types", "threads"):
+        for name in ("cities", "hazards", "sectors", "tags", "types", "threads", "urgencies"):
             limits.items(("filter", name), getattr(self, name))
         return EventFilter(
             self.cities,
@@ -249,6 +281,7 @@ class EventFilter:
             tuple(t.strip().lower() for t in self.tags),
             self.types,
             self.threads,
+            self.urgencies,
         )
 
     def matches(self, event: Event) -> bool:
@@ -265,6 +298,8 @@ class EventFilter:
         if self.tags and not set(self.tags) & set(event.tags):
             return False
         if self.types and event.type not in self.types:
+            return False
+        if self.urgencies and event.urgency not in self.urgencies:
             return False
         return not self.threads or event.thread_id in self.threads
 
@@ -298,3 +333,76 @@ class Delivery:
     state: str  # pending, sending, delivered, failed
     attempts: tuple[Attempt, ...] = field(default=())
     next_attempt_at: datetime | None = None
+
+
+class AdoptionStage(StrEnum):
+    """How far a city got with another city's solution, in order; ABANDONED says it stopped."""
+
+    INTERESTED = "INTERESTED"
+    PLANNING = "PLANNING"
+    PILOTING = "PILOTING"
+    ADOPTED = "ADOPTED"
+    ABANDONED = "ABANDONED"
+
+
+@dataclass(frozen=True, slots=True)
+class StageChange:
+    stage: AdoptionStage
+    at: datetime
+    by: str  # the acting token's subject (a person id for people)
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    """One city's take-up of another city's solution: one per (solution, city)."""
+
+    id: str
+    solution_id: str
+    solution_city: str
+    city: str
+    stages: tuple[StageChange, ...]  # oldest first; never empty
+    adapted_solution_id: str | None  # the adopting city's own adapted version, if any
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def stage(self) -> AdoptionStage:
+        return self.stages[-1].stage
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeReport:
+    """One dated measurement of a solution (by its city) or of an adoption (by the adopter)."""
+
+    id: str
+    subject_kind: str  # "Solution" or "Adoption"
+    subject_id: str
+    solution_id: str
+    city: str
+    by: str
+    metric: str
+    value: float
+    measured_on: date
+    reported_at: datetime
+    unit: str | None = None
+    baseline: float | None = None
+    target: float | None = None
+    note: str | None = None
+
+
+class EndorsementKind(StrEnum):
+    USEFUL = "USEFUL"  # worth knowing about
+    VALIDATED = "VALIDATED"  # the endorsing city checked that it works
+
+
+@dataclass(frozen=True, slots=True)
+class Endorsement:
+    id: str
+    solution_id: str
+    city: str
+    by: str
+    kind: EndorsementKind
+    note: str | None
+    created_at: datetime
+    updated_at: datetime

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,12 +64,60 @@ class Order(StrEnum):
         return self.name.endswith("DESC")
 
 
+class SolutionOrder(StrEnum):
+    """Sort orders of solution lists: the list orders (same cursors) and the ones that compare
+    case studies. Cost orders list only solutions with a EUR figure; in EVIDENCE_DESC and
+    ADOPTIONS_DESC those without a level or counter come last. Ties are broken by id."""
+
+    CREATED_AT_DESC = "CREATED_AT_DESC"
+    CREATED_AT_ASC = "CREATED_AT_ASC"
+    UPDATED_AT_DESC = "UPDATED_AT_DESC"
+    UPDATED_AT_ASC = "UPDATED_AT_ASC"
+    COST_ASC = "COST_ASC"
+    COST_DESC = "COST_DESC"
+    COST_PER_RESIDENT_ASC = "COST_PER_RESIDENT_ASC"
+    EVIDENCE_DESC = "EVIDENCE_DESC"
+    ADOPTIONS_DESC = "ADOPTIONS_DESC"
+
+    @property
+    def field(self) -> str:
+        """The stored field sorted by (services/store/solutions.py writes the derived ones)."""
+        return _SOLUTION_SORT_FIELDS[self.name]
+
+    @property
+    def descending(self) -> bool:
+        return self.name.endswith("DESC")
+
+    @property
+    def needs_value(self) -> bool:
+        """Whether solutions without the sort value are left out (the cost orders)."""
+        return self.name.startswith("COST")
+
+    @property
+    def nullable(self) -> bool:
+        """Whether the sort value may be missing from listed solutions."""
+        return self.name in ("EVIDENCE_DESC", "ADOPTIONS_DESC")
+
+
+_SOLUTION_SORT_FIELDS = {
+    "CREATED_AT_DESC": "createdAt",
+    "CREATED_AT_ASC": "createdAt",
+    "UPDATED_AT_DESC": "updatedAt",
+    "UPDATED_AT_ASC": "updatedAt",
+    "COST_ASC": "costEur",
+    "COST_DESC": "costEur",
+    "COST_PER_RESIDENT_ASC": "costPerResidentEur",
+    "EVIDENCE_DESC": "evidence.level",
+    "ADOPTIONS_DESC": "adoptionCount",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """A position in a sorted list: the sort value and id of the last item seen."""
 
     order: str
-    value: datetime | str | int
+    value: datetime | str | int | float | None  # None: the item has no sort value
     id: str
 
     def encode(self) -> str:
@@ -94,7 +143,9 @@ class Cursor:
             raise InvalidInput(field, "belongs to another list or sort order")
         if isinstance(value, str):
             return cls(order, value, id_)
-        if _is_int64(value):
+        if _is_int64(value) or value is None:
+            return cls(order, value, id_)
+        if isinstance(value, float) and math.isfinite(value):
             return cls(order, value, id_)
         millis = _millis(value)
         if millis is None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cityexchange.services import limits
+from cityexchange.services import limits, ranking, search
 from cityexchange.services.clock import now
 from cityexchange.services.errors import InvalidInput, NotFound
 from cityexchange.services.listing import ListingFilter
@@ -15,9 +15,11 @@ from cityexchange.services.pages import ChildPages, Order, Page, PageRequest
 from cityexchange.services.principal import Principal, Scope
 from cityexchange.services.store import events as event_store
 from cityexchange.services.store import problems as store
+from cityexchange.services.store import search_index
 from cityexchange.services.store import solutions as solution_store
 from cityexchange.services.store.database import Database
 from cityexchange.services.taxonomy import Hazard, ProblemStatus, Sector, Urgency
+from cityexchange.services.text import Language
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,8 @@ class ProblemDraft:
     urgency: Urgency | None = None
     stakeholders: Sequence[str] | None = None
     affected_population: int | None = None
+    language: Language | None = None  # None: detected from the text
+    external_id: str | None = None  # a library's id (services/library_import.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class ProblemChanges:
     urgency: Urgency | None = None
     stakeholders: Sequence[str] | None = None
     affected_population: int | None = None
+    language: Language | None = None
 
 
 def _event(type: EventType, problem: Problem, actor: Principal) -> Event:
@@ -62,6 +67,7 @@ def _event(type: EventType, problem: Problem, actor: Principal) -> Event:
         hazards=problem.hazards,
         sectors=problem.sectors,
         tags=problem.tags,
+        urgency=problem.urgency,
     )
 
 
@@ -96,11 +102,22 @@ async def publish(*, db: Database, actor: Principal, draft: ProblemDraft) -> Pro
         created_at=moment,
         updated_at=moment,
     )
-    draft_problem = problem
+    problem = replace(
+        problem,
+        language=await search.language_of(
+            draft.language, problem.title, problem.summary, problem.body
+        ),
+        external_id=draft.external_id,
+    )
+    analysis = ranking.analyse(ranking.search_document_of_problem(problem))
+
+    async def write(session: Any) -> Problem:
+        saved = await store.insert_problem(db, problem, session=session)
+        await search_index.index_new(db, analysis.for_id(saved.id), session=session)
+        return saved
+
     return await event_store.record(
-        db,
-        lambda session: store.insert_problem(db, draft_problem, session=session),
-        lambda saved: _event(EventType.PROBLEM_PUBLISHED, saved, actor),
+        db, write, lambda saved: _event(EventType.PROBLEM_PUBLISHED, saved, actor)
     )
 
 
@@ -136,11 +153,17 @@ async def update(
         if c.affected_population is None
         else c.affected_population,
         updated_at=now(),
+        language=c.language or current.language,
     )
+    analysis = ranking.analyse(ranking.search_document_of_problem(edited))
+
+    async def write(session: Any) -> Problem:
+        saved = await store.save_problem(db, edited, expected_version=version, session=session)
+        await search_index.index(db, analysis, session=session)
+        return saved
+
     return await event_store.record(
-        db,
-        lambda session: store.save_problem(db, edited, expected_version=version, session=session),
-        lambda saved: _event(EventType.PROBLEM_UPDATED, saved, actor),
+        db, write, lambda saved: _event(EventType.PROBLEM_UPDATED, saved, actor)
     )
 
 

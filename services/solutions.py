@@ -5,19 +5,24 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
-from cityexchange.services import limits
+from cityexchange.services import case_studies, limits, money, ranking, search
+from cityexchange.services.case_studies import CheckedCriteria, SolutionCriteria
 from cityexchange.services.clock import now
 from cityexchange.services.errors import InvalidInput, NotFound
 from cityexchange.services.listing import ListingFilter
 from cityexchange.services.models import Adaptation, Event, EventType, Solution, SolutionDetails
-from cityexchange.services.pages import ChildPages, Order, Page, PageRequest
+from cityexchange.services.pages import ChildPages, Page, PageRequest, SolutionOrder
 from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import cities as city_store
 from cityexchange.services.store import events as event_store
 from cityexchange.services.store import problems as problem_store
+from cityexchange.services.store import search_index
 from cityexchange.services.store import solutions as store
 from cityexchange.services.store.database import Database
 from cityexchange.services.taxonomy import Hazard
+from cityexchange.services.text import Language
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -31,6 +36,8 @@ class SolutionDraft:
     adapted_from: str | None = None
     adaptation_notes: str | None = None
     details: SolutionDetails = field(default_factory=SolutionDetails)
+    language: Language | None = None  # None: detected from the text
+    external_id: str | None = None  # a library's id (services/library_import.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +50,7 @@ class SolutionChanges:
     problem_ids: Sequence[str] | None = None
     details: Mapping[str, object] = field(default_factory=dict[str, object])
     """New values of SolutionDetails fields, by field name."""
+    language: Language | None = None
 
 
 def checked_details(details: SolutionDetails) -> SolutionDetails:
@@ -101,7 +109,23 @@ def checked_details(details: SolutionDetails) -> SolutionDetails:
         ),
         sectors=limits.items("sectors", d.sectors),
         tags=limits.tags("tags", d.tags),
+        cost=case_studies.priced(d.cost),
+        evidence=case_studies.checked_evidence(d.evidence),
+        residents_served=case_studies.checked_residents(d.residents_served),
     )
+
+
+async def _with_cost_per_resident(db: Database, solution: Solution) -> Solution:
+    """`solution` with its EUR cost per resident: over the residents it serves, else over the
+    largest affected population of its problems (as they are now)."""
+    d = solution.details
+    residents = d.residents_served
+    if d.cost and d.cost.eur is not None and residents is None and solution.problem_ids:
+        problems = await problem_store.problems_by_ids(db, solution.problem_ids)
+        populations = [p.affected_population for p in problems if p and p.affected_population]
+        residents = max(populations, default=None)
+    figure = case_studies.per_resident(d.cost.eur if d.cost else None, residents)
+    return replace(solution, cost_per_resident_eur=figure)
 
 
 def _hazards(values: Sequence[Hazard]) -> tuple[Hazard, ...]:
@@ -153,6 +177,7 @@ async def publish(*, db: Database, actor: Principal, draft: SolutionDraft) -> So
     elif draft.adaptation_notes:
         raise InvalidInput("adaptationNotes", "only makes sense with adaptedFrom")
     moment = now()
+    await money.loaded()
     solution = Solution(
         id="",
         city=actor.city,
@@ -166,13 +191,20 @@ async def publish(*, db: Database, actor: Principal, draft: SolutionDraft) -> So
         created_at=moment,
         updated_at=moment,
     )
-    kind = EventType.SOLUTION_ADAPTED if adaptation else EventType.SOLUTION_PUBLISHED
-    draft_solution = solution
-    return await event_store.record(
-        db,
-        lambda session: store.insert_solution(db, draft_solution, session=session),
-        lambda saved: _event(kind, saved, actor),
+    solution = await _with_cost_per_resident(db, solution)
+    language = await search.language_of(
+        draft.language, solution.title, solution.summary, solution.details.body
     )
+    draft_solution = replace(solution, language=language, external_id=draft.external_id)
+    analysis = ranking.analyse(ranking.search_document_of_solution(draft_solution))
+    kind = EventType.SOLUTION_ADAPTED if adaptation else EventType.SOLUTION_PUBLISHED
+
+    async def write(session: Any) -> Solution:
+        saved = await store.insert_solution(db, draft_solution, session=session)
+        await search_index.index_new(db, analysis.for_id(saved.id), session=session)
+        return saved
+
+    return await event_store.record(db, write, lambda saved: _event(kind, saved, actor))
 
 
 async def update(
@@ -183,6 +215,7 @@ async def update(
     current = await store.get_solution(db, id)
     actor.require_own_city(current.city, "solution")
     c = changes
+    await money.loaded()
     edited = replace(
         current,
         title=current.title
@@ -198,10 +231,17 @@ async def update(
         details=checked_details(replace(current.details, **c.details)),
         updated_at=now(),
     )
+    edited = await _with_cost_per_resident(db, edited)
+    edited = replace(edited, language=c.language or current.language)
+    analysis = ranking.analyse(ranking.search_document_of_solution(edited))
+
+    async def write(session: Any) -> Solution:
+        saved = await store.save_solution(db, edited, expected_version=version, session=session)
+        await search_index.index(db, analysis, session=session)
+        return saved
+
     return await event_store.record(
-        db,
-        lambda session: store.save_solution(db, edited, expected_version=version, session=session),
-        lambda saved: _event(EventType.SOLUTION_UPDATED, saved, actor),
+        db, write, lambda saved: _event(EventType.SOLUTION_UPDATED, saved, actor)
     )
 
 
@@ -220,14 +260,38 @@ async def list_solutions(
     db: Database,
     actor: Principal,
     listing: ListingFilter,
-    order: Order,
+    order: SolutionOrder,
     request: PageRequest,
     city: str | None = None,
+    criteria: SolutionCriteria | None = None,
 ) -> Page[Solution]:
     actor.require(Scope.READ)
+    checked = listing.checked()
+    compared, matching = await _resolved(db, criteria)
     return await store.list_solutions(
-        db, listing=listing.checked(), order=order, request=request, city=city
+        db,
+        listing=checked,
+        order=order,
+        request=request,
+        city=city,
+        criteria=compared,
+        cities=matching,
     )
+
+
+async def _resolved(
+    db: Database, criteria: SolutionCriteria | None
+) -> tuple[CheckedCriteria | None, list[str] | None]:
+    """The criteria with bounds in euros, and the slugs the implementing-city filter matches
+    (None when it asks nothing): one more round trip, only when it is given."""
+    if criteria is None:
+        return None, None
+    if criteria.cost or criteria.cost_per_resident:
+        await money.loaded()
+    checked = criteria.checked()
+    if checked.city is None:
+        return checked, None
+    return checked, await city_store.slugs_of_cities_matching(db, checked.city)
 
 
 async def adaptations_of(
@@ -245,12 +309,22 @@ async def of_cities(
     actor: Principal,
     cities: Sequence[str],
     listing: ListingFilter,
-    order: Order,
+    order: SolutionOrder,
     request: PageRequest,
+    criteria: SolutionCriteria | None = None,
 ) -> ChildPages[Solution]:
     """Solutions of each of many cities, batched."""
     actor.require(Scope.READ)
     request.validate()
+    checked = listing.checked()
+    compared, matching = await _resolved(db, criteria)
     return await store.solutions_of_cities(
-        db, cities, listing=listing.checked(), order=order, first=request.size, after=request.after
+        db,
+        cities,
+        listing=checked,
+        order=order,
+        first=request.size,
+        after=request.after,
+        criteria=compared,
+        matching=matching,
     )

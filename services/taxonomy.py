@@ -98,6 +98,15 @@ class SolutionStatus(StrEnum):
     DISCONTINUED = "DISCONTINUED"
 
 
+class IncomeGroup(StrEnum):
+    """The World Bank's country income classification (by GNI per capita), of a city's country."""
+
+    LOW = "LOW"
+    LOWER_MIDDLE = "LOWER_MIDDLE"
+    UPPER_MIDDLE = "UPPER_MIDDLE"
+    HIGH = "HIGH"
+
+
 class Role(StrEnum):
     CRO = "cro"
     MEMBER = "member"

@@ -209,6 +209,22 @@ async def test_lists_of_long_texts_weigh_on_the_cost(api: Api) -> None:
     assert body["extensions"]["cost"]["requested"] == 50 * (1 + 4)
 
 
+async def test_fields_that_rank_cost_a_surcharge_each_time_they_run(api: Api) -> None:
+    token = await api.token("rotterdam")
+    query = (
+        "query($n: Int) { problems(first: $n) { edges { node {"
+        " suggestedSolutions(first: 5) { edges { score } } } } } }"
+    )
+    body = await api.gql(query, {"n": 50}, token=token)
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"]["cost"] == 50 * (1 + 200 + 5 * 1)
+    body = await api.gql(query, {"n": 20}, token=token)
+    assert body["extensions"]["cost"]["requested"] == 20 * (1 + 200 + 5 * 1)
+    body = await api.gql('{ search(query: "flood") { edges { score } } }', token=token)
+    assert body["extensions"]["cost"]["requested"] == 100 + 20
+
+
 async def test_introspection_counts_its_aliases_and_fields(api: Api) -> None:
     aliases = " ".join(f"a{i}: types {{ name }}" for i in range(16))
     body = await api.gql("{ __schema { " + aliases + " } }", token=await api.token("rotterdam"))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from cityexchange.services import cities, comments, problems, solutions
-from cityexchange.services.models import Organisation, Person
+from cityexchange.services import adoptions, cities, comments, problems, solutions
+from cityexchange.services.models import AdoptionStage, Organisation, Person
 from cityexchange.services.principal import Principal
 from cityexchange.services.taxonomy import Hazard, OrganisationKind, Role
 from tests.conftest import Api, add_city
@@ -20,7 +20,7 @@ IMPLEMENTERS = '{ __type(name: "Node") { possibleTypes { name } } }'
 FIND = """{
   city(slug: "rotterdam") { id people { edges { node { id } } } }
   problems(first: 1) { edges { node { id comments { edges { node { id } } } } } }
-  solutions(first: 1) { edges { node { id } } }
+  solutions(first: 1) { edges { node { id adoptions { edges { node { id } } } } } }
   feed(first: 1) { edges { node { id } } }
 }"""
 
@@ -31,7 +31,8 @@ def _opaque(text: str, *, padded: bool = False) -> str:
 
 
 async def _seed(api: Api) -> None:
-    """A city with a person, a problem, a solution to it, a comment, and their events."""
+    """A city with a person, a problem, a solution to it (which another city adopts), a
+    comment, and their events."""
     await add_city(api.db, "rotterdam", "Rotterdam")
     person = await cities.add_person(
         db=api.db,
@@ -50,12 +51,17 @@ async def _seed(api: Api) -> None:
         actor=actor,
         draft=problems.ProblemDraft(title="Floods", summary="s", hazards=[Hazard.FLOOD]),
     )
-    await solutions.publish(
+    solution = await solutions.publish(
         db=api.db,
         actor=actor,
         draft=solutions.SolutionDraft(
             title="Water squares", summary="s", hazards=[Hazard.FLOOD], problem_ids=[problem.id]
         ),
+    )
+    await add_city(api.db, "lagos", "Lagos", "NG")
+    lagos = Principal("lagos", "tester", SCOPES, "tests")
+    await adoptions.adopt(
+        db=api.db, actor=lagos, solution_id=solution.id, stage=AdoptionStage.PILOTING
     )
     await comments.add(
         db=api.db,
@@ -81,6 +87,7 @@ async def _one_of_each(api: Api, token: str) -> dict[str, str]:
         "Problem": problem["id"],
         "Comment": first(problem["comments"]),
         "Solution": first(data["solutions"]),
+        "Adoption": first(data["solutions"]["edges"][0]["node"]["adoptions"]),
         "Event": first(data["feed"]),
     }
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from pymongo.database import Database as SyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from cityexchange.services.case_studies import CityCriteria
 from cityexchange.services.errors import InvalidInput, NotFound
 from cityexchange.services.models import City, Contact, GeoPoint, ResilienceProfile
 from cityexchange.services.pages import Page, PageRequest
 from cityexchange.services.store.database import Database, Document, guarded
 from cityexchange.services.store.paging import find_page
 from cityexchange.services.store.unavailable import guarded_sync
-from cityexchange.services.taxonomy import Hazard
+from cityexchange.services.taxonomy import Hazard, IncomeGroup
 
 
 def _contact_doc(contact: Contact | None) -> Document | None:
@@ -53,6 +55,9 @@ def _city_doc(city: City) -> Document:
         },
         "contact": _contact_doc(city.contact),
         "networks": list(city.networks),
+        "coastal": city.coastal,
+        "rivers": list(city.rivers),
+        "incomeGroup": city.income_group.value if city.income_group else None,
         "createdAt": city.created_at,
     }
 
@@ -78,6 +83,9 @@ def _city(doc: Document) -> City:
         ),
         contact=contact_from_doc(doc.get("contact")),
         networks=tuple(doc.get("networks") or ()),
+        coastal=doc.get("coastal"),
+        rivers=tuple(doc.get("rivers") or ()),
+        income_group=IncomeGroup(income) if (income := doc.get("incomeGroup")) else None,
     )
 
 
@@ -123,9 +131,48 @@ async def list_cities(db: Database, *, request: PageRequest) -> Page[City]:
 
 
 @guarded
+async def cities_after(db: Database, after: str | None, *, limit: int) -> list[City]:
+    """Up to `limit` cities by slug after `after` (from the first when None): one batch of
+    a walk over every member city."""
+    query: Document = {"_id": {"$gt": after}} if after is not None else {}
+    cursor = db.cities.find(query).sort("_id", 1).limit(limit).batch_size(limit)
+    return [_city(doc) async for doc in cursor]
+
+
+@guarded
 async def city_slugs(db: Database) -> frozenset[str]:
     """Every registered city, i.e. every realm (the API's token checks)."""
     return frozenset([doc["_id"] async for doc in db.cities.find({}, {"_id": 1})])
+
+
+@guarded
+async def slugs_of_cities_matching(db: Database, criteria: CityCriteria) -> list[str]:
+    """Slugs of the cities that have every attribute `criteria` names, in one round trip."""
+    query: Document = {}
+    if criteria.climate_zones:
+        # A prefix, case-insensitively: "A" is every tropical zone, "cf" matches "Cfb".
+        heads = "|".join(re.escape(zone) for zone in criteria.climate_zones)
+        query["climateZone"] = {"$regex": f"^(?:{heads})", "$options": "i"}
+    population: Document = {}
+    if criteria.population_min is not None:
+        population["$gte"] = criteria.population_min
+    if criteria.population_max is not None:
+        population["$lte"] = criteria.population_max
+    if population:
+        query["population"] = population
+    if criteria.coastal is not None:
+        query["coastal"] = criteria.coastal  # a city that did not say matches neither
+    for field, values in (
+        ("region", criteria.regions),
+        ("networks", criteria.networks),
+        ("languages", criteria.languages),
+        ("incomeGroup", [group.value for group in criteria.income_groups]),
+    ):
+        if values:
+            query[field] = {"$in": list(values)}
+    # Member cities number in the thousands at most: their slugs fit one batch.
+    found = db.cities.find(query, {"_id": 1}).batch_size(10_000)
+    return [doc["_id"] async for doc in found]
 
 
 @guarded_sync

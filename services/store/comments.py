@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -14,6 +14,8 @@ from cityexchange.services.models import Comment, Hidden
 from cityexchange.services.pages import ChildPages
 from cityexchange.services.store.database import Database, Document, guarded, object_id, object_ids
 from cityexchange.services.store.grouped import child_pages
+from cityexchange.services.store.search_index import documents_after, set_languages, stored_language
+from cityexchange.services.text import Language
 
 CHILD_ORDER = "C.CREATED_AT_ASC"
 
@@ -34,6 +36,7 @@ def _comment(doc: Document) -> Comment:
         edited_at=doc.get("editedAt"),
         deleted_at=doc.get("deletedAt"),
         hidden=Hidden(hidden["by"], hidden["reason"], hidden["at"]) if hidden else None,
+        language=stored_language(doc),
     )
 
 
@@ -52,6 +55,7 @@ async def insert_comment(db: Database, comment: Comment, *, session: AsyncClient
         "editedAt": None,
         "deletedAt": None,
         "hidden": None,
+        "language": comment.language.value,
     }
     result = await db.comments.insert_one(doc, session=session)
     return replace(comment, id=str(result.inserted_id))
@@ -155,3 +159,21 @@ async def hide_comment(
 ) -> Comment | None:
     changes = {"hidden": {"by": hidden.by, "reason": hidden.reason, "at": hidden.at}}
     return await _update(db, id, {}, changes, session=session)
+
+
+@guarded
+async def comments_for_reindex(
+    db: Database, *, after: str | None, limit: int
+) -> list[tuple[Comment, bool]]:
+    """The next `limit` comments by id, each with whether its language is stored."""
+    return [
+        (_comment(doc), "language" in doc)
+        for doc in await documents_after(db.comments, after=after, limit=limit)
+    ]
+
+
+async def set_comment_languages(
+    db: Database, languages: Mapping[str, Language], *, session: AsyncClientSession
+) -> None:
+    """Store the detected languages of comments written before they had one."""
+    await set_languages(db.comments, languages, session=session)

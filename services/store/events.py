@@ -31,7 +31,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from cityexchange.services.models import Event, EventType
 from cityexchange.services.store import idempotency
 from cityexchange.services.store.database import Database, Document, guarded
-from cityexchange.services.taxonomy import Hazard, Sector
+from cityexchange.services.taxonomy import Hazard, Sector, Urgency
 
 T = TypeVar("T")
 COUNTER = "events"
@@ -50,6 +50,7 @@ def event_doc(event: Event, seq: int) -> Document:
         "hazards": [h.value for h in event.hazards],
         "sectors": [s.value for s in event.sectors],
         "tags": list(event.tags),
+        "urgency": event.urgency.value if event.urgency else None,
     }
 
 
@@ -60,7 +61,7 @@ def event_from_doc(doc: Document) -> Event:
         subject_id=str(doc["subject"]["id"]), subject_city=doc.get("subjectCity", ""),
         thread_id=doc.get("thread", ""), hazards=tuple(Hazard(h) for h in doc["hazards"]),
         sectors=tuple(Sector(s) for s in doc["sectors"]), tags=tuple(doc["tags"]),
-        seq=int(doc["_id"]),
+        seq=int(doc["_id"]), urgency=Urgency(doc["urgency"]) if doc.get("urgency") else None,
     )  # fmt: skip
 
 
@@ -131,6 +132,7 @@ def event_query(
     tags: Sequence[str] = (),
     types: Sequence[str] = (),
     threads: Sequence[str] = (),
+    urgencies: Sequence[str] = (),
 ) -> Document:
     """A query over typed filter values only; values within a field are alternatives."""
     clauses: list[Document] = []
@@ -144,6 +146,7 @@ def event_query(
         ("tags", tags),
         ("type", types),
         ("thread", threads),
+        ("urgency", urgencies),
     ):
         if values:
             clauses.append({field: {"$in": [str(v) for v in values]}})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 
 from pymongo import ASCENDING, DESCENDING
@@ -12,13 +11,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from cityexchange.services.errors import InvalidInput
 from cityexchange.services.pages import ChildPages, Cursor
 from cityexchange.services.store.database import Document, guarded
-from cityexchange.services.store.paging import keyset
+from cityexchange.services.store.paging import keyset, sort_value
 
 T = TypeVar("T")
-
-
-def _sort_value(doc: Document, field: str) -> datetime | str:
-    return str(doc["_id"]) if field == "_id" else doc[field]
 
 
 @guarded
@@ -35,6 +30,7 @@ async def child_pages(
     after: str | None,
     to_model: Callable[[Document], T],
     parse_id: Callable[[str], Any],
+    nullable: bool = False,
 ) -> ChildPages[T]:
     """Children of every parent sorted by (`field`, _id), `first` after `after` each.
 
@@ -48,7 +44,7 @@ async def child_pages(
         cursor_id = parse_id(cursor.id)
         if cursor_id is None:
             raise InvalidInput("after", "is not a cursor returned by this API")
-        page_match = keyset(field, descending, cursor, cursor_id)
+        page_match = keyset(field, descending, cursor, cursor_id, nullable=nullable)
     direction = DESCENDING if descending else ASCENDING
     sort_by = {"_id": direction} if field == "_id" else {field: direction, "_id": direction}
     wanted = list(dict.fromkeys(parents))
@@ -77,7 +73,7 @@ async def child_pages(
         shown = docs[:first]
         pages[str(group["_id"])] = (
             [to_model(doc) for doc in shown],
-            [Cursor(order, _sort_value(doc, field), str(doc["_id"])).encode() for doc in shown],
+            [Cursor(order, sort_value(doc, field), str(doc["_id"])).encode() for doc in shown],
             len(docs) > first,
             totals.get(str(group["_id"]), 0),
         )

@@ -28,6 +28,15 @@ def _listing(prefix: str | None) -> list[IndexModel]:
 _FILTERS = [None, "city", "hazards", "sectors", "tags", "status", "urgency"]
 MUTATION_KEY_SECONDS = 86_400  # how long a clientMutationId answers retries
 
+# A library record is imported once (services/library_import.py): its external id is unique
+# among the documents that have one.
+_IMPORTED = IndexModel(
+    [("externalId", ASCENDING)],
+    name="imported_as",
+    unique=True,
+    partialFilterExpression={"externalId": {"$type": "string"}},
+)
+
 INDEXES: dict[str, list[IndexModel]] = {
     "cities": [IndexModel([("country", ASCENDING), ("_id", ASCENDING)], name="country")],
     "people": [
@@ -38,12 +47,24 @@ INDEXES: dict[str, list[IndexModel]] = {
     "problems": [
         *[index for prefix in _FILTERS for index in _listing(prefix)],
         IndexModel([("keywords", ASCENDING)], name="keywords"),
+        # Which problems name a solution as their answer (services/store/track_records.py).
+        IndexModel([("answeredBy", ASCENDING)], name="answered_by"),
+        _IMPORTED,
     ],
     "solutions": [
         *[index for prefix in _FILTERS for index in _listing(prefix)],
         IndexModel([("keywords", ASCENDING)], name="keywords"),
+        _IMPORTED,
         IndexModel([("problemIds", ASCENDING), *_NEWEST], name="problem_solutions"),
         IndexModel([("adaptedFrom.solutionId", ASCENDING), *_NEWEST], name="adaptations"),
+        # The case-study orders (services/pages.py SolutionOrder), which also bound their
+        # range filters; one index serves a field's both directions.
+        IndexModel([("costEur", ASCENDING), ("_id", ASCENDING)], name="by_cost"),
+        IndexModel(
+            [("costPerResidentEur", ASCENDING), ("_id", ASCENDING)], name="by_cost_per_resident"
+        ),
+        IndexModel([("evidence.level", DESCENDING), ("_id", DESCENDING)], name="by_evidence"),
+        IndexModel([("adoptionCount", DESCENDING), ("_id", DESCENDING)], name="by_adoptions"),
     ],
     "comments": [
         IndexModel(
@@ -65,6 +86,33 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("city", ASCENDING), ("_id", ASCENDING)], name="city"),
     ],
     "counters": [],
+    # The search index (services/store/search_index.py): postings by term and impact, for a
+    # query's bounded scans, and by document, to replace a document's postings when it changes.
+    "search_postings": [
+        IndexModel([("t", ASCENDING), ("q", DESCENDING), ("d", ASCENDING)], name="term_impact"),
+        IndexModel([("d", ASCENDING)], name="document"),
+    ],
+    "search_terms": [],
+    # One adoption and one endorsement per (solution, city); both list newest first.
+    "adoptions": [
+        IndexModel([("solutionId", ASCENDING), ("city", ASCENDING)], name="city", unique=True),
+        IndexModel([("solutionId", ASCENDING), *_NEWEST], name="solution_adoptions"),
+    ],
+    "endorsements": [
+        IndexModel([("solutionId", ASCENDING), ("city", ASCENDING)], name="city", unique=True),
+        IndexModel([("solutionId", ASCENDING), *_NEWEST], name="solution_endorsements"),
+    ],
+    # A subject's dated series, oldest first; the roll-up reads adoptions' by solution.
+    "outcome_reports": [
+        IndexModel(
+            [("subjectId", ASCENDING), ("measuredOn", ASCENDING), ("_id", ASCENDING)],
+            name="series",
+        ),
+        IndexModel(
+            [("solutionId", ASCENDING), ("subjectKind", ASCENDING), ("measuredOn", ASCENDING)],
+            name="solution_series",
+        ),
+    ],
     "webhooks": [IndexModel([("city", ASCENDING), ("createdAt", ASCENDING)], name="city")],
     "webhook_deliveries": [
         IndexModel([("state", ASCENDING), ("dueAt", ASCENDING)], name="due"),

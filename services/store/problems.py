@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from pymongo import ReturnDocument
@@ -17,7 +17,9 @@ from cityexchange.services.store.database import Database, Document, guarded, ob
 from cityexchange.services.store.grouped import child_pages
 from cityexchange.services.store.listing import listing_query
 from cityexchange.services.store.paging import find_page
+from cityexchange.services.store.search_index import documents_after, set_languages, stored_language
 from cityexchange.services.taxonomy import Hazard, ProblemStatus, Sector, Urgency
+from cityexchange.services.text import Language
 
 
 def _editable(problem: Problem) -> Document:
@@ -33,6 +35,7 @@ def _editable(problem: Problem) -> Document:
         "stakeholders": list(problem.stakeholders),
         "affectedPopulation": problem.affected_population,
         "keywords": keywords(problem.title, problem.summary, extra=problem.tags),
+        "language": problem.language.value,
     }
 
 
@@ -55,6 +58,8 @@ def _problem(doc: Document) -> Problem:
         version=doc["version"],
         created_at=doc["createdAt"],
         updated_at=doc["updatedAt"],
+        language=stored_language(doc),
+        external_id=doc.get("externalId"),
     )
 
 
@@ -69,6 +74,8 @@ async def insert_problem(db: Database, problem: Problem, *, session: AsyncClient
         "createdAt": problem.created_at,
         "updatedAt": problem.updated_at,
     }
+    if problem.external_id is not None:
+        doc["externalId"] = problem.external_id
     result = await db.problems.insert_one(doc, session=session)
     return replace(problem, id=str(result.inserted_id))
 
@@ -82,6 +89,13 @@ async def problems_by_ids(db: Database, ids: Sequence[str]) -> list[Problem | No
         async for doc in db.problems.find({"_id": {"$in": wanted}}).batch_size(len(wanted) + 1)
     }
     return [by_id.get(id_) for id_ in ids]
+
+
+@guarded
+async def ids_by_external_ids(db: Database, external_ids: Sequence[str]) -> dict[str, str]:
+    """The ids of the problems imported under `external_ids` that exist, by external id."""
+    cursor = db.problems.find({"externalId": {"$in": list(external_ids)}}, {"externalId": 1})
+    return {doc["externalId"]: str(doc["_id"]) async for doc in cursor}
 
 
 @guarded
@@ -197,3 +211,21 @@ async def problems_of_cities(
         field=order.field, descending=order.descending, order=f"P.{order.value}",
         first=first, after=after, to_model=_problem, parse_id=object_id,
     )  # fmt: skip
+
+
+@guarded
+async def problems_for_reindex(
+    db: Database, *, after: str | None, limit: int
+) -> list[tuple[Problem, bool]]:
+    """The next `limit` problems by id, each with whether its language is stored."""
+    return [
+        (_problem(doc), "language" in doc)
+        for doc in await documents_after(db.problems, after=after, limit=limit)
+    ]
+
+
+async def set_problem_languages(
+    db: Database, languages: Mapping[str, Language], *, session: AsyncClientSession
+) -> None:
+    """Store the detected languages of problems written before they had one."""
+    await set_languages(db.problems, languages, session=session)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -10,25 +10,30 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from cityexchange.services.case_studies import CheckedCriteria
 from cityexchange.services.errors import Conflict, NotFound
 from cityexchange.services.listing import ListingFilter
 from cityexchange.services.models import (
     Adaptation,
     Cost,
+    Evidence,
     Link,
     Outcome,
     Solution,
     SolutionDetails,
     Transferability,
 )
-from cityexchange.services.pages import ChildPages, Order, Page, PageRequest
+from cityexchange.services.pages import ChildPages, Page, PageRequest, SolutionOrder
 from cityexchange.services.search import keywords
+from cityexchange.services.store.case_studies import criteria_clauses, merged
 from cityexchange.services.store.cities import contact_from_doc
 from cityexchange.services.store.database import Database, Document, guarded, object_id, object_ids
 from cityexchange.services.store.grouped import child_pages
 from cityexchange.services.store.listing import listing_query
 from cityexchange.services.store.paging import find_page
+from cityexchange.services.store.search_index import documents_after, set_languages, stored_language
 from cityexchange.services.taxonomy import Hazard, Sector, SolutionStatus
+from cityexchange.services.text import Language
 
 CHILD_ORDER = "S.CREATED_AT_DESC"
 
@@ -53,6 +58,16 @@ def _editable(solution: Solution) -> Document:
         "cost": {"amount": d.cost.amount, "currency": d.cost.currency, "year": d.cost.year}
         if d.cost
         else None,
+        # Derived figures the case-study filters and orders compare (services/solutions.py).
+        "costEur": d.cost.eur if d.cost else None,
+        "costPerResidentEur": solution.cost_per_resident_eur,
+        "residentsServed": d.residents_served,
+        "evidence": {
+            "level": d.evidence.level,
+            "links": [{"url": link.url, "title": link.title} for link in d.evidence.links],
+        }
+        if d.evidence
+        else None,
         "fundingSources": list(d.funding_sources),
         "partners": list(d.partners),
         "outcomes": [
@@ -73,6 +88,7 @@ def _editable(solution: Solution) -> Document:
         else None,
         "links": [{"url": link.url, "title": link.title} for link in d.links],
         "keywords": keywords(solution.title, solution.summary, extra=d.tags),
+        "language": solution.language.value,
     }
 
 
@@ -82,6 +98,7 @@ def _parse_day(value: str | None) -> date | None:
 
 def _solution(doc: Document) -> Solution:
     cost: dict[str, Any] | None = doc.get("cost")
+    evidence: dict[str, Any] | None = doc.get("evidence")
     transfer: dict[str, Any] | None = doc.get("transferability")
     adapted: dict[str, Any] | None = doc.get("adaptedFrom")
     return Solution(
@@ -99,7 +116,9 @@ def _solution(doc: Document) -> Solution:
             status=SolutionStatus(doc["status"]),
             started_on=_parse_day(doc.get("startedOn")),
             completed_on=_parse_day(doc.get("completedOn")),
-            cost=Cost(float(cost["amount"]), cost["currency"], cost["year"]) if cost else None,
+            cost=Cost(float(cost["amount"]), cost["currency"], cost["year"], doc.get("costEur"))
+            if cost
+            else None,
             funding_sources=tuple(doc.get("fundingSources", ())),
             partners=tuple(doc.get("partners", ())),
             outcomes=tuple(
@@ -119,10 +138,20 @@ def _solution(doc: Document) -> Solution:
             links=tuple(Link(x["url"], x.get("title")) for x in doc.get("links", ())),
             sectors=tuple(Sector(s) for s in doc.get("sectors", ())),
             tags=tuple(doc.get("tags", ())),
+            evidence=Evidence(
+                evidence["level"],
+                tuple(Link(x["url"], x.get("title")) for x in evidence.get("links", ())),
+            )
+            if evidence
+            else None,
+            residents_served=doc.get("residentsServed"),
         ),
         version=doc["version"],
         created_at=doc["createdAt"],
         updated_at=doc["updatedAt"],
+        cost_per_resident_eur=doc.get("costPerResidentEur"),
+        language=stored_language(doc),
+        external_id=doc.get("externalId"),
     )
 
 
@@ -141,6 +170,8 @@ async def insert_solution(
         "createdAt": solution.created_at,
         "updatedAt": solution.updated_at,
     }
+    if solution.external_id is not None:
+        doc["externalId"] = solution.external_id
     result = await db.solutions.insert_one(doc, session=session)
     return replace(solution, id=str(result.inserted_id))
 
@@ -161,6 +192,13 @@ async def solutions_by_ids(
 
 
 @guarded
+async def ids_by_external_ids(db: Database, external_ids: Sequence[str]) -> dict[str, str]:
+    """The ids of the solutions imported under `external_ids` that exist, by external id."""
+    cursor = db.solutions.find({"externalId": {"$in": list(external_ids)}}, {"externalId": 1})
+    return {doc["externalId"]: str(doc["_id"]) async for doc in cursor}
+
+
+@guarded
 async def get_solution(db: Database, id: str) -> Solution:
     oid = object_id(id)
     doc = await db.solutions.find_one({"_id": oid}) if oid else None
@@ -169,23 +207,42 @@ async def get_solution(db: Database, id: str) -> Solution:
     return _solution(doc)
 
 
+def list_query(
+    listing: ListingFilter,
+    criteria: CheckedCriteria | None,
+    cities: Sequence[str] | None,
+    order: SolutionOrder,
+    *,
+    base: Document | None = None,
+) -> Document:
+    """The query of a solution list: the listing, the case-study criteria and what `order`
+    needs; `cities` are the implementing-city filter's matches (None: any)."""
+    query = listing_query(listing, base=base)
+    compared = criteria or CheckedCriteria()
+    return merged([query, *criteria_clauses(compared, cities=cities, order=order)])
+
+
 async def list_solutions(
     db: Database,
     *,
     listing: ListingFilter,
-    order: Order,
+    order: SolutionOrder,
     request: PageRequest,
     city: str | None = None,
+    criteria: CheckedCriteria | None = None,
+    cities: Sequence[str] | None = None,
 ) -> Page[Solution]:
+    """A page of solutions; `cities` are the implementing-city filter's matches (None: any)."""
     return await find_page(
         db.solutions,
-        query=listing_query(listing, base={"city": city} if city else None),
+        query=list_query(listing, criteria, cities, order, base={"city": city} if city else None),
         field=order.field,
         descending=order.descending,
         order=f"S.{order.value}",
         request=request,
         to_model=_solution,
         parse_id=object_id,
+        nullable=order.nullable,
     )
 
 
@@ -250,13 +307,71 @@ async def solutions_of_cities(
     cities: Sequence[str],
     *,
     listing: ListingFilter,
-    order: Order,
+    order: SolutionOrder,
     first: int,
     after: str | None,
+    criteria: CheckedCriteria | None = None,
+    matching: Sequence[str] | None = None,
 ) -> ChildPages[Solution]:
-    """A page of solutions for each of many cities, in one round trip."""
+    """A page of solutions for each of many cities, in one round trip (`matching`: the
+    implementing-city filter's matches, None when not asked)."""
     return await child_pages(
-        db.solutions, parent_field="city", parents=list(cities), match=listing_query(listing),
-        field=order.field, descending=order.descending, order=f"S.{order.value}",
-        first=first, after=after, to_model=_solution, parse_id=object_id,
-    )  # fmt: skip
+        db.solutions,
+        parent_field="city",
+        parents=list(cities),
+        match=list_query(listing, criteria, matching, order),
+        field=order.field,
+        descending=order.descending,
+        order=f"S.{order.value}",
+        first=first,
+        after=after,
+        to_model=_solution,
+        parse_id=object_id,
+        nullable=order.nullable,
+    )
+
+
+@guarded
+async def add_to_counters(
+    db: Database,
+    solution_id: str,
+    *,
+    adoptions: int = 0,
+    outcomes: int = 0,
+    endorsements: int = 0,
+    session: AsyncClientSession,
+) -> None:
+    """Move the solution's take-up counters, in the caller's transaction: `adoptionCount`
+    (cities whose latest stage is PILOTING or ADOPTED), `reportedOutcomeCount` (outcome
+    reports on it and its adoptions), `endorsementCount`. Not an edit: the version stays."""
+    moves = {
+        name: by
+        for name, by in (
+            ("adoptionCount", adoptions),
+            ("reportedOutcomeCount", outcomes),
+            ("endorsementCount", endorsements),
+        )
+        if by
+    }
+    if moves:
+        await db.solutions.update_one(
+            {"_id": object_id(solution_id)}, {"$inc": moves}, session=session
+        )
+
+
+@guarded
+async def solutions_for_reindex(
+    db: Database, *, after: str | None, limit: int
+) -> list[tuple[Solution, bool]]:
+    """The next `limit` solutions by id, each with whether its language is stored."""
+    return [
+        (_solution(doc), "language" in doc)
+        for doc in await documents_after(db.solutions, after=after, limit=limit)
+    ]
+
+
+async def set_solution_languages(
+    db: Database, languages: Mapping[str, Language], *, session: AsyncClientSession
+) -> None:
+    """Store the detected languages of solutions written before they had one."""
+    await set_languages(db.solutions, languages, session=session)

@@ -16,7 +16,7 @@ from cityexchange.services.clock import now
 from cityexchange.services.errors import NotFound
 from cityexchange.services.models import Attempt, Delivery, EventFilter, EventType, Webhook
 from cityexchange.services.store.database import Database, Document, guarded, object_id
-from cityexchange.services.taxonomy import Hazard, Sector
+from cityexchange.services.taxonomy import Hazard, Sector, Urgency
 
 DISPATCH = "webhook-dispatch"
 
@@ -29,6 +29,7 @@ def _filter_doc(f: EventFilter) -> Document:
         "tags": list(f.tags),
         "types": [t.value for t in f.types],
         "threads": list(f.threads),
+        "urgencies": [u.value for u in f.urgencies],
     }
 
 
@@ -40,6 +41,7 @@ def _filter(doc: Document) -> EventFilter:
         tags=tuple(doc["tags"]),
         types=tuple(EventType(t) for t in doc["types"]),
         threads=tuple(doc["threads"]),
+        urgencies=tuple(Urgency(u) for u in doc.get("urgencies", ())),
     )
 
 
