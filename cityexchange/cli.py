@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cityexchange import document_commands, embedded, realm_commands, serve
+from cityexchange import document_commands, embedded, library_commands, realm_commands, serve
 from cityexchange.auth.oauth_store import INDEXES as OAUTH_INDEXES
 from cityexchange.auth.oauth_store import OAuthStore
 from cityexchange.auth.tokens import MAX_ACCESS_TOKEN_TTL_SECONDS, issue_access_token, parse_scopes
@@ -354,6 +354,7 @@ def _parser() -> argparse.ArgumentParser:
 
     realm_commands.add_parsers(commands, data_dir_option)
     document_commands.add_parsers(commands, data_dir_option)
+    library_commands.add_parsers(commands, data_dir_option)
 
     migrate = commands.add_parser(
         "migrate", help="create or update the database's indexes, then exit (idempotent)"

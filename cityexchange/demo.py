@@ -1,30 +1,25 @@
-"""`serve --demo`: load the demo cities through the normal use cases, print their tokens."""
+"""`serve --demo`: import the case-study library (cityexchange/data), add the demo's people,
+answered-marks and comments through the normal use cases; print tokens of the cities with
+people."""
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime
+from importlib import resources as package_files
 
 from cityexchange import demo_data as data
 from cityexchange.auth.tokens import issue_access_token
 from cityexchange.resources import open_database, open_resources
-from cityexchange.services import cities, comments, problems, solutions
-from cityexchange.services.models import (
-    City,
-    Contact,
-    Cost,
-    GeoPoint,
-    Organisation,
-    Outcome,
-    Person,
-    ResilienceProfile,
-    SolutionDetails,
-    Transferability,
-)
+from cityexchange.services import cities, comments, problems
+from cityexchange.services.library_import import import_library
+from cityexchange.services.library_records import Record, in_order, read
+from cityexchange.services.models import Organisation, Person
 from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import problems as problem_store
+from cityexchange.services.store import solutions as solution_store
 from cityexchange.services.store.database import Database
 from cityexchange.services.store.indexes import ensure_indexes
-from cityexchange.services.taxonomy import Role, SolutionStatus, Urgency
+from cityexchange.services.taxonomy import Role
 from cityexchange.settings import Settings
 
 DEMO_TOKEN_TTL_SECONDS = 8 * 3600
@@ -32,31 +27,30 @@ ALL_SCOPES = frozenset(scope.value for scope in Scope)
 LOAD_TIMEOUT_MS = 30_000
 
 
-def _date(value: str | None) -> date | None:
-    return date.fromisoformat(value) if value else None
+class DemoDataError(Exception):
+    """The packaged library does not load: a bug in the committed data, never the user's."""
+
+
+def library() -> list[Record]:
+    """Every record of the packaged library, in import order."""
+    records: list[Record] = []
+    for name in data.LIBRARY:
+        with (
+            package_files.files("cityexchange")
+            .joinpath("data", name)
+            .open(encoding="utf-8") as lines
+        ):
+            found, errors = read(lines)
+        if errors:
+            raise DemoDataError(f"{name}: {errors[0]}")
+        records.extend(found)
+    return in_order(records)
 
 
 async def _load(db: Database, people: dict[tuple[str, str], Person]) -> None:
-    for c in data.CITIES:
-        slug = c["slug"]
-        await cities.add_city(
-            db=db,
-            city=City(
-                slug=slug,
-                name=c["name"],
-                country=c["country"],
-                created_at=datetime.min,
-                region=c["region"],
-                population=c["population"],
-                location=GeoPoint(longitude=c["lon"], latitude=c["lat"]),
-                timezone=c["tz"],
-                languages=c["languages"],
-                climate_zone=c["climate"],
-                profile=ResilienceProfile(c["hazards"], c["strategy"], c["year"]),
-                contact=Contact(f"{c['name']} resilience team", f"resilience@{slug}.example.org"),
-                networks=data.NETWORKS,
-            ),
-        )
+    summary = await import_library(db=db, records=library())
+    if summary.errors:
+        raise DemoDataError(str(summary.errors[0]))
     for city, username, name, role, org, kind, title in data.PEOPLE:
         person = await cities.add_person(
             db=db,
@@ -76,79 +70,32 @@ async def _load(db: Database, people: dict[tuple[str, str], Person]) -> None:
         person = people[(city, username)] if username else _cro(people, city)
         return Principal(city=city, subject=person.id, scopes=ALL_SCOPES, client_id="demo")
 
-    problem_ids: dict[str, str] = {}
-    for key, p in data.PROBLEMS.items():
-        problem = await problems.publish(
-            db=db,
-            actor=actor(p["city"]),
-            draft=problems.ProblemDraft(
-                title=p["title"],
-                summary=p["summary"],
-                hazards=p["hazards"],
-                sectors=p["sectors"],
-                tags=p["tags"],
-                urgency=Urgency(p.get("urgency", "ROUTINE")),
-                affected_population=p.get("affected"),
-            ),
-        )
-        problem_ids[key] = problem.id
-    solution_ids: dict[str, str] = {}
-    for key, s in data.SOLUTIONS.items():
-        cost = s.get("cost")
-        details = SolutionDetails(
-            status=SolutionStatus(s["status"]),
-            started_on=_date(s.get("started")),
-            completed_on=_date(s.get("completed")),
-            cost=Cost(float(cost[0]), cost[1], cost[2]) if cost else None,
-            funding_sources=s.get("funding", ()),
-            partners=s.get("partners", ()),
-            outcomes=tuple(Outcome(*o) for o in s.get("outcomes", ())),
-            success_factors=s.get("success", ()),
-            limiting_factors=s.get("limits", ()),
-            transferability=Transferability(s.get("prerequisites", ()), None, s.get("differently"))
-            if "prerequisites" in s
-            else None,
-            sectors=s["sectors"],
-            tags=s["tags"],
-        )
-        origin = s.get("adapted_from")
-        solution = await solutions.publish(
-            db=db,
-            actor=actor(s["city"]),
-            draft=solutions.SolutionDraft(
-                title=s["title"],
-                summary=s["summary"],
-                hazards=s["hazards"],
-                problem_ids=[problem_ids[p] for p in s["problems"]],
-                adapted_from=solution_ids[origin] if origin else None,
-                adaptation_notes=s.get("notes"),
-                details=details,
-            ),
-        )
-        solution_ids[key] = solution.id
+    wanted = {*data.ANSWERED, *data.FACED_TOO, *(c[0] for c in data.COMMENTS)}
+    for answers in data.ANSWERED.values():
+        wanted.update(answers)
+    ids = {
+        **await problem_store.ids_by_external_ids(db, sorted(wanted)),
+        **await solution_store.ids_by_external_ids(db, sorted(wanted)),
+    }
     for problem_key, answers in data.ANSWERED.items():
-        owner = data.PROBLEMS[problem_key]["city"]
+        problem = await problem_store.get_problem(db, ids[problem_key])
         await problems.mark_answered(
             db=db,
-            actor=actor(owner),
-            id=problem_ids[problem_key],
-            version=1,
-            solution_ids=[solution_ids[a] for a in answers],
+            actor=actor(problem.city),
+            id=problem.id,
+            version=problem.version,
+            solution_ids=[ids[a] for a in answers],
         )
     for problem_key, faced_by in data.FACED_TOO.items():
         for city in faced_by:
-            await problems.face_too(db=db, actor=actor(city), id=problem_ids[problem_key])
+            await problems.face_too(db=db, actor=actor(city), id=ids[problem_key])
     for subject, city, username, body, replies in data.COMMENTS:
-        kind, subject_id = (
-            ("Solution", solution_ids[subject])
-            if subject in solution_ids
-            else ("Problem", problem_ids[subject])
-        )
+        kind = "Solution" if subject.startswith("solution:") else "Problem"
         thread = await comments.add(
             db=db,
             actor=actor(city, username),
             subject_kind=kind,
-            subject_id=subject_id,
+            subject_id=ids[subject],
             parent_id=None,
             body=body,
         )
@@ -157,7 +104,7 @@ async def _load(db: Database, people: dict[tuple[str, str], Person]) -> None:
                 db=db,
                 actor=actor(reply_city, reply_user),
                 subject_kind=kind,
-                subject_id=subject_id,
+                subject_id=ids[subject],
                 parent_id=thread.id,
                 body=reply,
             )
@@ -178,8 +125,7 @@ async def load(settings: Settings) -> dict[str, str]:
             await _load(db, people)
         registry = resources.registry
         tokens: dict[str, str] = {}
-        for c in data.CITIES:
-            slug = c["slug"]
+        for slug in dict.fromkeys(city for city, *_ in data.PEOPLE):
             cro = await _demo_cro(db, people, slug)
             token = await issue_access_token(
                 registry,

@@ -145,6 +145,10 @@ def _introduce(
         print("\nDemo tokens (valid for 8 hours; send as 'Authorization: Bearer <token>'):")
         for slug, token in tokens.items():
             print(f"  {slug:<14} {token}")
+        print(
+            "The library's other member cities have no demo people; a token for any of them:"
+            f"\n  ./dev token issue --city <slug> --data-dir {shlex.quote(args.data_dir)}"
+        )
     elif asyncio.run(demo.is_empty(settings)):
         steps = next_steps(args.data_dir, url)
         console.say(

@@ -127,14 +127,14 @@ def test_serve_demo_then_admin_commands_then_restart_keeps_data(data_dir: Path) 
             serve.url,
             tokens["rotterdam"],
             "{ viewer { city { name } } problems { totalCount } cities { totalCount }"
-            ' solutions(filter: {search: "sponge"}) { edges { node {'
-            " adaptedFrom { adaptedFrom { city { slug } } } } } } }",
+            ' solutions(filter: {search: "gentilly"}) { edges { node {'
+            " adaptedFrom { city { slug } } } } } }",
         )
         assert data["viewer"] == {"city": {"name": "Rotterdam"}}
-        assert data["cities"] == {"totalCount": 8}
-        assert data["problems"]["totalCount"] >= 8  # type: ignore[index]
-        chain = data["solutions"]["edges"][0]["node"]  # type: ignore[index]
-        assert chain["adaptedFrom"]["adaptedFrom"]["city"] == {"slug": "rotterdam"}
+        assert data["cities"] == {"totalCount": 30}  # the library's (cityexchange/data)
+        assert data["problems"]["totalCount"] >= 50  # type: ignore[index]
+        adapted = data["solutions"]["edges"][0]["node"]  # type: ignore[index]
+        assert adapted["adaptedFrom"]["city"] == {"slug": "rotterdam"}
 
         # Admin commands reach the database the running service uses.
         added = _run(
@@ -184,7 +184,7 @@ def test_serve_demo_then_admin_commands_then_restart_keeps_data(data_dir: Path) 
         token = json.loads(issued.stdout)["access_token"]
         assert again.url is not None
         data = _gql(again.url, token, "{ cities { totalCount } problems { totalCount } }")
-        assert data["cities"] == {"totalCount": 9}
+        assert data["cities"] == {"totalCount": 31}
     finally:
         assert again.stop(signal.SIGINT) == 0, "".join(again.lines)
 
@@ -323,7 +323,7 @@ async def test_migrate_and_demo_load_prepare_a_configured_database(api: Api) -> 
     assert len(loaded["tokens"]) == 8
     again = await run("demo", "load")  # an existing database is left as it is
     assert again["tokens"].keys() == loaded["tokens"].keys()
-    assert await api.db.db["cities"].count_documents({}) == 8
+    assert await api.db.db["cities"].count_documents({}) == 30
     data = await api.data("{ viewer { city { slug } } }", token=loaded["tokens"]["rotterdam"])
     assert data["viewer"] == {"city": {"slug": "rotterdam"}}
 
