@@ -31,6 +31,7 @@ from cityexchange.http import BodyLimitMiddleware, DeadlineMiddleware, RequestId
 from cityexchange.loops import background_loops
 from cityexchange.metrics import Metrics, RequestMetricsMiddleware, mark_worker_gone
 from cityexchange.resources import Current, budgets, database_uri, open_resources
+from cityexchange.services import money, text
 from cityexchange.services.errors import Unavailable
 from cityexchange.services.store.monitoring import ORIGIN
 from cityexchange.settings import Settings
@@ -93,6 +94,9 @@ def create_app(
                 current.serving(r),
                 Supervisor([*background_loops(r), *more_loops]) as supervisor,
             ):
+                # Read the language model and the rate table before the first request, off
+                # the event loop: loaded inside one, they ate its time budget (a false 503).
+                await asyncio.gather(asyncio.to_thread(text.warm), money.loaded())
                 yield {"resources": r}
                 # Let the loops finish their current item (their database calls are bounded
                 # by timeoutMS): cancelling a driver call halfway can leave a socket behind.

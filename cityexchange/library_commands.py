@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cityexchange.services.library_import import ImportSummary, import_library
-from cityexchange.services.library_records import Record, in_order, read
+from cityexchange.services.library_records import AdaptationCycle, Record, in_order, read
 from cityexchange.services.store.database import Database
 from cityexchange.settings import Settings
 
@@ -77,7 +77,10 @@ def _import(args: argparse.Namespace, settings: Settings) -> None:
             f"{len(errors)} of {len(records) + len(errors)} records are invalid; nothing was "
             "imported (fix them, or --keep-going to import the valid ones)"
         )
-    ordered = in_order(records)
+    try:
+        ordered = in_order(records)
+    except AdaptationCycle as cycle:
+        raise CommandError(f"{path}:{cycle.error}; nothing was imported") from None
     if args.check:
         print_json({"valid": len(ordered), "invalid": len(errors)})
         return

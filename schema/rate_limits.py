@@ -28,6 +28,10 @@ WRITES = {
     "addComment": Resource.COMMENTS,
     "publishProblem": Resource.PUBLICATIONS,
     "publishSolution": Resource.PUBLICATIONS,
+    # The discovery records are publications too: each is an event every city may receive.
+    "adoptSolution": Resource.PUBLICATIONS,
+    "reportOutcome": Resource.PUBLICATIONS,
+    "endorseSolution": Resource.PUBLICATIONS,
 }
 
 

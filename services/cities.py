@@ -32,7 +32,8 @@ async def add_city(*, db: Database, city: City) -> City:
     checked = replace(
         city,
         name=limits.text("name", city.name, max_length=limits.SHORT_TEXT_MAX),
-        languages=limits.texts("languages", city.languages),
+        # Lower case, as ISO 639 codes are written and as every comparison reads them.
+        languages=tuple(code.lower() for code in limits.texts("languages", city.languages)),
         networks=limits.texts("networks", city.networks),
         rivers=limits.texts("rivers", city.rivers),
         created_at=now(),

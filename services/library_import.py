@@ -123,9 +123,17 @@ async def import_library(
     """Write the records not yet in the exchange, in order (library_records.in_order); a
     record that fails is reported and the rest go on."""
     known = await _known(db, records)
+    wanted = sorted({r.city for r in records if not isinstance(r, CityRecord)})
+    found = await city_store.cities_by_slugs(db, wanted) if wanted else []
+    cities_known = {c.slug for c in found if c is not None}
     summary = ImportSummary()
     for record in records:
         try:
+            if isinstance(record, CityRecord):
+                cities_known.add(record.slug)
+            elif record.city not in cities_known:
+                # Tokens only ever name member cities; an import must not invent one.
+                raise NotFound("city", record.city)
             match record:
                 case CityRecord():
                     done = await _city(db, record)

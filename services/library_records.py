@@ -4,12 +4,9 @@ a time: a record is a city, a problem or a solution, keyed by its external id.""
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from enum import StrEnum
-from typing import Any, TypeVar
 
 from cityexchange.services import limits
 from cityexchange.services.errors import InvalidInput
@@ -24,6 +21,7 @@ from cityexchange.services.models import (
     SolutionDetails,
     Transferability,
 )
+from cityexchange.services.record_fields import Fields
 from cityexchange.services.taxonomy import (
     Hazard,
     IncomeGroup,
@@ -33,7 +31,6 @@ from cityexchange.services.taxonomy import (
 )
 from cityexchange.services.text import Language
 
-E = TypeVar("E", bound=StrEnum)
 LINE_MAX = 200_000  # characters; the longest valid record (a 50,000-character body) fits
 EXTERNAL_ID_MAX = 100
 _KINDS = ("city", "problem", "solution")
@@ -121,126 +118,7 @@ class RecordError:
         return f"{where}: {self.message}"
 
 
-class _Fields:
-    """Typed reads of one JSON object; every error names the field's path."""
-
-    def __init__(self, value: object, path: tuple[str, ...] = ()) -> None:
-        if not isinstance(value, dict):
-            raise InvalidInput(path or ("record",), "must be a JSON object")
-        self._doc: dict[str, Any] = value  # pyright: ignore[reportUnknownVariableType]
-        self._path = path
-        self._read: set[str] = set()
-
-    def _get(self, name: str, required: bool) -> object:
-        self._read.add(name)
-        value = self._doc.get(name)
-        if value is None and required:
-            raise InvalidInput(self.at(name), "is required")
-        return value
-
-    def at(self, name: str) -> tuple[str, ...]:
-        return (*self._path, name)
-
-    def text(self, name: str, *, max_length: int = limits.SHORT_TEXT_MAX) -> str:
-        value = self._get(name, True)
-        if not isinstance(value, str):
-            raise InvalidInput(self.at(name), "must be a string")
-        return limits.text(self.at(name), value, max_length=max_length)
-
-    def optional_text(self, name: str, *, max_length: int = limits.SHORT_TEXT_MAX) -> str | None:
-        return None if self._doc.get(name) is None else self.text(name, max_length=max_length)
-
-    def texts(self, name: str, *, max_length: int = limits.SHORT_TEXT_MAX) -> tuple[str, ...]:
-        values = self._list(name)
-        for i, value in enumerate(values):
-            if not isinstance(value, str):
-                raise InvalidInput((*self.at(name), str(i)), "must be a string")
-        return limits.texts(self.at(name), values, max_length=max_length)  # pyright: ignore[reportArgumentType]
-
-    def _list(self, name: str) -> tuple[object, ...]:
-        value = self._get(name, False)
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            raise InvalidInput(self.at(name), "must be a list")
-        items: list[object] = value  # pyright: ignore[reportUnknownVariableType]
-        if len(items) > limits.LIST_MAX:
-            raise InvalidInput(self.at(name), f"must have at most {limits.LIST_MAX} items")
-        return tuple(items)
-
-    def integer(
-        self, name: str, *, low: int = 0, high: int = 10**12, required: bool = False
-    ) -> int | None:
-        value = self._get(name, required)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InvalidInput(self.at(name), f"must be a whole number from {low} to {high}")
-        return value
-
-    def number(self, name: str, *, required: bool = False) -> float | None:
-        value = self._get(name, required)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInput(self.at(name), "must be a number")
-        if not math.isfinite(value) or abs(value) > 1e15:
-            raise InvalidInput(self.at(name), "must be a finite number below 10^15")
-        return float(value)
-
-    def boolean(self, name: str) -> bool | None:
-        value = self._get(name, False)
-        if value is not None and not isinstance(value, bool):
-            raise InvalidInput(self.at(name), "must be true or false")
-        return value
-
-    def day(self, name: str) -> date | None:
-        value = self._get(name, False)
-        if value is None:
-            return None
-        if isinstance(value, str) and len(value) == 10:
-            try:
-                return date.fromisoformat(value)
-            except ValueError:
-                pass
-        raise InvalidInput(self.at(name), "must be a date written YYYY-MM-DD")
-
-    def choice(self, name: str, enum: type[E], *, required: bool = False) -> E | None:
-        value = self._get(name, required)
-        if value is None:
-            return None
-        try:
-            return enum(value)
-        except ValueError:
-            names = ", ".join(e.value for e in enum)
-            raise InvalidInput(self.at(name), f"must be one of {names}") from None
-
-    def choices(self, name: str, enum: type[E]) -> tuple[E, ...]:
-        found: list[E] = []
-        for i, value in enumerate(self._list(name)):
-            try:
-                found.append(enum(value))
-            except ValueError:
-                raise InvalidInput(
-                    (*self.at(name), str(i)), f"{value!r} is not a {enum.__name__}"
-                ) from None
-        return tuple(found)
-
-    def nested(self, name: str) -> _Fields | None:
-        value = self._get(name, False)
-        return None if value is None else _Fields(value, self.at(name))
-
-    def objects(self, name: str) -> list[_Fields]:
-        return [_Fields(v, (*self.at(name), str(i))) for i, v in enumerate(self._list(name))]
-
-    def done(self) -> None:
-        """Refuse fields nobody read: a misspelt field must not be dropped silently."""
-        unknown = sorted(set(self._doc) - self._read)
-        if unknown:
-            raise InvalidInput(self.at(unknown[0]), "is not a field of this record")
-
-
-def _source(f: _Fields) -> Source:
+def _source(f: Fields) -> Source:
     s = f.nested("source")
     if s is None:
         raise InvalidInput(f.at("source"), "is required: say where the facts come from")
@@ -254,14 +132,14 @@ def _source(f: _Fields) -> Source:
     return source
 
 
-def _url(f: _Fields, name: str) -> str | None:
+def _url(f: Fields, name: str) -> str | None:
     url = f.optional_text(name, max_length=2_000)
     if url is not None and not url.startswith(("https://", "http://")):
         raise InvalidInput(f.at(name), "must be an http(s) URL")
     return url
 
 
-def _links(f: _Fields, name: str) -> tuple[Link, ...]:
+def _links(f: Fields, name: str) -> tuple[Link, ...]:
     found: list[Link] = []
     for item in f.objects(name):
         url = _url(item, "url")
@@ -272,7 +150,7 @@ def _links(f: _Fields, name: str) -> tuple[Link, ...]:
     return tuple(found)
 
 
-def _city(f: _Fields, line: int, external_id: str) -> CityRecord:
+def _city(f: Fields, line: int, external_id: str) -> CityRecord:
     lat, lon = f.number("latitude"), f.number("longitude")
     if (lat is None) != (lon is None):
         raise InvalidInput(f.at("latitude"), "latitude and longitude come together")
@@ -306,7 +184,7 @@ def _city(f: _Fields, line: int, external_id: str) -> CityRecord:
     )
 
 
-def _problem(f: _Fields, line: int, external_id: str) -> ProblemRecord:
+def _problem(f: Fields, line: int, external_id: str) -> ProblemRecord:
     return ProblemRecord(
         line=line,
         external_id=external_id,
@@ -325,7 +203,7 @@ def _problem(f: _Fields, line: int, external_id: str) -> ProblemRecord:
     )
 
 
-def _details(f: _Fields) -> SolutionDetails:
+def _details(f: Fields) -> SolutionDetails:
     cost = f.nested("cost")
     costed = None
     if cost is not None:
@@ -382,8 +260,20 @@ def _details(f: _Fields) -> SolutionDetails:
     )
 
 
-def _solution(f: _Fields, line: int, external_id: str) -> SolutionRecord:
-    problems = f.texts("problems", max_length=EXTERNAL_ID_MAX)
+def _references(f: Fields, name: str, kind: str, values: tuple[str, ...]) -> tuple[str, ...]:
+    for i, value in enumerate(values):
+        if not value.startswith(f"{kind}:"):
+            raise InvalidInput((*f.at(name), str(i)), f"must be the externalId of a {kind}")
+    return values
+
+
+def _solution(f: Fields, line: int, external_id: str) -> SolutionRecord:
+    problems = _references(
+        f, "problems", "problem", f.texts("problems", max_length=EXTERNAL_ID_MAX)
+    )
+    original = f.optional_text("adaptedFrom", max_length=EXTERNAL_ID_MAX)
+    if original is not None and not original.startswith("solution:"):
+        raise InvalidInput(f.at("adaptedFrom"), "must be the externalId of a solution")
     return SolutionRecord(
         line=line,
         external_id=external_id,
@@ -393,18 +283,34 @@ def _solution(f: _Fields, line: int, external_id: str) -> SolutionRecord:
         summary=f.text("summary", max_length=limits.SUMMARY_MAX),
         hazards=f.choices("hazards", Hazard),
         problems=problems,
-        adapted_from=f.optional_text("adaptedFrom", max_length=EXTERNAL_ID_MAX),
+        adapted_from=original,
         adaptation_notes=f.optional_text("adaptationNotes", max_length=limits.NOTE_MAX),
         details=_details(f),
         source=_source(f),
     )
 
 
-_READERS: Mapping[str, Callable[[_Fields, int, str], Record]] = {
+_READERS: Mapping[str, Callable[[Fields, int, str], Record]] = {
     "city": _city,
     "problem": _problem,
     "solution": _solution,
 }
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.path = key
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object that names a field once: with two, json.loads would keep the last."""
+    found: dict[str, object] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
 
 
 def parse_line(line: int, text: str) -> Record:
@@ -412,10 +318,12 @@ def parse_line(line: int, text: str) -> Record:
     if len(text) > LINE_MAX:
         raise InvalidInput("record", f"is longer than {LINE_MAX} characters")
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_object)
+    except _DuplicateKey as exc:
+        raise InvalidInput(exc.path, "appears twice in one object") from None
     except (ValueError, RecursionError) as exc:
         raise InvalidInput("record", f"is not JSON ({exc})") from None
-    f = _Fields(value)
+    f = Fields(value)
     kind = f.choice("kind", _Kind, required=True)
     external_id = f.text("externalId", max_length=EXTERNAL_ID_MAX)
     if kind is None or not external_id.startswith(f"{kind.value}:"):
@@ -433,7 +341,8 @@ class _Kind(StrEnum):
 
 def read(lines: Iterable[str]) -> tuple[list[Record], list[RecordError]]:
     """Every record of a library, and what is wrong with the lines that are not records
-    (blank lines are skipped); duplicate ids and dangling references are errors too."""
+    (blank lines are skipped); a duplicate id is an error too. References are resolved when
+    importing: they may name records imported before, from another file."""
     records: list[Record] = []
     errors: list[RecordError] = []
     seen: set[str] = set()
@@ -477,6 +386,20 @@ def in_order(records: Sequence[Record]) -> list[Record]:
         while at is not None and at in solutions and at not in placed and at not in chain:
             chain.append(at)
             at = solutions[at].adapted_from
+        if at is not None and at in chain:
+            raise AdaptationCycle(solutions[at], chain[chain.index(at) :])
         for item in reversed(chain):
             placed[item] = None
     return [*cities, *problems, *(solutions[i] for i in placed)]
+
+
+class AdaptationCycle(Exception):
+    """Solutions adapted from each other in a ring: none of them can be imported first."""
+
+    def __init__(self, record: SolutionRecord, ring: list[str]) -> None:
+        self.error = RecordError(
+            record.line,
+            record.external_id,
+            "adaptedFrom goes round in a cycle: " + " <- ".join(ring),
+        )
+        super().__init__(str(self.error))

@@ -12,7 +12,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from cityexchange.services import limits, ranking, text
@@ -52,6 +52,9 @@ FILTERED_CANDIDATES_PER_TERM = 1_200  # ... when kinds, cities or languages thin
 RELATED_STATS_TERMS = 96  # a document's strongest terms whose statistics "related" reads
 RELATED_TERMS = 24  # ... of which the best by tf-idf become its query
 RELATED_MAX = 100
+# "More like this" reads the head of each field: a document's strongest terms show early, and
+# a solution may hold 250,000 characters, which analysed per call would stall every request.
+RELATED_FIELD_CHARS = 4_000
 
 
 def words(text: str) -> list[str]:
@@ -324,6 +327,9 @@ async def related(
         raise InvalidInput("first", f"must be between 1 and {RELATED_MAX}")
     if unknown := [kind for kind in kinds if kind not in KINDS]:
         raise InvalidInput("kinds", f"unknown kind {unknown[0]!r}")
+    document = replace(
+        document, fields={name: t[:RELATED_FIELD_CHARS] for name, t in document.fields.items()}
+    )
     source = ranking.analyse(document)
     strongest = sorted(source.postings, key=lambda t: (-source.postings[t][0], t))
     stats = await search_index.statistics(db, strongest[:RELATED_STATS_TERMS])

@@ -191,6 +191,12 @@ class _Detector:
 _DETECTOR = _Detector()
 
 
+def warm() -> None:
+    """Load the language model now (about a second and a half, once per process), so the
+    first write that detects a language does not spend its time budget on it."""
+    _DETECTOR.classify("warm")
+
+
 def detect(text: str) -> Language:
     """The language `text` is most likely in, of the seven; EN when too short or unsure."""
     sample = text[:DETECT_CHARS].strip()

@@ -7,9 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cityexchange.demo import library
 from cityexchange.services.library_import import import_library
-from cityexchange.services.library_records import CityRecord, SolutionRecord, in_order, read
+from cityexchange.services.library_records import (
+    AdaptationCycle,
+    CityRecord,
+    SolutionRecord,
+    in_order,
+    read,
+)
 from tests.conftest import Api, run_cli
 
 CITY = {
@@ -91,6 +99,8 @@ def test_each_bad_record_is_named_by_line_and_field() -> None:
         json.dumps([1, 2]),
         json.dumps(CITY),
         json.dumps(CITY),
+        json.dumps({**SOLUTION, "externalId": "solution:w", "problems": ["solution:x"]}),
+        json.dumps({**SOLUTION, "externalId": "solution:v", "adaptedFrom": "problem:x"}),
     ]
     records, errors = read(bad)
     messages = [str(e) for e in errors]
@@ -105,6 +115,8 @@ def test_each_bad_record_is_named_by_line_and_field() -> None:
     assert "source: is required" in messages[6]
     assert "record: must be a JSON object" in messages[7]
     assert messages[8] == "line 10 (city:rotterdam): appears more than once"
+    assert "line 11 (solution:w): problems.0: must be the externalId of a problem" in messages[9]
+    assert "(solution:v): adaptedFrom: must be the externalId of a solution" in messages[10]
 
 
 def test_adaptations_are_placed_after_their_originals_whatever_the_file_order() -> None:
@@ -116,6 +128,29 @@ def test_adaptations_are_placed_after_their_originals_whatever_the_file_order() 
         "problem:cloudbursts",
         "solution:water-squares",
         "solution:water-plazas",
+    ]
+
+
+def test_a_field_twice_and_a_ring_of_adaptations_are_refused() -> None:
+    twice = json.dumps(CITY).replace('"slug": "rotterdam"', '"slug": "rotterdam", "slug": "x"')
+    records, errors = read([twice])
+    assert [str(e) for e in errors] == [
+        "line 1 (city:rotterdam): slug: appears twice in one object"
+    ]
+    a = {**SOLUTION, "externalId": "solution:a", "adaptedFrom": "solution:b"}
+    b = {**SOLUTION, "externalId": "solution:b", "adaptedFrom": "solution:a"}
+    records, errors = read(_lines(CITY, a, b))
+    with pytest.raises(AdaptationCycle, match="solution:a <- solution:b"):
+        in_order(records)
+
+
+async def test_a_record_of_a_city_that_is_not_a_member_fails_alone(api: Api) -> None:
+    stray = {**PROBLEM, "externalId": "problem:atlantis", "city": "atlantis"}
+    records, _ = read(_lines(CITY, stray, PROBLEM))
+    summary = await import_library(db=api.db, records=in_order(records))
+    assert summary.imported == 2
+    assert [str(e) for e in summary.errors] == [
+        "line 2 (problem:atlantis): city 'atlantis' not found"
     ]
 
 

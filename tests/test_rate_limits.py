@@ -113,6 +113,15 @@ async def test_write_budgets_per_city(api: Api) -> None:
         assert refused.status_code == 429
         assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
         assert refused.headers["x-ratelimit-resource"] == "publications"
+        # Adoption stages, outcome reports and endorsements draw on the same budget: the
+        # charge is made before the resolver runs, so even an invalid one is refused here.
+        for record in (
+            'adoptSolution(input: {solutionId: "x", stage: INTERESTED}) { userErrors { code } }',
+            'endorseSolution(input: {solutionId: "x", kind: USEFUL}) { userErrors { code } }',
+        ):
+            refused = await post(limited, f"mutation {{ {record} }}", token)
+            assert refused.status_code == 429, record
+            assert refused.headers["x-ratelimit-resource"] == "publications"
 
         comment = {"subjectId": problem_id, "body": "We see this too."}
         for _ in range(3):
