@@ -214,8 +214,13 @@ def query_groups(query: str, languages: Sequence[Language]) -> list[QueryGroup]:
     words = list(dict.fromkeys(text.surface_words(query)))[:MAX_QUERY_WORDS]
     for word in words:
         alternatives = {tag_term(word)}
-        for language in languages:
-            stem = text.stem_word(word, language)
+        stems_of = {language: text.stem_word(word, language) for language in languages}
+        # A function word of one searched language ("de") is, in another's vocabulary, a rare
+        # fragment of foreign names with a high idf: in a query of several words, only a tag
+        # (measured on tests/relevance: nDCG@10 0.642 -> 0.658, docs/discovery.md).
+        if len(words) > 1 and None in stems_of.values():
+            stems_of = {}
+        for language, stem in stems_of.items():
             if stem:
                 alternatives.add(f"{language.value}:{stem}")
         if len(alternatives) > 1:  # a stop word in every language is only a tag

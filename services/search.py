@@ -51,6 +51,7 @@ CANDIDATES_PER_TERM = 300  # postings a query term reads, about (the impact thre
 FILTERED_CANDIDATES_PER_TERM = 1_200  # ... when kinds, cities or languages thin them out
 RELATED_STATS_TERMS = 96  # a document's strongest terms whose statistics "related" reads
 RELATED_TERMS = 24  # ... of which the best by tf-idf become its query
+RELATED_TAXONOMY_TERMS = 8  # slots of those 24 kept for its hazards, sectors and tags
 RELATED_MAX = 100
 # "More like this" reads the head of each field: a document's strongest terms show early, and
 # a solution may hold 250,000 characters, which analysed per call would stall every request.
@@ -332,16 +333,25 @@ async def related(
     )
     source = ranking.analyse(document)
     strongest = sorted(source.postings, key=lambda t: (-source.postings[t][0], t))
-    stats = await search_index.statistics(db, strongest[:RELATED_STATS_TERMS])
+    # The document's hazards, sectors and tags are always part of the query: common, they
+    # would lose every slot to rare incidental words, and they are what the text is about.
+    taxonomy = [t for t in document.taxonomy if t in source.postings]
+    wanted = list(dict.fromkeys([*strongest[:RELATED_STATS_TERMS], *taxonomy]))
+    stats = await search_index.statistics(db, wanted)
     weights = {
         term: ranking.idf(
             stats.terms[term].df, stats.documents.get(ranking.language_of_term(term), 0)
         )
         * ranking.impact_of(source.postings[term][0])
-        for term in strongest[:RELATED_STATS_TERMS]
+        for term in wanted
         if term in stats.terms and stats.terms[term].df > 0
     }
-    chosen = sorted(weights, key=lambda t: (-weights[t], t))[:RELATED_TERMS]
+    # Numbers ("520 miles", "2019") are chance matches, not a subject.
+    words = [t for t in weights if t not in taxonomy and not t.split(":", 1)[1].isdigit()]
+    named = sorted((t for t in taxonomy if t in weights), key=lambda t: (-weights[t], t))
+    named = named[:RELATED_TAXONOMY_TERMS]
+    chosen = sorted(words, key=lambda t: (-weights[t], t))[: RELATED_TERMS - len(named)]
+    chosen += named
     found = await asyncio.gather(
         *(
             search_index.postings(
