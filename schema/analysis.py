@@ -67,15 +67,19 @@ LONG_TEXT = {
     ("Endorsement", "note"): NOTE_MAX // CHARACTERS_PER_POINT,
     ("LineageEntry", "adaptationNotes"): NOTE_MAX // CHARACTERS_PER_POINT,
 }
-# Fields that rank (several database queries and a scoring pass each time they run, whatever
-# their page size), by (type, field): points per invocation, multiplied like any other cost by
-# the lists around them, so `problems(first: 100) { suggestedSolutions }` is refused while a
-# page of 20 problems with their suggestions is not.
+# Fields that rank (database queries and a scoring pass each time they run, whatever their
+# page size), by (type, field): points per invocation, multiplied like any other cost by the
+# lists around them. A suggestion list runs its own `related` search per parent (up to 25
+# round trips reading up to 600 postings each; only the reads after it are batched across
+# the parents), so at 1,000 points against MAX_COST 10,000 a document holds at most ten,
+# nine when they return anything: `problems(first: 9) { suggestedSolutions(first: 5) }`
+# costs 9,054 and runs, `problems(first: 10)` 10,060 and is refused. `City.peers` is one
+# walk over the member cities for a whole level.
 RANKING = {
     ("Query", "search"): 100,
-    ("Problem", "suggestedSolutions"): 200,
-    ("Problem", "similarProblems"): 100,
-    ("Solution", "similarSolutions"): 100,
+    ("Problem", "suggestedSolutions"): 1_000,
+    ("Problem", "similarProblems"): 1_000,
+    ("Solution", "similarSolutions"): 1_000,
     ("City", "peers"): 200,
 }
 # Any other list of texts: up to 50 short texts (tags, partners, stakeholders, ...).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar, cast
+from typing import Generic, NamedTuple, TypeVar, cast
 
 from strawberry.dataloader import DataLoader
 
@@ -15,8 +15,10 @@ from cityexchange.services import (
     comments,
     endorsements,
     outcomes,
+    peers,
     problems,
     solutions,
+    suggestions,
 )
 from cityexchange.services.adoptions import AdoptionSummary, Lineage
 from cityexchange.services.case_studies import SolutionCriteria
@@ -33,11 +35,14 @@ from cityexchange.services.models import (
     Solution,
 )
 from cityexchange.services.pages import ChildPages, Order, Page, PageRequest, SolutionOrder
+from cityexchange.services.peers import Peer
 from cityexchange.services.principal import Principal
 from cityexchange.services.store.database import Database
+from cityexchange.services.suggestions import Suggestion
 
 T = TypeVar("T")
 E = TypeVar("E")
+Q = TypeVar("Q")
 
 # (parent id, first, after, what else shapes the list: filter and order, or None).
 # Children asked for with the same page size, cursor and filter share one query.
@@ -63,6 +68,93 @@ class _ChildLoader(Generic[T, E]):
             for parent in parents:
                 results[(parent, first, after, extra)] = pages.page(parent, after=after)
         return [results[key] for key in keys]
+
+
+def _checked(keys: Sequence[T], check: Callable[[T], Q]) -> tuple[list[Q], list[Q | InvalidInput]]:
+    """Each key's checked query, or the InvalidInput that fails its own field only; and the
+    queries that passed, to run together."""
+    checked: list[Q | InvalidInput] = []
+    for key in keys:
+        try:
+            checked.append(check(key))
+        except InvalidInput as refused:
+            checked.append(refused)
+    return [c for c in checked if not isinstance(c, InvalidInput)], checked
+
+
+def _aligned(checked: Sequence[Q | InvalidInput], results: Sequence[T]) -> list[T | InvalidInput]:
+    """The results of the queries that passed, back in their keys' places among the refusals."""
+    found = iter(results)
+    return [c if isinstance(c, InvalidInput) else next(found) for c in checked]
+
+
+class PeersKey(NamedTuple):
+    city: str
+    first: int | None
+    after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PeersByCityLoader:
+    """`City.peers` of every city of a level from one walk over the member cities."""
+
+    db: Database
+    actor: Callable[[], Principal]
+
+    async def __call__(self, keys: Sequence[PeersKey]) -> list[Page[Peer] | InvalidInput]:
+        def check(key: PeersKey) -> peers.PeerPage:
+            return peers.peer_page(key.city, PageRequest(first=key.first, after=key.after))
+
+        pages, checked = _checked(keys, check)
+        ranked = await peers.peers_of(db=self.db, actor=self.actor(), pages=pages)
+        return _aligned(checked, ranked)
+
+
+class SuggestionsKey(NamedTuple):
+    source: Problem | Solution  # the parent whose suggestions are asked for
+    first: int | None
+
+
+def suggestions_cache_key(key: SuggestionsKey) -> tuple[str, str, int | None]:
+    """What makes two keys the same list: the parent's id, not the whole object (a hash of
+    a problem would read its body every time)."""
+    return type(key.source).__name__, key.source.id, key.first
+
+
+def _wanted(key: SuggestionsKey) -> suggestions.Wanted:
+    return suggestions.Wanted.of(key.source, key.first)
+
+
+@dataclass(frozen=True, slots=True)
+class SolutionSuggestionsLoader:
+    """`Problem.suggestedSolutions` and `Solution.similarSolutions` of every parent of a
+    level: one `related` search each, the candidates, cities and track records read once."""
+
+    db: Database
+    actor: Callable[[], Principal]
+
+    async def __call__(
+        self, keys: Sequence[SuggestionsKey]
+    ) -> list[list[Suggestion[Solution]] | InvalidInput]:
+        wanted, checked = _checked(keys, _wanted)
+        found = await suggestions.suggested_solutions(db=self.db, actor=self.actor(), wanted=wanted)
+        return _aligned(checked, found)
+
+
+@dataclass(frozen=True, slots=True)
+class SimilarProblemsLoader:
+    """`Problem.similarProblems` of every parent of a level: one `related` search each, the
+    candidates and cities read once."""
+
+    db: Database
+    actor: Callable[[], Principal]
+
+    async def __call__(
+        self, keys: Sequence[SuggestionsKey]
+    ) -> list[list[Suggestion[Problem]] | InvalidInput]:
+        wanted, checked = _checked(keys, _wanted)
+        found = await suggestions.similar_problems(db=self.db, actor=self.actor(), wanted=wanted)
+        return _aligned(checked, found)
 
 
 @dataclass(slots=True)
@@ -91,10 +183,14 @@ class Loaders:
     endorsements_by_solution: DataLoader[ChildKey, Page[Endorsement]] = field(init=False)
     adoption_summary_by_solution: DataLoader[str, AdoptionSummary] = field(init=False)
     lineage_by_solution: DataLoader[tuple[str, int], Lineage | None] = field(init=False)
+    peers_by_city: DataLoader[PeersKey, Page[Peer]] = field(init=False)
+    solution_suggestions: DataLoader[SuggestionsKey, list[Suggestion[Solution]]] = field(init=False)
+    similar_problems: DataLoader[SuggestionsKey, list[Suggestion[Problem]]] = field(init=False)
 
     def __post_init__(self) -> None:
         db, actor = self.db, self.actor
         self._adoption_loaders()
+        self._discovery_loaders()
 
         async def cities_by_slugs(slugs: Sequence[str]) -> list[City | None]:
             return await cities.by_slugs(db=db, actor=actor(), slugs=slugs)
@@ -224,3 +320,13 @@ class Loaders:
         self.endorsements_by_solution = DataLoader(load_fn=_ChildLoader(endorsements_of))
         self.adoption_summary_by_solution = DataLoader(load_fn=summaries)
         self.lineage_by_solution = DataLoader(load_fn=lineages)
+
+    def _discovery_loaders(self) -> None:
+        db, actor = self.db, self.actor
+        self.peers_by_city = DataLoader(load_fn=PeersByCityLoader(db, actor))
+        self.solution_suggestions = DataLoader(
+            load_fn=SolutionSuggestionsLoader(db, actor), cache_key_fn=suggestions_cache_key
+        )
+        self.similar_problems = DataLoader(
+            load_fn=SimilarProblemsLoader(db, actor), cache_key_fn=suggestions_cache_key
+        )

@@ -6,9 +6,9 @@ import strawberry
 
 from cityexchange.schema.cities import City
 from cityexchange.schema.context import Info
+from cityexchange.schema.loaders import PeersKey
 from cityexchange.schema.relay import PageInfo
 from cityexchange.services import peers
-from cityexchange.services.pages import PageRequest
 from cityexchange.services.peers import ReasonCode
 
 strawberry.enum(ReasonCode, name="MatchReasonCode", description="What a reason is about.")
@@ -42,14 +42,8 @@ class CityPeerConnection:
 async def peers_of(
     info: Info, slug: str, *, first: int | None, after: str | None
 ) -> CityPeerConnection:
-    """The resolver of `City.peers`."""
-    ctx = info.context
-    city = await ctx.loaders.city_by_slug.load(slug)
-    if city is None:
-        raise LookupError(f"city {slug!r} is missing")
-    page = await peers.peers_of(
-        db=ctx.db, actor=ctx.actor(), city=city, request=PageRequest(first=first, after=after)
-    )
+    """The resolver of `City.peers`: one walk over the member cities for all of a level."""
+    page = await info.context.loaders.peers_by_city.load(PeersKey(slug, first, after))
     edges = [
         CityPeerEdge(
             cursor=cursor,

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from cityexchange.schema.context import Info
+from cityexchange.schema.loaders import SuggestionsKey
 from cityexchange.schema.peers import MatchReason
 from cityexchange.services import suggestions
-from cityexchange.services.models import Problem as DomainProblem
 from cityexchange.services.models import Solution as DomainSolution
 
 if TYPE_CHECKING:
@@ -92,11 +92,8 @@ async def suggested_solutions(
     first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
 ) -> SolutionSuggestionConnection:
     """Other cities' solutions to this problem: relevance x city fit x evidence x freshness."""
-    ctx = info.context
-    found = await suggestions.suggested_solutions(
-        db=ctx.db, actor=ctx.actor(), problem=root.domain, first=first
-    )
-    return _solutions(found)
+    key = SuggestionsKey(root.domain, first)
+    return _solutions(await info.context.loaders.solution_suggestions.load(key))
 
 
 async def similar_solutions(
@@ -105,11 +102,8 @@ async def similar_solutions(
     first: Annotated[int | None, strawberry.argument(description=FIRST)] = None,
 ) -> SolutionSuggestionConnection:
     """Other cities' solutions like this one, ranked as suggested solutions are."""
-    ctx = info.context
-    found = await suggestions.similar_solutions(
-        db=ctx.db, actor=ctx.actor(), solution=root.domain, first=first
-    )
-    return _solutions(found)
+    key = SuggestionsKey(root.domain, first)
+    return _solutions(await info.context.loaders.solution_suggestions.load(key))
 
 
 async def similar_problems(
@@ -120,10 +114,7 @@ async def similar_problems(
     """Problems of other cities like this one: relevance x fit of their city."""
     from cityexchange.schema.problems import Problem
 
-    ctx = info.context
-    found: list[suggestions.Suggestion[DomainProblem]] = await suggestions.similar_problems(
-        db=ctx.db, actor=ctx.actor(), problem=root.domain, first=first
-    )
+    found = await info.context.loaders.similar_problems.load(SuggestionsKey(root.domain, first))
     return ProblemSuggestionConnection(
         edges=[
             ProblemSuggestionEdge(

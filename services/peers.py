@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from cityexchange.services.errors import InvalidInput
@@ -245,43 +245,85 @@ def _position(cursor: str) -> tuple[int, str]:
             raise InvalidInput("after", "is not a cursor of a list of peer cities")
 
 
-async def peers_of(
-    *, db: Database, actor: Principal, city: City, request: PageRequest
-) -> Page[Peer]:
-    """The cities most like `city`, best first (ties by slug); cities with nothing in
-    common are left out. Reads every member city in batches of BATCH and keeps a page."""
-    actor.require(Scope.READ)
+@dataclass(frozen=True, slots=True)
+class PeerPage:
+    """One page of a city's peers, checked: its size and the sort key it starts after."""
+
+    city: str
+    size: int
+    after: tuple[int, str] | None  # (-score in millionths, slug) of the last peer seen
+
+
+def peer_page(city: str, request: PageRequest) -> PeerPage:
+    """The page `request` asks of `city`'s peers; InvalidInput when it is not one."""
     request.validate()
     if request.backward:
         raise InvalidInput("last", "peer cities page forward only: use 'first' and 'after'")
-    size = request.size
     after = _position(request.after) if request.after is not None else None
-    kept: list[tuple[int, str, Peer]] = []  # the best size + 1 after the cursor
-    total = 0
-    last_slug: str | None = None
-    while True:
-        batch = await store.cities_after(db, last_slug, limit=BATCH)
-        for other in batch:
-            found = match(city, other)
+    return PeerPage(city, request.size, after)
+
+
+@dataclass(slots=True)
+class _Ranking:
+    """The best `size + 1` peers after the page's cursor so far, and how many there are."""
+
+    page: PeerPage
+    asking: City | None
+    kept: list[tuple[int, str, Peer]] = field(default_factory=list[tuple[int, str, Peer]])
+    total: int = 0
+
+    def score(self, members: Sequence[City]) -> None:
+        if self.asking is None:
+            return  # not a member city: nothing in common with any
+        after = self.page.after
+        for other in members:
+            found = match(self.asking, other)
             if found.score <= 0:
                 continue
-            total += 1
+            self.total += 1
             key = (-round(found.score * 10**SCORE_DIGITS), other.slug)
             if after is None or key > after:
-                kept.append((*key, Peer(other, found)))
-        kept = heapq.nsmallest(size + 1, kept, key=lambda item: (item[0], item[1]))
-        if len(batch) < BATCH:
+                self.kept.append((*key, Peer(other, found)))
+        self.kept = heapq.nsmallest(self.page.size + 1, self.kept, key=lambda k: (k[0], k[1]))
+
+    def result(self) -> Page[Peer]:
+        size, total = self.page.size, self.total
+        best = self.kept[:size]
+
+        async def count() -> int:
+            return total
+
+        return Page(
+            items=[peer for *_, peer in best],
+            cursors=[_cursor(peer.match.score, peer.city.slug) for *_, peer in best],
+            has_next_page=len(self.kept) > size,
+            has_previous_page=self.page.after is not None,
+            count=count,
+        )
+
+
+async def peers_of(
+    *, db: Database, actor: Principal, pages: Sequence[PeerPage]
+) -> list[Page[Peer]]:
+    """Each page of peers (best first, ties by slug; cities with nothing in common left
+    out), aligned to `pages`, from one walk over the member cities in batches of BATCH
+    however many pages and cities ask. A city that is not a member has no peers."""
+    actor.require(Scope.READ)
+    if not pages:
+        return []
+    members = await store.cities_after(db, None, limit=BATCH)
+    wanted = {page.city for page in pages}
+    if len(members) < BATCH:
+        # The whole network is in hand: so are the asking cities (no read of their own).
+        asking = {city.slug: city for city in members if city.slug in wanted}
+    else:
+        found = await store.cities_by_slugs(db, sorted(wanted))
+        asking = {city.slug: city for city in found if city is not None}
+    rankings = [_Ranking(page, asking.get(page.city)) for page in pages]
+    while True:
+        for ranking in rankings:
+            ranking.score(members)
+        if len(members) < BATCH:
             break
-        last_slug = batch[-1].slug
-    page = kept[:size]
-
-    async def count() -> int:
-        return total
-
-    return Page(
-        items=[peer for *_, peer in page],
-        cursors=[_cursor(peer.match.score, peer.city.slug) for *_, peer in page],
-        has_next_page=len(kept) > size,
-        has_previous_page=request.after is not None,
-        count=count,
-    )
+        members = await store.cities_after(db, members[-1].slug, limit=BATCH)
+    return [ranking.result() for ranking in rankings]

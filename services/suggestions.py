@@ -3,15 +3,18 @@ relevance x fit x evidence x freshness (docs/discovery.md, "Suggested solutions"
 
 Each factor is in (0, 1] and the score is their product, so a solution must do well on all
 four to rank high: a well-evidenced solution from an unlike city, or a close match that
-nobody has shown to work, both fall behind. Whatever the page size, a call costs one
-`related` search, one read of the candidates, one of the cities, and one of the candidates'
-track records (three concurrent queries).
+nobody has shown to work, both fall behind.
+
+The verbs rank many lists at once (a level of a GraphQL document): each list costs its own
+`related` search (the term statistics, then the postings of its chosen terms), and the
+candidates of all the lists, their cities and their track records are read once for all,
+whatever the page sizes and the number of lists.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Generic, TypeVar
@@ -98,9 +101,51 @@ def freshness(solution: Solution, today: date) -> tuple[float, MatchReason]:
     return score, MatchReason(ReasonCode.FRESHNESS, f"{what} {when.year} ({ago})")
 
 
-async def _cities(db: Database, slugs: Sequence[str]) -> dict[str, City]:
-    wanted = list(dict.fromkeys(slugs))
-    found = await city_store.cities_by_slugs(db, wanted)
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """One list of suggestions: like which problem or solution, and how many (checked)."""
+
+    source: Problem | Solution
+    size: int
+
+    @classmethod
+    def of(cls, source: Problem | Solution, first: int | None) -> Wanted:
+        """The list `first` asks for; InvalidInput when it is out of range."""
+        return cls(source, _size(first))
+
+
+Related = list[tuple[str, str, float, list[str]]]
+
+
+def _document(source: Problem | Solution) -> search.SearchDocument:
+    if isinstance(source, Problem):
+        return search.search_document_of_problem(source)
+    return search.search_document_of_solution(source)
+
+
+async def _related(
+    db: Database, sources: Sequence[search.SearchDocument], wanted: Sequence[Wanted], kind: str
+) -> list[Related]:
+    """Each list's candidates, concurrently: a `related` search cannot be shared."""
+
+    async def one(source: search.SearchDocument, size: int) -> Related:
+        if size == 0:
+            return []
+        return await search.related(
+            db=db, document=source, kinds={kind}, exclude_city=source.city, limit=_pool(size)
+        )
+
+    return list(
+        await asyncio.gather(*(one(d, w.size) for d, w in zip(sources, wanted, strict=True)))
+    )
+
+
+def _candidate_ids(related: Sequence[Related]) -> list[str]:
+    return list(dict.fromkeys(id for hits in related for _, id, _, _ in hits))
+
+
+async def _cities(db: Database, slugs: Iterable[str]) -> dict[str, City]:
+    found = await city_store.cities_by_slugs(db, list(dict.fromkeys(slugs)))
     return {city.slug: city for city in found if city is not None}
 
 
@@ -109,27 +154,20 @@ def _ranked(suggestions: list[Suggestion[T]], size: int) -> list[Suggestion[T]]:
     return suggestions[:size]
 
 
-async def _suggested_solutions(
-    db: Database, source: search.SearchDocument, size: int, *, today: date
+def _solutions_for(
+    source: search.SearchDocument,
+    size: int,
+    related: Related,
+    found: dict[str, Solution],
+    cities: dict[str, City],
+    records: dict[str, evidence.TrackRecord],
+    today: date,
 ) -> list[Suggestion[Solution]]:
-    if size == 0:
-        return []
-    related = await search.related(
-        db=db, document=source, kinds={"Solution"}, exclude_city=source.city, limit=_pool(size)
-    )
-    ids = [id for _, id, _, _ in related]
-    found = await solution_store.solutions_by_ids(db, ids)
-    candidates = [s for s in found if s is not None and s.city != source.city]
-    cities, records = await asyncio.gather(
-        _cities(db, [source.city, *(s.city for s in candidates)]),
-        track_records.track_records(db, [s.id for s in candidates]),
-    )
-    by_id = {s.id: s for s in candidates}
     asking = cities.get(source.city)
     suggestions: list[Suggestion[Solution]] = []
     for _, id, relevance, terms in related:
-        solution = by_id.get(id)
-        if solution is None:
+        solution = found.get(id)
+        if solution is None or solution.city == source.city:
             continue
         relevant, matched = _relevance(relevance, terms)
         fitting, fit_reasons = fit(asking, cities.get(solution.city))
@@ -143,46 +181,40 @@ async def _suggested_solutions(
 
 
 async def suggested_solutions(
-    *, db: Database, actor: Principal, problem: Problem, first: int | None
-) -> list[Suggestion[Solution]]:
-    """Other cities' solutions for a problem, best first; never its own city's."""
+    *, db: Database, actor: Principal, wanted: Sequence[Wanted]
+) -> list[list[Suggestion[Solution]]]:
+    """Other cities' solutions for each problem, or like each solution, best first, aligned
+    to `wanted`; never the source's own city's, nor a solution itself."""
     actor.require(Scope.READ)
-    source = search.search_document_of_problem(problem)
-    return await _suggested_solutions(db, source, _size(first), today=now().date())
-
-
-async def similar_solutions(
-    *, db: Database, actor: Principal, solution: Solution, first: int | None
-) -> list[Suggestion[Solution]]:
-    """Other cities' solutions like this one, ranked as suggestions are."""
-    actor.require(Scope.READ)
-    source = search.search_document_of_solution(solution)
-    return await _suggested_solutions(db, source, _size(first), today=now().date())
-
-
-async def similar_problems(
-    *, db: Database, actor: Principal, problem: Problem, first: int | None
-) -> list[Suggestion[Problem]]:
-    """Problems of other cities like this one, by relevance x fit of their city."""
-    actor.require(Scope.READ)
-    size = _size(first)
-    if size == 0:
-        return []
-    related = await search.related(
-        db=db,
-        document=search.search_document_of_problem(problem),
-        kinds={"Problem"},
-        exclude_city=problem.city,
-        limit=_pool(size),
+    sources = [_document(w.source) for w in wanted]
+    related = await _related(db, sources, wanted, "Solution")
+    ids = _candidate_ids(related)
+    if not ids:
+        return [[] for _ in wanted]
+    found = {s.id: s for s in await solution_store.solutions_by_ids(db, ids) if s is not None}
+    cities, records = await asyncio.gather(
+        _cities(db, [*(d.city for d in sources), *(s.city for s in found.values())]),
+        track_records.track_records(db, list(found)),
     )
-    found = await problem_store.problems_by_ids(db, [id for _, id, _, _ in related])
-    by_id = {p.id: p for p in found if p is not None and p.city != problem.city}
-    cities = await _cities(db, [problem.city, *(p.city for p in by_id.values())])
-    asking = cities.get(problem.city)
+    today = now().date()
+    return [
+        _solutions_for(source, w.size, hits, found, cities, records, today)
+        for source, w, hits in zip(sources, wanted, related, strict=True)
+    ]
+
+
+def _problems_for(
+    source: search.SearchDocument,
+    size: int,
+    related: Related,
+    found: dict[str, Problem],
+    cities: dict[str, City],
+) -> list[Suggestion[Problem]]:
+    asking = cities.get(source.city)
     suggestions: list[Suggestion[Problem]] = []
     for _, id, relevance, terms in related:
-        other = by_id.get(id)
-        if other is None:
+        other = found.get(id)
+        if other is None or other.city == source.city:
             continue
         relevant, matched = _relevance(relevance, terms)
         fitting, fit_reasons = fit(asking, cities.get(other.city))
@@ -190,3 +222,22 @@ async def similar_problems(
         score = round(relevant * fitting, 6)
         suggestions.append(Suggestion(other, score, factors, (matched, *fit_reasons)))
     return _ranked(suggestions, size)
+
+
+async def similar_problems(
+    *, db: Database, actor: Principal, wanted: Sequence[Wanted]
+) -> list[list[Suggestion[Problem]]]:
+    """Problems of other cities like each problem, by relevance x fit of their city,
+    aligned to `wanted`."""
+    actor.require(Scope.READ)
+    sources = [_document(w.source) for w in wanted]
+    related = await _related(db, sources, wanted, "Problem")
+    ids = _candidate_ids(related)
+    if not ids:
+        return [[] for _ in wanted]
+    found = {p.id: p for p in await problem_store.problems_by_ids(db, ids) if p is not None}
+    cities = await _cities(db, [*(d.city for d in sources), *(p.city for p in found.values())])
+    return [
+        _problems_for(source, w.size, hits, found, cities)
+        for source, w, hits in zip(sources, wanted, related, strict=True)
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,9 +16,11 @@ from asgi_lifespan import LifespanManager
 
 from cityexchange.app import create_app
 from cityexchange.resources import open_database
-from cityexchange.services import cities
+from cityexchange.services import cities, peers
 from cityexchange.services.clock import now
 from cityexchange.services.models import City, ResilienceProfile
+from cityexchange.services.pages import PageRequest
+from cityexchange.services.principal import Principal
 from cityexchange.services.store.indexes import ensure_indexes
 from cityexchange.services.taxonomy import Hazard as H
 from cityexchange.services.taxonomy import IncomeGroup
@@ -202,6 +205,17 @@ async def test_an_unknown_city_is_null(seeded: Api, token: str) -> None:
     assert (await seeded.data(PEERS, {"slug": "atlantis"}, token=token))["city"] is None
 
 
+async def test_a_city_that_is_not_a_member_has_no_peers(seeded: Api) -> None:
+    # A `City` whose record is gone by the time its peers are ranked: an empty list, as
+    # its other lists, not an internal error.
+    actor = Principal("home", "cro", frozenset({"read"}), "tests")
+    gone, home = peers.peer_page("atlantis", PageRequest()), peers.peer_page("home", PageRequest())
+    found = await peers.peers_of(db=seeded.db, actor=actor, pages=[gone, home])
+    assert found[0].items == []
+    assert await found[0].total_count() == 0
+    assert len(found[1].items) == 5
+
+
 @pytest.mark.parametrize(
     "variables",
     [
@@ -245,3 +259,35 @@ async def test_city_add_takes_coast_rivers_and_income_group(api: Api) -> None:
     code, _, err = await run_cli(api, *args, "--income-group", "rich")
     assert code != 0
     assert "--income-group" in err
+
+
+NESTED_PEERS = """
+query Nested($first: Int!) {
+  cities(first: $first) { edges { node { slug
+    peers(first: 2) { totalCount edges { score node { slug } } }
+    more: peers(first: 3) { totalCount }
+  } } }
+}"""
+
+
+def _commands(metrics: str) -> float:
+    pattern = r'^cityexchange_db_commands_total\{[^}]*origin="request"[^}]*\} (\S+)$'
+    return sum(float(v) for v in re.findall(pattern, metrics, re.MULTILINE))
+
+
+async def test_peers_of_many_cities_cost_the_round_trips_of_one(seeded: Api, token: str) -> None:
+    counts: list[float] = []
+    for first in (1, 5):
+        await seeded.data("{ viewer { subject } }", token=token)  # the realm's keys are cached
+        before = _commands((await seeded.http.get("/metrics")).text)
+        data = await seeded.data(NESTED_PEERS, {"first": first}, token=token)
+        counts.append(_commands((await seeded.http.get("/metrics")).text) - before)
+        assert len(data["cities"]["edges"]) == first
+    assert counts[0] == counts[1], counts
+    # Batched, each city still gets its own ranking: the same as when asked for alone.
+    for edge in data["cities"]["edges"]:
+        alone = await _peers(seeded, token, edge["node"]["slug"], first=2)
+        assert edge["node"]["peers"]["edges"] == [
+            {"score": e["score"], "node": e["node"]} for e in alone["edges"]
+        ]
+        assert edge["node"]["peers"]["totalCount"] == alone["totalCount"]

@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 
 from cityexchange.app import create_app
 from cityexchange.resources import open_database
-from cityexchange.services import adoptions, cities, endorsements, problems, solutions
+from cityexchange.services import adoptions, cities, endorsements, problems, search, solutions
 from cityexchange.services.clock import now
 from cityexchange.services.ids import global_id
 from cityexchange.services.models import (
@@ -305,12 +305,128 @@ def _commands(metrics: str) -> float:
     return sum(float(v) for v in re.findall(pattern, metrics, re.MULTILINE))
 
 
-async def test_round_trips_do_not_grow_with_the_page_size(corpus: Corpus) -> None:
-    api = corpus.api
+async def _round_trips(api: Api, token: str, query: str, **variables: Any) -> tuple[float, Any]:
+    await api.data("{ viewer { subject } }", token=token)  # the realm's keys are cached
+    before = _commands((await api.http.get("/metrics")).text)
+    data = await api.data(query, variables, token=token)
+    return _commands((await api.http.get("/metrics")).text) - before, data
+
+
+# Two documents: the surcharges of four problems' and four solutions' lists together are
+# over the cost limit.
+BATCHED = (
+    """{ problems(first: 4) { edges { node { id
+      suggestedSolutions { edges { score node { id } } }
+      similarProblems { edges { score node { id } } } } } } }""",
+    """{ solutions(first: 4) { edges { node { id
+      similarSolutions { edges { score node { id } } } } } } }""",
+)
+ALONE = """
+query Alone($id: ID!) { node(id: $id) {
+  ... on Problem {
+    suggestedSolutions { edges { score node { id } } }
+    similarProblems { edges { score node { id } } }
+  }
+  ... on Solution { similarSolutions { edges { score node { id } } } }
+} }"""
+
+
+async def test_batched_suggestions_are_each_parents_own(corpus: Corpus) -> None:
+    for query in BATCHED:
+        ((_, found),) = (await corpus.api.data(query, token=corpus.token)).items()
+        parents = [edge["node"] for edge in found["edges"]]
+        assert len(parents) == 4
+        for parent in parents:
+            variables = {"id": parent["id"]}
+            alone = (await corpus.api.data(ALONE, variables, token=corpus.token))["node"]
+            assert parent == {"id": parent["id"], **alone}
+        # Each parent's lists are its own: they differ from parent to parent.
+        for field in set(parents[0]) - {"id"}:
+            assert len({repr(parent[field]) for parent in parents}) > 1, field
+
+
+# A corpus where every solution matches: `related` fills a pool of 60 candidates for
+# first: 20 and one of 30 for first: 1.
+CROWD_SOLUTIONS = 66
+PER_PARENT = """
+query PerParent($n: Int!) {
+  problems(first: $n, filter: {cities: ["asker"]}) { edges { node {
+    FIELD(first: 3) { edges { score node { id } } } } } }
+}"""
+
+
+@pytest.fixture(scope="module")
+async def crowd(mongodb_uri: str) -> AsyncIterator[Corpus]:
+    """Five problems of one city and three of others, written alike, and 66 other cities'
+    solutions to them."""
+    name = f"cx_crowd_{uuid.uuid4().hex[:12]}"
+    settings = Settings(mongodb_uri=Secret(mongodb_uri), db_name=name)
+    async with open_database(dataclasses.replace(settings, operation_timeout_ms=30_000)) as db:
+        await ensure_indexes(db)
+        helpers = ("twin", "desert", "helper")
+        for slug, attributes in (("asker", DELTA), ("twin", DELTA), ("desert", DESERT)):
+            await cities.add_city(db=db, city=_city(slug, attributes))
+        await cities.add_city(db=db, city=_city("helper", {}))
+        for _ in range(5):
+            await _problem(db, "asker", "Tidal flooding of the harbour districts")
+        for slug in helpers:
+            await _problem(db, slug, "Tidal flooding of the harbour districts")
+        statuses = list(SolutionStatus)
+        for i in range(CROWD_SOLUTIONS):
+            status = statuses[i % len(statuses)]
+            await _solution(db, helpers[i % 3], SolutionDetails(status=status))
+        app = create_app(settings)
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                api = Api(http=http, db=db, settings=settings)
+                yield Corpus(api, await api.token("asker"), {})
+        await db.client.drop_database(name)
+
+
+async def test_round_trips_do_not_grow_with_the_candidate_pool(crowd: Corpus) -> None:
+    # first: 1 re-ranks 30 candidates, first: 20 re-ranks 60: a query per candidate (or per
+    # candidate's city or track record) would show as a difference.
     counts: list[float] = []
-    for first in (1, 3, 1):
-        before = _commands((await api.http.get("/metrics")).text)
-        edges = await _edges(corpus, SUGGESTED, "problem", first=first)
-        counts.append(_commands((await api.http.get("/metrics")).text) - before)
-        assert len(edges) == first
-    assert counts[0] == counts[1] == counts[2], counts
+    for first in (1, 20):
+        count, data = await _round_trips(
+            crowd.api,
+            crowd.token,
+            'query($first: Int) { problems(first: 1, filter: {cities: ["asker"]}) { edges {'
+            " node { suggestedSolutions(first: $first) { edges { node { id } } } } } } }",
+            first=first,
+        )
+        (problem,) = data["problems"]["edges"]
+        assert len(problem["node"]["suggestedSolutions"]["edges"]) == first
+        counts.append(count)
+    assert counts[0] == counts[1], counts
+
+
+# Read once per level whatever the number of parents: the candidates, their cities and, for
+# solutions, their track records (counters, adoptions' stages, answered-marks).
+ONCE = {"suggestedSolutions": 1 + 1 + 3, "similarProblems": 1 + 1, "similarSolutions": 1 + 1 + 3}
+
+
+async def test_only_the_related_search_runs_per_parent(crowd: Corpus) -> None:
+    per_parent: dict[str, float] = {}
+    for field, once in ONCE.items():
+        query = PER_PARENT.replace("FIELD", field)
+        parents = "solutions" if field == "similarSolutions" else "problems"
+        if parents == "solutions":
+            query = query.replace(
+                'problems(first: $n, filter: {cities: ["asker"]})', "solutions(first: $n)"
+            )
+        counts: list[float] = []
+        for n in (1, 5):
+            count, data = await _round_trips(crowd.api, crowd.token, query, n=n)
+            edges = data[parents]["edges"]
+            assert len(edges) == n
+            assert all(len(edge["node"][field]["edges"]) == 3 for edge in edges)
+            counts.append(count)
+        # c(n) = the parents' list + `once` + n x (one `related` search: the term statistics
+        # and a read of postings per chosen term, at most RELATED_TERMS).
+        per_parent[field] = (counts[1] - counts[0]) / 4
+        assert counts[0] - per_parent[field] == 1 + once, (field, counts)
+        assert 2 <= per_parent[field] <= 1 + search.RELATED_TERMS, (field, counts)
+    # The same problems, so the same search terms: nothing else runs per parent.
+    assert per_parent["suggestedSolutions"] == per_parent["similarProblems"], per_parent
