@@ -129,14 +129,13 @@ async def import_library(
     summary = ImportSummary()
     for record in records:
         try:
-            if isinstance(record, CityRecord):
-                cities_known.add(record.slug)
-            elif record.city not in cities_known:
+            if not isinstance(record, CityRecord) and record.city not in cities_known:
                 # Tokens only ever name member cities; an import must not invent one.
                 raise NotFound("city", record.city)
             match record:
                 case CityRecord():
                     done = await _city(db, record)
+                    cities_known.add(record.slug)  # only once it is a member
                 case ProblemRecord():
                     done = await _problem(db, record, known)
                 case SolutionRecord():

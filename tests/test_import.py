@@ -146,11 +146,17 @@ def test_a_field_twice_and_a_ring_of_adaptations_are_refused() -> None:
 
 async def test_a_record_of_a_city_that_is_not_a_member_fails_alone(api: Api) -> None:
     stray = {**PROBLEM, "externalId": "problem:atlantis", "city": "atlantis"}
-    records, _ = read(_lines(CITY, stray, PROBLEM))
+    # A city record the use case refuses (a slug with upper case) makes no member either.
+    refused = {**CITY, "externalId": "city:x", "slug": "Xanadu"}
+    of_refused = {**PROBLEM, "externalId": "problem:xanadu", "city": "Xanadu"}
+    records, _ = read(_lines(CITY, stray, PROBLEM, refused, of_refused))
     summary = await import_library(db=api.db, records=in_order(records))
     assert summary.imported == 2
     assert [str(e) for e in summary.errors] == [
-        "line 2 (problem:atlantis): city 'atlantis' not found"
+        "line 4 (city:x): slug: must be 2-63 lower-case letters, digits or '-', starting with "
+        "a letter",
+        "line 2 (problem:atlantis): city 'atlantis' not found",
+        "line 5 (problem:xanadu): city 'Xanadu' not found",
     ]
 
 
