@@ -17,6 +17,7 @@ from cityexchange.services import limits
 from cityexchange.services.clock import now
 from cityexchange.services.errors import Forbidden, InvalidInput, NotFound
 from cityexchange.services.models import (
+    TAKEN_UP,
     Adoption,
     AdoptionStage,
     Event,
@@ -39,7 +40,6 @@ ORDER = (
     AdoptionStage.ADOPTED,
 )
 # Cities at these stages count as adopting (Solution.adoptionCount, the roll-up).
-TAKEN_UP = frozenset({AdoptionStage.PILOTING, AdoptionStage.ADOPTED})
 STAGES_MAX = limits.LIST_MAX
 MAX_LINEAGE_DEPTH = 10
 LINEAGE_DESCENDANTS_MAX = limits.LIST_MAX

@@ -345,6 +345,10 @@ class AdoptionStage(StrEnum):
     ABANDONED = "ABANDONED"
 
 
+# The stages at which a city counts as having taken a solution up (its `adoptionCount`).
+TAKEN_UP = frozenset({AdoptionStage.PILOTING, AdoptionStage.ADOPTED})
+
+
 @dataclass(frozen=True, slots=True)
 class StageChange:
     stage: AdoptionStage

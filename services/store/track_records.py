@@ -8,11 +8,9 @@ from collections import Counter
 from collections.abc import Sequence
 
 from cityexchange.services.evidence import TrackRecord
-from cityexchange.services.models import AdoptionStage
+from cityexchange.services.models import TAKEN_UP, AdoptionStage
 from cityexchange.services.store import adoptions
 from cityexchange.services.store.database import Database, Document, guarded, object_ids
-
-TAKEN_UP = frozenset({AdoptionStage.PILOTING, AdoptionStage.ADOPTED})
 
 
 @guarded
