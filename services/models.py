@@ -18,6 +18,10 @@ from cityexchange.services.taxonomy import (
     Urgency,
 )
 from cityexchange.services.text import Language
+from cityexchange.services.visibility import EVERYONE, PUBLIC, TeamMember, Visibility
+
+# The audience of what everyone may read (services/visibility.py).
+EVERYONE_AUDIENCE: tuple[str, ...] = (EVERYONE,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,9 @@ class Problem:
     updated_at: datetime
     language: Language = Language.EN  # given, or detected when published
     external_id: str | None = None  # the id in the library it was imported from
+    visibility: Visibility = PUBLIC
+    team: tuple[TeamMember, ...] = ()
+    audience: tuple[str, ...] = EVERYONE_AUDIENCE  # derived: services/visibility.audience
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +202,9 @@ class Solution:
     cost_per_resident_eur: float | None = None
     language: Language = Language.EN  # given, or detected when published
     external_id: str | None = None  # the id in the library it was imported from
+    visibility: Visibility = PUBLIC
+    team: tuple[TeamMember, ...] = ()
+    audience: tuple[str, ...] = EVERYONE_AUDIENCE  # derived: services/visibility.audience
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +230,7 @@ class Comment:
     deleted_at: datetime | None
     hidden: Hidden | None
     language: Language = Language.EN  # given, or detected when added
+    audience: tuple[str, ...] = EVERYONE_AUDIENCE  # its subject's
 
 
 class EventType(StrEnum):
@@ -238,6 +249,9 @@ class EventType(StrEnum):
     ADOPTION_CHANGED = "ADOPTION_CHANGED"
     OUTCOME_REPORTED = "OUTCOME_REPORTED"
     SOLUTION_ENDORSED = "SOLUTION_ENDORSED"
+    # Its subject is no longer visible to the event's audience (narrowed visibility, a team
+    # member removed): clients drop what they hold of it.
+    WITHDRAWN = "WITHDRAWN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +271,10 @@ class Event:
     tags: tuple[str, ...] = ()
     seq: int = 0  # the log's position, given when it is appended; the resumable cursor
     urgency: Urgency | None = None  # the problem's, for events about a problem
+    # Who may see it (services/visibility.py): its subject's audience when it happened; a
+    # WITHDRAWN event's is the audience before, `withheld` the keys that keep access.
+    audience: tuple[str, ...] = EVERYONE_AUDIENCE
+    withheld: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +387,7 @@ class Adoption:
     adapted_solution_id: str | None  # the adopting city's own adapted version, if any
     created_at: datetime
     updated_at: datetime
+    audience: tuple[str, ...] = EVERYONE_AUDIENCE  # its solution's
 
     @property
     def stage(self) -> AdoptionStage:
@@ -393,6 +412,7 @@ class OutcomeReport:
     baseline: float | None = None
     target: float | None = None
     note: str | None = None
+    audience: tuple[str, ...] = EVERYONE_AUDIENCE  # its solution's
 
 
 class EndorsementKind(StrEnum):
@@ -410,3 +430,4 @@ class Endorsement:
     note: str | None
     created_at: datetime
     updated_at: datetime
+    audience: tuple[str, ...] = EVERYONE_AUDIENCE  # its solution's

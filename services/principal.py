@@ -26,6 +26,9 @@ class Principal:
     token_id: str = ""
     expires_at: int = 0  # the token's `exp`: live connections end with it
     issued_at: int = 0  # the token's `iat`: a later revocation of its client or person denies it
+    # The organisation the token acts for: its person's, or the one its OAuth client is bound
+    # to (services/visibility.py: what the organisation's team memberships let it see).
+    organisation: str | None = None
 
     def require(self, scope: Scope) -> None:
         """Raise Forbidden unless the token carries `scope`."""
