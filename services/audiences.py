@@ -12,7 +12,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from cityexchange.services import limits
-from cityexchange.services.case_studies import CityCriteria
 from cityexchange.services.errors import InvalidInput
 from cityexchange.services.store import cities as city_store
 from cityexchange.services.store.database import Database
@@ -37,6 +36,8 @@ def checked(visibility: Visibility, *, now: datetime) -> Visibility:
     )
     level = visibility.level
     embargo = visibility.embargo
+    if embargo is not None and level is not VisibilityLevel.DRAFT:
+        raise InvalidInput((FIELD, "embargoUntil"), "only a DRAFT has an embargo")
     # An embargoed draft names ahead of time the cities and networks it will be shared with.
     sharing = embargo.level if embargo is not None else level
     if sharing is VisibilityLevel.SHARED and not (cities or networks):
@@ -44,8 +45,6 @@ def checked(visibility: Visibility, *, now: datetime) -> Visibility:
     if sharing is not VisibilityLevel.SHARED and (cities or networks):
         raise InvalidInput((FIELD, "level"), "only SHARED names cities or networks")
     if embargo is not None:
-        if level is not VisibilityLevel.DRAFT:
-            raise InvalidInput((FIELD, "embargoUntil"), "only a DRAFT has an embargo")
         if embargo.level is VisibilityLevel.DRAFT:
             raise InvalidInput((FIELD, "publishAs"), "an embargo publishes wider than DRAFT")
         until = embargo.until if embargo.until.tzinfo else embargo.until.replace(tzinfo=UTC)
@@ -72,9 +71,10 @@ async def resolve(
         if unknown:
             raise InvalidInput((FIELD, "cities"), f"no member city {unknown[0]!r}")
     network_cities: list[str] = []
-    for network in visibility.networks:
-        members = await city_store.slugs_of_cities_matching(db, CityCriteria(networks=(network,)))
-        if not members:
-            raise InvalidInput((FIELD, "networks"), f"no member city is in network {network!r}")
-        network_cities += members
+    if visibility.networks:
+        members = await city_store.members_of_networks(db, visibility.networks)
+        for network in visibility.networks:
+            if network not in members:
+                raise InvalidInput((FIELD, "networks"), f"no member city is in network {network!r}")
+            network_cities += members[network]
     return audience(owner=owner, visibility=visibility, team=team, network_cities=network_cities)

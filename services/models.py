@@ -249,9 +249,6 @@ class EventType(StrEnum):
     ADOPTION_CHANGED = "ADOPTION_CHANGED"
     OUTCOME_REPORTED = "OUTCOME_REPORTED"
     SOLUTION_ENDORSED = "SOLUTION_ENDORSED"
-    # Its subject is no longer visible to the event's audience (narrowed visibility, a team
-    # member removed): clients drop what they hold of it.
-    WITHDRAWN = "WITHDRAWN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,8 +268,9 @@ class Event:
     tags: tuple[str, ...] = ()
     seq: int = 0  # the log's position, given when it is appended; the resumable cursor
     urgency: Urgency | None = None  # the problem's, for events about a problem
-    # Who may see it (services/visibility.py): its subject's audience when it happened; a
-    # WITHDRAWN event's is the audience before, `withheld` the keys that keep access.
+    # Who may see it (services/visibility.py): its subject's audience when it happened; an
+    # event telling those who lost access holds the audience before, `withheld` the keys
+    # that keep access.
     audience: tuple[str, ...] = EVERYONE_AUDIENCE
     withheld: tuple[str, ...] = ()
 

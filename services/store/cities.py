@@ -146,6 +146,18 @@ async def city_slugs(db: Database) -> frozenset[str]:
 
 
 @guarded
+async def members_of_networks(db: Database, networks: Sequence[str]) -> dict[str, list[str]]:
+    """The member cities of each of `networks` that has any, in one round trip."""
+    members: dict[str, list[str]] = {}
+    wanted = set(networks)
+    found = db.cities.find({"networks": {"$in": list(wanted)}}, {"networks": 1})
+    async for doc in found.batch_size(10_000):  # member cities number in the thousands at most
+        for network in wanted.intersection(doc.get("networks") or ()):
+            members.setdefault(network, []).append(doc["_id"])
+    return members
+
+
+@guarded
 async def slugs_of_cities_matching(db: Database, criteria: CityCriteria) -> list[str]:
     """Slugs of the cities that have every attribute `criteria` names, in one round trip."""
     query: Document = {}

@@ -26,16 +26,15 @@ def readable_event(viewer: Viewer) -> Document:
 
 def restricted(query: Document, viewer: Viewer) -> Document:
     """`query` and the rule, so that neither can widen the other."""
-    clause = readable(viewer)
-    if not clause:
-        return query
-    if not query:
-        return clause
-    return {"$and": [query, clause]}
+    return _both(query, readable(viewer))
 
 
 def restricted_events(query: Document, viewer: Viewer) -> Document:
-    clause = readable_event(viewer)
+    """`query` over events and the events' rule."""
+    return _both(query, readable_event(viewer))
+
+
+def _both(query: Document, clause: Document) -> Document:
     if not clause:
         return query
     if not query:
