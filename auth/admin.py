@@ -23,10 +23,12 @@ from cityexchange.auth.passwords import (
 )
 from cityexchange.auth.records import GRANTS, ClientType, OAuthClient
 from cityexchange.auth.tokens import KNOWN_SCOPES, MAX_ACCESS_TOKEN_TTL_SECONDS
+from cityexchange.services import organisations
 from cityexchange.services.clock import now
-from cityexchange.services.errors import InvalidInput, NotFound
+from cityexchange.services.errors import Forbidden, InvalidInput, NotFound
 from cityexchange.services.principal import Principal, Scope
 from cityexchange.services.store import cities as city_store
+from cityexchange.services.store import organisations as organisation_store
 from cityexchange.services.store import people
 
 
@@ -63,6 +65,28 @@ def _redirect_uri(uri: str) -> str:
     )
 
 
+def _binding(
+    store: OAuthStore, *, city: str, organisation: str, scopes: Sequence[str], by: Principal | None
+) -> None:
+    """Whether a client of `city` may act for `organisation`: one of the city's, or an
+    international one; never with `admin` (an organisation does not administer its city's
+    realm); and, unless an operator asks (`by` None), asked by someone who manages it."""
+    exists, organisation_city = organisation_store.city_of(store.db, organisation)
+    if not exists:
+        raise NotFound("Organisation", organisation)
+    if organisation_city not in (None, city):
+        raise InvalidInput("organisationId", f"is an organisation of {organisation_city}")
+    if Scope.ADMIN.value in scopes:
+        raise InvalidInput("scope", "a client bound to an organisation cannot have admin")
+    if by is None:
+        return
+    membership = people.membership(store.db, by.city, by.subject)
+    if not organisations.manages(
+        by, organisation_id=organisation, city=organisation_city, membership=membership
+    ):
+        raise Forbidden("only the organisation's admins may register its clients")
+
+
 def register_client(
     store: OAuthStore,
     *,
@@ -72,8 +96,11 @@ def register_client(
     grants: Sequence[str],
     redirect_uris: Sequence[str],
     scopes: Sequence[str],
+    organisation: str | None = None,
+    by: Principal | None = None,
 ) -> RegisteredClient:
-    """Register a client of `city`'s realm; a confidential client gets its secret once."""
+    """Register a client of `city`'s realm, acting for `organisation` if given (checked as
+    asked `by` a caller of the API); a confidential client gets its secret once."""
     _city(store, city)
     name = name.strip()
     if not name or len(name) > 200:
@@ -89,6 +116,8 @@ def register_client(
     wanted = tuple(dict.fromkeys(scopes))
     if not wanted or set(wanted) - KNOWN_SCOPES:
         raise InvalidInput("scope", f"choose from {' '.join(sorted(KNOWN_SCOPES))}")
+    if organisation is not None:
+        _binding(store, city=city, organisation=organisation, scopes=wanted, by=by)
     secret = new_secret() if client_type is ClientType.CONFIDENTIAL else None
     client = OAuthClient(
         client_id=f"{city}-{secrets.token_urlsafe(12)}",
@@ -100,6 +129,7 @@ def register_client(
         scopes=wanted,
         secret_hash=hash_secret(secret) if secret else None,
         created_at=now(),
+        organisation=organisation,
     )
     return RegisteredClient(store.add_client(client), secret)
 
@@ -289,8 +319,12 @@ class RealmAdmin:
         grants: Sequence[str],
         redirect_uris: Sequence[str],
         scopes: Sequence[str],
+        organisation: str | None = None,
     ) -> RegisteredClient:
-        actor.require(Scope.ADMIN)
+        """A client of the caller's city; one acting for an organisation may also be
+        registered by that organisation's own admins."""
+        if organisation is None:
+            actor.require(Scope.ADMIN)
         return await asyncio.to_thread(
             register_client,
             self.store,
@@ -300,6 +334,8 @@ class RealmAdmin:
             grants=grants,
             redirect_uris=redirect_uris,
             scopes=scopes,
+            organisation=organisation,
+            by=actor,
         )
 
     async def clients(self, actor: Principal) -> list[OAuthClient]:

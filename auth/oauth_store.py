@@ -62,6 +62,7 @@ def _client(doc: Document) -> OAuthClient:
         secret_hash=doc.get("secretHash"),
         created_at=doc["createdAt"],
         revoked_at=doc.get("revokedAt"),
+        organisation=doc.get("organisationId"),
     )
 
 
@@ -103,6 +104,7 @@ class OAuthStore:
                 "secretHash": client.secret_hash,
                 "createdAt": client.created_at,
                 "revokedAt": None,
+                "organisationId": client.organisation,
             }
         )
         return client

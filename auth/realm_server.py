@@ -91,7 +91,17 @@ class RealmServer(AuthorizationServer):
             client_id=client.client_id,
             audience=self.audience,
             ttl_seconds=self.access_ttl_seconds,
+            organisation=self._organisation(client, user),
         ).access_token
+
+    def _organisation(self, client: OAuthClient, user: ResourceOwner | None) -> str | None:
+        """What a token acts for: a client's own (client credentials) is its organisation's;
+        a person's is their organisation's, unless the client acts for another one (then
+        neither: the person does not act for the client's organisation, nor it for theirs)."""
+        if user is None:
+            return client.organisation
+        own, _ = people.membership(self.store.db, self.realm.city, user.person_id)
+        return own if client.organisation in (None, own) else None
 
     def resource_owner(self, person_id: str) -> ResourceOwner | None:
         role = people.role(self.store.db, self.realm.city, person_id)

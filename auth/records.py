@@ -32,6 +32,8 @@ class OAuthClient:
     secret_hash: str | None
     created_at: datetime
     revoked_at: datetime | None = None
+    # The organisation it acts for (a water utility's portal): its tokens carry `org`.
+    organisation: str | None = None
 
     def get_client_id(self) -> str:
         return self.client_id

@@ -65,8 +65,10 @@ def sign_access_token(
     client_id: str,
     audience: str,
     ttl_seconds: int,
+    organisation: str | None = None,
 ) -> IssuedToken:
-    """An RFC 9068 access token: `typ: at+jwt`, signed with `key`, identified by `jti`."""
+    """An RFC 9068 access token: `typ: at+jwt`, signed with `key`, identified by `jti`;
+    `org` names the organisation it acts for, if any."""
     issued_at = int(time.time())
     jti = secrets.token_urlsafe(16)
     claims = {
@@ -79,6 +81,8 @@ def sign_access_token(
         "client_id": client_id,
         "scope": scope,
     }
+    if organisation is not None:
+        claims["org"] = organisation
     header = {"alg": SIGNING_ALG, "typ": "at+jwt", "kid": key.kid}
     token = jwt.encode(header, claims, key.key, algorithms=[SIGNING_ALG])
     return IssuedToken(token, ttl_seconds, scope, realm.issuer, jti)
@@ -93,6 +97,7 @@ async def issue_access_token(
     client_id: str,
     audience: str,
     ttl_seconds: int,
+    organisation: str | None = None,
 ) -> IssuedToken:
     """Sign an RFC 9068 access token with the realm's current key."""
     key = await registry.signing_key(realm)
@@ -104,6 +109,7 @@ async def issue_access_token(
         client_id=client_id,
         audience=audience,
         ttl_seconds=ttl_seconds,
+        organisation=organisation,
     )
 
 
@@ -198,6 +204,7 @@ class TokenVerifier:
             raise Unauthenticated("token lifetime exceeds the realm's maximum")
         scope = _claim(claims, "scope")
         granted = scope.split() if isinstance(scope, str) else []
+        organisation = _claim(claims, "org")
         return Principal(
             city=realm.city,
             subject=str(claims["sub"]),
@@ -206,6 +213,7 @@ class TokenVerifier:
             token_id=str(claims["jti"]),
             expires_at=int(claims["exp"]),
             issued_at=int(claims["iat"]),
+            organisation=organisation if isinstance(organisation, str) and organisation else None,
         )
 
 

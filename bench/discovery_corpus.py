@@ -38,6 +38,7 @@ from cityexchange.services.models import (
 )
 from cityexchange.services.store import search_index
 from cityexchange.services.store.database import Database, Document
+from cityexchange.services.store.visibility import AUDIENCE
 from cityexchange.services.taxonomy import (
     Hazard,
     IncomeGroup,
@@ -47,6 +48,7 @@ from cityexchange.services.taxonomy import (
     Urgency,
 )
 from cityexchange.services.text import Language
+from cityexchange.services.visibility import EVERYONE
 
 TAIL_WORDS = 20_000  # compounds per language after the library's own words
 TAGS = 400  # distinct tags, drawn by Zipf too
@@ -304,6 +306,7 @@ def problem_document(p: Problem, answered_by: Sequence[str]) -> Document:
         "version": p.version,
         "createdAt": p.created_at,
         "updatedAt": p.updated_at,
+        AUDIENCE: [EVERYONE],  # PUBLIC, as everything the corpus stands for
     }
 
 
@@ -351,6 +354,7 @@ def solution_document(s: Solution) -> Document:
         "version": s.version,
         "createdAt": s.created_at,
         "updatedAt": s.updated_at,
+        AUDIENCE: [EVERYONE],
     }
 
 

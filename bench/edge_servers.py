@@ -12,7 +12,7 @@ from cityexchange.auth.realms import RealmRegistry
 from cityexchange.auth.tokens import issue_access_token
 from cityexchange.services import cities, comments, problems, solutions
 from cityexchange.services.clock import now
-from cityexchange.services.models import City, Organisation, Person
+from cityexchange.services.models import Affiliation, City, Person
 from cityexchange.services.principal import Principal
 from cityexchange.services.store.database import Database
 from cityexchange.services.taxonomy import Hazard, OrganisationKind, Role
@@ -41,7 +41,7 @@ async def seed(db: Database) -> str:
                         username=f"{slug}-{i}",
                         name=f"{slug.title()} Person {i}",
                         role=Role.MEMBER,
-                        organisation=Organisation("Water board", OrganisationKind.CITY_AGENCY),
+                        affiliation=Affiliation("Water board", OrganisationKind.CITY_AGENCY),
                     ),
                 )
             )

@@ -17,7 +17,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cityexchange import document_commands, embedded, library_commands, realm_commands, serve
+from cityexchange import (
+    document_commands,
+    embedded,
+    library_commands,
+    organisation_commands,
+    realm_commands,
+    serve,
+)
 from cityexchange.auth.oauth_store import INDEXES as OAUTH_INDEXES
 from cityexchange.auth.oauth_store import OAuthStore
 from cityexchange.auth.tokens import MAX_ACCESS_TOKEN_TTL_SECONDS, issue_access_token, parse_scopes
@@ -185,10 +192,12 @@ def _token_issue(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> None:
-    """Create or update the indexes (idempotent); run before a rollout."""
+    """Create or update the indexes, and turn people's affiliations into organisations
+    (idempotent); run before a rollout."""
 
     async def work(db: Database) -> str:
-        return db.db.name  # with_db has brought the indexes up to date
+        await organisation_commands.migrate(db)  # with_db has brought the indexes up to date
+        return db.db.name
 
     name = with_db(settings, Path(args.data_dir), work)
     print_json({"database": name, "indexes": "up to date"})
@@ -355,9 +364,12 @@ def _parser() -> argparse.ArgumentParser:
     realm_commands.add_parsers(commands, data_dir_option)
     document_commands.add_parsers(commands, data_dir_option)
     library_commands.add_parsers(commands, data_dir_option)
+    organisation_commands.add_parsers(commands, data_dir_option)
 
     migrate = commands.add_parser(
-        "migrate", help="create or update the database's indexes, then exit (idempotent)"
+        "migrate",
+        help="create or update the database's indexes and make people's affiliations "
+        "organisations, then exit (idempotent)",
     )
     data_dir_option(migrate)
     migrate.set_defaults(run=_migrate)

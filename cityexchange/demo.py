@@ -5,21 +5,32 @@ people."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from importlib import resources as package_files
 
 from cityexchange import demo_data as data
 from cityexchange.auth.tokens import issue_access_token
 from cityexchange.resources import open_database, open_resources
-from cityexchange.services import cities, comments, problems
+from cityexchange.services import access, cities, comments, experts, organisations, problems
 from cityexchange.services.library_import import import_library
 from cityexchange.services.library_records import Record, in_order, read
-from cityexchange.services.models import Organisation, Person
+from cityexchange.services.models import (
+    Affiliation,
+    OrganisationDraft,
+    OrganisationRole,
+    Person,
+    Problem,
+    PublicContact,
+    Solution,
+)
 from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import organisations as organisation_store
 from cityexchange.services.store import problems as problem_store
 from cityexchange.services.store import solutions as solution_store
 from cityexchange.services.store.database import Database
 from cityexchange.services.store.indexes import ensure_indexes
-from cityexchange.services.taxonomy import Role
+from cityexchange.services.taxonomy import Hazard, Role, Sector
+from cityexchange.services.visibility import SYSTEM_VIEWER, TeamRole, Visibility, VisibilityLevel
 from cityexchange.settings import Settings
 
 DEMO_TOKEN_TTL_SECONDS = 8 * 3600
@@ -60,7 +71,7 @@ async def _load(db: Database, people: dict[tuple[str, str], Person]) -> None:
                 username=username,
                 name=name,
                 role=Role(role),
-                organisation=Organisation(org, kind),
+                affiliation=Affiliation(org, kind),
                 title=title,
             ),
         )
@@ -70,6 +81,9 @@ async def _load(db: Database, people: dict[tuple[str, str], Person]) -> None:
         person = people[(city, username)] if username else _cro(people, city)
         return Principal(city=city, subject=person.id, scopes=ALL_SCOPES, client_id="demo")
 
+    await _organisations(db, people, actor)
+    await _drafted(db, actor("rotterdam"))
+
     wanted = {*data.ANSWERED, *data.FACED_TOO, *(c[0] for c in data.COMMENTS)}
     for answers in data.ANSWERED.values():
         wanted.update(answers)
@@ -78,7 +92,7 @@ async def _load(db: Database, people: dict[tuple[str, str], Person]) -> None:
         **await solution_store.ids_by_external_ids(db, sorted(wanted)),
     }
     for problem_key, answers in data.ANSWERED.items():
-        problem = await problem_store.get_problem(db, ids[problem_key])
+        problem = await problem_store.get_problem(db, ids[problem_key], viewer=SYSTEM_VIEWER)
         await problems.mark_answered(
             db=db,
             actor=actor(problem.city),
@@ -108,6 +122,85 @@ async def _load(db: Database, people: dict[tuple[str, str], Person]) -> None:
                 parent_id=thread.id,
                 body=reply,
             )
+
+
+async def _organisations(
+    db: Database, people: dict[tuple[str, str], Person], actor: Callable[..., Principal]
+) -> None:
+    """Each demo city's utility, port, university and NGO; everyone bound to the
+    organisation of their affiliation (`migrate` adds the ones not listed), a few as its
+    admins; and the people listed as experts."""
+    for city, name, kind, sectors, hazards, email in data.ORGANISATIONS:
+        draft = OrganisationDraft(
+            city=city,
+            name=name,
+            kind=kind,
+            sectors=tuple(Sector(s) for s in sectors),
+            hazards=tuple(Hazard(h) for h in hazards),
+            contact=PublicContact(email=email),
+        )
+        await organisations.create(db=db, actor=_admin(city), draft=draft)
+    await organisations.migrate_affiliations(db=db)
+    for city, username in data.ORGANISATION_ADMINS:
+        [person] = await cities.people_by_ids(
+            db=db, actor=_admin(city), ids=[people[(city, username)].id]
+        )
+        assert person is not None
+        assert person.organisation_id is not None
+        people[(city, username)] = await organisations.set_person_organisation(
+            db=db,
+            actor=_admin(city),
+            person_id=person.id,
+            organisation_id=person.organisation_id,
+            role=OrganisationRole.ADMIN,
+        )
+    for city, username, hazards, sectors in data.EXPERTS:
+        changes = experts.ProfileChanges(
+            listed_as_expert=True,
+            hazards=[Hazard(h) for h in hazards],
+            sectors=[Sector(s) for s in sectors],
+            contact=PublicContact(email=f"{username}@{city}.example"),
+        )
+        await experts.update_profile(db=db, actor=actor(city, username), changes=changes)
+
+
+async def _drafted(db: Database, cro: Principal) -> None:
+    """Rotterdam's problems worked on as DRAFTs with three of its actors; the first then
+    shared with two peer cities (data.DRAFTED)."""
+    found = await organisation_store.organisations_of_cities(db, [cro.city], first=100, after=None)
+    by_name = {o.name: o for o in found.page(cro.city, after=None).items}
+    for title, summary, hazards, shared_with in data.DRAFTED:
+        draft = problems.ProblemDraft(
+            title=title,
+            summary=summary,
+            hazards=[Hazard(h) for h in hazards],
+            visibility=Visibility(VisibilityLevel.DRAFT),
+        )
+        problem: Problem | Solution = await problems.publish(db=db, actor=cro, draft=draft)
+        for name, role in data.TEAM:
+            problem = await access.add_team_member(
+                db=db,
+                actor=cro,
+                kind="Problem",
+                id=problem.id,
+                version=problem.version,
+                member=access.MemberRef("Organisation", by_name[name].id),
+                role=TeamRole(role),
+            )
+        if shared_with is not None:
+            await access.set_visibility(
+                db=db,
+                actor=cro,
+                kind="Problem",
+                id=problem.id,
+                version=problem.version,
+                visibility=Visibility(VisibilityLevel.SHARED, cities=shared_with),
+            )
+
+
+def _admin(city: str) -> Principal:
+    """The demo's stand-in for a city admin's token."""
+    return Principal(city=city, subject="demo", scopes=ALL_SCOPES, client_id="demo")
 
 
 def _cro(people: dict[tuple[str, str], Person], city: str) -> Person:

@@ -71,7 +71,7 @@ PEOPLE = [
         "Tama Ngata",
         "member",
         "University of Canterbury",
-        O.ACADEMIA,
+        O.ACADEMIC,
         "Research fellow, disaster recovery",
     ),
     (
@@ -107,7 +107,7 @@ PEOPLE = [
         "Emeka Okafor",
         "member",
         "Lagos Business School",
-        O.ACADEMIA,
+        O.ACADEMIC,
         "Urban economist",
     ),
     (
@@ -163,6 +163,255 @@ PEOPLE = [
         "Aurecon",
         O.BUSINESS,
         "Climate adaptation consultant",
+    ),
+]
+
+# A city's other actors, (city, name, kind, sectors, hazards, public e-mail); fictional
+# contacts. People whose affiliation has the same name are bound to them (as members; see
+# ORGANISATION_ADMINS), and `migrate` makes the rest of the affiliations organisations.
+_W, _P, _U, _N = O.UTILITY, O.CITY_AGENCY, O.ACADEMIC, O.NGO
+ORGANISATIONS: list[tuple[str, str, O, tuple[str, ...], tuple[str, ...], str]] = [
+    ("rotterdam", "Waterschap Hollandse Delta", _W, ("WATER",), ("FLOOD",), "info@wshd.example"),
+    (
+        "rotterdam",
+        "Port of Rotterdam Authority",
+        _P,
+        ("TRANSPORT", "ECONOMY"),
+        ("COASTAL_FLOOD", "SEA_LEVEL_RISE"),
+        "resilience@portofrotterdam.example",
+    ),
+    (
+        "rotterdam",
+        "Erasmus University Rotterdam",
+        _U,
+        ("GOVERNANCE",),
+        ("CLIMATE_CHANGE",),
+        "climate@eur.example",
+    ),
+    (
+        "rotterdam",
+        "Rotterdams Weerwoord",
+        _N,
+        ("SOCIAL",),
+        ("HEAT_WAVE", "FLOOD"),
+        "hallo@weerwoord.example",
+    ),
+    (
+        "medellin",
+        "Empresas Públicas de Medellín",
+        _W,
+        ("WATER", "ENERGY"),
+        ("LANDSLIDE",),
+        "resiliencia@epm.example",
+    ),
+    ("medellin", "Metro de Medellín", _P, ("TRANSPORT",), ("LANDSLIDE",), "info@metro.example"),
+    ("medellin", "Universidad EAFIT", _U, ("ENVIRONMENT",), ("HEAT_WAVE",), "urbam@eafit.example"),
+    (
+        "medellin",
+        "Jardín Botánico de Medellín",
+        _N,
+        ("ENVIRONMENT",),
+        ("HEAT_WAVE",),
+        "ecologia@jbm.example",
+    ),
+    (
+        "christchurch",
+        "Christchurch Three Waters",
+        _W,
+        ("WATER",),
+        ("FLOOD", "EARTHQUAKE"),
+        "water@ccc.example",
+    ),
+    (
+        "christchurch",
+        "Lyttelton Port Company",
+        _P,
+        ("TRANSPORT",),
+        ("EARTHQUAKE", "TSUNAMI"),
+        "info@lpc.example",
+    ),
+    (
+        "christchurch",
+        "University of Canterbury",
+        _U,
+        ("EMERGENCY_MANAGEMENT",),
+        ("EARTHQUAKE",),
+        "recovery@canterbury.example",
+    ),
+    (
+        "christchurch",
+        "Student Volunteer Army",
+        _N,
+        ("SOCIAL",),
+        ("EARTHQUAKE", "FLOOD"),
+        "kiaora@sva.example",
+    ),
+    ("new-orleans", "Sewerage & Water Board", _W, ("WATER",), ("FLOOD",), "green@swbno.example"),
+    (
+        "new-orleans",
+        "Port of New Orleans",
+        _P,
+        ("TRANSPORT", "ECONOMY"),
+        ("STORM", "FLOOD"),
+        "info@portnola.example",
+    ),
+    (
+        "new-orleans",
+        "Tulane University",
+        _U,
+        ("HEALTH",),
+        ("STORM", "SEA_LEVEL_RISE"),
+        "resilience@tulane.example",
+    ),
+    (
+        "new-orleans",
+        "Water Wise Gulf South",
+        _N,
+        ("WATER", "SOCIAL"),
+        ("FLOOD",),
+        "hello@waterwise.example",
+    ),
+    (
+        "lagos",
+        "Lagos Water Corporation",
+        _W,
+        ("WATER",),
+        ("FLOOD", "WATER_SCARCITY"),
+        "info@lwc.example",
+    ),
+    (
+        "lagos",
+        "Nigerian Ports Authority, Lagos",
+        _P,
+        ("TRANSPORT",),
+        ("COASTAL_FLOOD",),
+        "lagos@npa.example",
+    ),
+    (
+        "lagos",
+        "Lagos Business School",
+        _U,
+        ("ECONOMY",),
+        ("RAPID_URBANIZATION",),
+        "urban@lbs.example",
+    ),
+    (
+        "lagos",
+        "Slum/Shack Dwellers International Nigeria",
+        _N,
+        ("HOUSING",),
+        ("INFORMAL_SETTLEMENTS", "FLOOD"),
+        "nigeria@sdi.example",
+    ),
+    (
+        "semarang",
+        "PDAM Tirta Moedal",
+        _W,
+        ("WATER",),
+        ("FLOOD", "WATER_SCARCITY"),
+        "info@pdam.example",
+    ),
+    (
+        "semarang",
+        "Pelindo Tanjung Emas",
+        _P,
+        ("TRANSPORT",),
+        ("COASTAL_FLOOD",),
+        "info@pelindo.example",
+    ),
+    (
+        "semarang",
+        "Universitas Diponegoro",
+        _U,
+        ("LAND_USE",),
+        ("SEA_LEVEL_RISE",),
+        "pesisir@undip.example",
+    ),
+    ("semarang", "Mercy Corps Indonesia", _N, ("SOCIAL",), ("FLOOD",), "info@mercycorps.example"),
+    (
+        "chennai",
+        "Chennai Metrowater",
+        _W,
+        ("WATER",),
+        ("FLOOD", "DROUGHT"),
+        "info@metrowater.example",
+    ),
+    (
+        "chennai",
+        "Chennai Port Authority",
+        _P,
+        ("TRANSPORT",),
+        ("STORM", "COASTAL_FLOOD"),
+        "info@chennaiport.example",
+    ),
+    ("chennai", "IIT Madras", _U, ("WATER",), ("FLOOD", "DROUGHT"), "water@iitm.example"),
+    ("chennai", "Care Earth Trust", _N, ("ENVIRONMENT",), ("FLOOD",), "info@careearth.example"),
+    (
+        "melbourne",
+        "Melbourne Water",
+        _W,
+        ("WATER",),
+        ("FLOOD", "DROUGHT"),
+        "info@melbournewater.example",
+    ),
+    (
+        "melbourne",
+        "Port of Melbourne",
+        _P,
+        ("TRANSPORT",),
+        ("HEAT_WAVE",),
+        "info@portofmelbourne.example",
+    ),
+    (
+        "melbourne",
+        "University of Melbourne",
+        _U,
+        ("HEALTH",),
+        ("HEAT_WAVE", "WILDFIRE"),
+        "heat@unimelb.example",
+    ),
+    (
+        "melbourne",
+        "Red Cross Victoria",
+        _N,
+        ("EMERGENCY_MANAGEMENT",),
+        ("HEAT_WAVE", "WILDFIRE"),
+        "vic@redcross.example",
+    ),
+]
+
+# (city, username): who administers their organisation.
+ORGANISATION_ADMINS = [("rotterdam", "s.bakker"), ("new-orleans", "d.landry")]
+
+# (city, username, hazards, sectors): people who agreed to be found by `experts`.
+EXPERTS = [
+    ("rotterdam", "s.bakker", ("FLOOD",), ("WATER",)),
+    ("christchurch", "t.ngata", ("EARTHQUAKE",), ("EMERGENCY_MANAGEMENT",)),
+    ("semarang", "b.santoso", ("FLOOD",), ("SOCIAL",)),
+]
+
+# Rotterdam works on problems with three of its actors before anyone else sees them
+# (docs/visibility.md): (title, summary, hazards, the peer cities it is then shared with, or
+# None while it stays a DRAFT of its team).
+TEAM = (
+    ("Waterschap Hollandse Delta", "CONTRIBUTOR"),
+    ("Port of Rotterdam Authority", "CONTRIBUTOR"),
+    ("Erasmus University Rotterdam", "OBSERVER"),
+)
+DRAFTED: list[tuple[str, str, tuple[str, ...], tuple[str, ...] | None]] = [
+    (
+        "Quay walls subsiding along the Nieuwe Maas",
+        "Century-old quay walls settle faster as river levels swing; the water board, the port "
+        "and the university map which stretches fail first before the city shares its plan.",
+        ("SEA_LEVEL_RISE", "FLOOD"),
+        ("new-orleans", "christchurch"),
+    ),
+    (
+        "Pumping capacity for Feijenoord basements after cloudbursts",
+        "The team is still measuring how much pumping the district needs: a draft, seen by the "
+        "team and Rotterdam's admins only.",
+        ("FLOOD",),
+        None,
     ),
 ]
 

@@ -13,6 +13,7 @@ import logging
 
 from cityexchange.auth.oauth_store import INDEXES as OAUTH_INDEXES
 from cityexchange.resources import Resources
+from cityexchange.services.embargoes import publish_when_due
 from cityexchange.services.errors import Unavailable
 from cityexchange.services.rate_limits import keep_synced
 from cityexchange.services.store.indexes import ensure_indexes
@@ -33,6 +34,9 @@ def background_loops(resources: Resources) -> list[Loop]:
     async def indexes(stopping: asyncio.Event) -> None:
         await ensure_indexes_until_done(r, stopping)
 
+    async def embargoes(stopping: asyncio.Event) -> None:
+        await publish_when_due(r.db, stopping, every=r.settings.embargo_poll_seconds)
+
     async def metrics(stopping: asyncio.Event) -> None:
         # Multi-worker metrics are read from files: what is measured by reading (gauges of
         # subscriptions, the gate's counts, GC) is written there now and then.
@@ -49,6 +53,7 @@ def background_loops(resources: Resources) -> list[Loop]:
         Loop("denylist", r.denylist.keep_fresh),
         Loop("signing-keys", r.registry.keep_fresh),
         Loop("rate-limit-sync", rate_limits),
+        Loop("embargoes", embargoes),
         Loop("metrics", metrics),
     ]
 

@@ -14,7 +14,7 @@ from cityexchange.auth import admin
 from cityexchange.auth.oauth_store import OAuthStore
 from cityexchange.auth.records import GRANTS, ClientType, OAuthClient
 from cityexchange.services import cities
-from cityexchange.services.models import Organisation, Person
+from cityexchange.services.models import Affiliation, Person
 from cityexchange.services.store.database import Database
 from cityexchange.services.taxonomy import OrganisationKind, Role
 from cityexchange.settings import Settings
@@ -26,6 +26,7 @@ def _client_json(client: OAuthClient, secret: str | None = None) -> dict[str, An
         "type": client.type.value, "grants": list(client.grants),
         "redirect_uris": list(client.redirect_uris), "scope": " ".join(client.scopes),
         "created_at": client.created_at, "revoked_at": client.revoked_at,
+        "organisation": client.organisation,
     }  # fmt: skip
     if secret is not None:
         shown["client_secret"] = secret  # shown this once; only its hash is stored
@@ -39,6 +40,7 @@ def _client_add(args: argparse.Namespace, settings: Settings) -> None:
     registered = with_store(settings, Path(args.data_dir), lambda store: admin.register_client(
         store, city=args.city, name=args.name, client_type=kind, grants=args.grant,
         redirect_uris=args.redirect_uri, scopes=args.scope.split(),
+        organisation=args.organisation,
     ))  # fmt: skip
     print_json(_client_json(registered.client, registered.secret))
 
@@ -93,7 +95,7 @@ def _user_add(args: argparse.Namespace, settings: Settings) -> None:
     async def add(db: Database) -> Person:
         return await cities.add_person(db=db, person=Person(
             id="", city=args.city, username=args.username, name=args.name,
-            role=Role(args.role), organisation=Organisation(args.organisation, kind),
+            role=Role(args.role), affiliation=Affiliation(args.organisation, kind),
             title=args.title))  # fmt: skip
 
     data_dir = Path(args.data_dir)
@@ -116,8 +118,8 @@ def _user_add(args: argparse.Namespace, settings: Settings) -> None:
             "name": person.name,
             "role": person.role.value,
             "organisation": {
-                "name": person.organisation.name,
-                "kind": person.organisation.kind.value,
+                "name": person.affiliation.name,
+                "kind": person.affiliation.kind.value,
             },
             "can_sign_in": password is not None,
         }
@@ -241,6 +243,9 @@ def add_parsers(commands: Any, data_dir_option: Callable[[argparse.ArgumentParse
         help="an exact redirect URI for authorization_code (repeatable)",
     )
     add.add_argument("--scope", required=True, help='e.g. "read publish comment"')
+    add.add_argument(
+        "--organisation", help="the id of the organisation it acts for (its tokens carry `org`)"
+    )
     add.set_defaults(run=_client_add)
     listing = client_commands.add_parser("list", help="a city's clients (JSON)")
     listing.add_argument("--city", required=True, help="the city (slug) whose realm it is")

@@ -45,6 +45,7 @@ class Settings:
     log_level: str = "INFO"
     event_retention_days: int = 30
     webhook_retry_seconds: float = 10.0
+    embargo_poll_seconds: float = 10.0  # how often embargoed drafts due are published
     drain_seconds: int = 0  # on SIGTERM, not ready for this long before stopping
     # Peers whose X-Forwarded-For/-Proto `serve` believes (addresses or networks); none by
     # default, so a client cannot pick the address sign-in throttling counts it under.
@@ -133,6 +134,7 @@ class Settings:
             log_level=level,
             event_retention_days=integer("EVENT_RETENTION_DAYS", 30, 1, 3650),
             webhook_retry_seconds=integer("WEBHOOK_RETRY_MS", 10_000, 50, 3_600_000) / 1000,
+            embargo_poll_seconds=integer("EMBARGO_POLL_MS", 10_000, 50, 3_600_000) / 1000,
             drain_seconds=integer("DRAIN_SECONDS", 5 if mode == "prod" else 0, 0, 300),
             trusted_proxies=tuple(
                 p.strip() for p in (get("TRUSTED_PROXIES") or "").split(",") if p.strip()

@@ -12,20 +12,25 @@ import strawberry
 from cityexchange.schema.context import Info
 from cityexchange.schema.related import Attached, Fields, ItemT, Resolved, fields_of, gather_quietly
 from cityexchange.schema.relay import Connection, Node, connection, to_global_id
-from cityexchange.schema.taxonomy import Hazard, OrganisationKind, Role
+from cityexchange.schema.taxonomy import Hazard, OrganisationKind, Role, Sector
 from cityexchange.services import models
+from cityexchange.services.models import OrganisationRole
 from cityexchange.services.pages import Order, SolutionOrder
 from cityexchange.services.taxonomy import IncomeGroup
 
 if TYPE_CHECKING:
     from strawberry.types.nodes import Selection
 
+    from cityexchange.schema.organisations import Organisation, PublicContact
     from cityexchange.schema.peers import CityPeerConnection
     from cityexchange.schema.problems import Problem, ProblemFilter
     from cityexchange.schema.solutions import Solution, SolutionFilter
 
 
 strawberry.enum(IncomeGroup, description="World Bank income group of the city's country.")
+strawberry.enum(
+    OrganisationRole, description="ADMIN: manages the organisation, its people and clients."
+)
 
 
 @strawberry.type
@@ -117,6 +122,17 @@ class City(Node):
         page = await info.context.loaders.people_by_city.load((self.slug, first, after, None))
         return connection(page, Person.from_domain)
 
+    @strawberry.field(description="The city's organisations, by name.")
+    async def organisations(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[Organisation, strawberry.lazy("cityexchange.schema.organisations")]]:
+        from cityexchange.schema.organisation_loaders import ChildrenKey
+        from cityexchange.schema.organisations import Organisation
+
+        loader = info.context.organisation_loaders.organisations_by_city
+        page = await loader.load(ChildrenKey(self.slug, first, after))
+        return connection(page, Organisation.from_domain)
+
     @strawberry.field
     async def problems(
         self,
@@ -150,8 +166,8 @@ class City(Node):
         return connection(page, Solution.from_domain)
 
 
-@strawberry.type
-class Organisation:
+@strawberry.type(description="The organisation a person names for themselves, as text.")
+class Affiliation:
     name: str
     kind: OrganisationKind
 
@@ -160,9 +176,19 @@ class Organisation:
 class Person(Node):
     name: str
     role: Role
-    organisation: Organisation
+    affiliation: Affiliation
     title: str | None
+    organisation_role: OrganisationRole | None = strawberry.field(
+        description="Their role in `organisation`; null when not bound."
+    )
+    listed_as_expert: bool = strawberry.field(
+        description="Agreed to be found by `experts`, with their public contact."
+    )
+    hazards: list[Hazard] = strawberry.field(description="What they work on.")
+    sectors: list[Sector]
     city_slug: strawberry.Private[str]
+    organisation_id: strawberry.Private[str | None]
+    shown_contact: strawberry.Private[models.PublicContact | None]
     attached: strawberry.Private[Attached] = field(default_factory=Attached)
 
     @classmethod
@@ -171,10 +197,37 @@ class Person(Node):
             id=to_global_id("Person", person.id),
             name=person.name,
             role=person.role,
-            organisation=Organisation(name=person.organisation.name, kind=person.organisation.kind),
+            affiliation=Affiliation(name=person.affiliation.name, kind=person.affiliation.kind),
             title=person.title,
+            organisation_role=person.organisation_role,
+            listed_as_expert=person.listed_as_expert,
+            hazards=list(person.hazards),
+            sectors=list(person.sectors),
             city_slug=person.city,
+            organisation_id=person.organisation_id,
+            # Shown only while they agree to be listed.
+            shown_contact=person.contact if person.listed_as_expert else None,
         )
+
+    @strawberry.field(description="The organisation they are bound to, if any.")
+    async def organisation(
+        self, info: Info
+    ) -> Annotated[Organisation, strawberry.lazy("cityexchange.schema.organisations")] | None:
+        from cityexchange.schema.organisations import Organisation
+
+        if self.organisation_id is None:
+            return None
+        loader = info.context.organisation_loaders.organisation_by_id
+        found = await loader.load(self.organisation_id)
+        return Organisation.from_domain(found) if found else None
+
+    @strawberry.field(description="Their public contact; null unless listed as an expert.")
+    def public_contact(
+        self,
+    ) -> Annotated[PublicContact, strawberry.lazy("cityexchange.schema.organisations")] | None:
+        from cityexchange.schema.organisations import PublicContact
+
+        return PublicContact.from_domain(self.shown_contact)
 
     @strawberry.field(graphql_type=City)
     def city(self, info: Info) -> Resolved[City]:

@@ -13,6 +13,7 @@ import strawberry
 from cityexchange.auth.admin import RealmAdmin
 from cityexchange.auth.errors import Unauthenticated
 from cityexchange.schema.loaders import Loaders
+from cityexchange.schema.organisation_loaders import OrganisationLoaders
 from cityexchange.services.errors import Unavailable
 from cityexchange.services.live import Hub
 from cityexchange.services.principal import Principal
@@ -50,6 +51,7 @@ class Context:
     rate: Charge | None = None  # this operation's charge to the caller's budget of points
     on_rate: Callable[[Charge], None] = lambda charge: None  # the view's headers and status
     _loaders: Loaders | None = field(default=None, init=False)
+    _organisation_loaders: OrganisationLoaders | None = field(default=None, init=False)
 
     def for_operation(self, *, live: LiveExecution | None = None) -> Context:
         """A copy for one operation, with its own loaders and charge (a socket's context
@@ -64,10 +66,18 @@ class Context:
             self._loaders = Loaders(db=self.db, actor=self.actor)
         return self._loaders
 
+    @property
+    def organisation_loaders(self) -> OrganisationLoaders:
+        """This operation's DataLoaders of organisations, made on first use as `loaders`."""
+        if self._organisation_loaders is None:
+            self._organisation_loaders = OrganisationLoaders(db=self.db, actor=self.actor)
+        return self._organisation_loaders
+
     def renew_loaders(self) -> None:
         """Loaders built afresh from now on: each event of a subscription is a fresh read
         of what it refers to, as a query of its own would be."""
         self._loaders = None
+        self._organisation_loaders = None
 
     def actor(self) -> Principal:
         """The authenticated caller; UNAUTHENTICATED when the request carried no valid token

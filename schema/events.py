@@ -88,7 +88,14 @@ class Event(Node):
         person = await info.context.loaders.person_by_id.load(self.domain.actor)
         return Person.from_domain(person) if person else None
 
-    @strawberry.field(description="What it happened to; null once it is gone.")
+    @strawberry.field(
+        description="The global id of what it happened to, even when that is gone or, as a "
+        "WITHDRAWN event's subject, hidden from you now."
+    )
+    def subject_id(self) -> strawberry.ID:
+        return to_global_id(self.domain.subject_kind, self.domain.subject_id)
+
+    @strawberry.field(description="What it happened to; null once it is gone or hidden.")
     async def subject(self, info: Info) -> EventSubject | None:
         subject = await load_node(info, self.domain.subject_kind, self.domain.subject_id)
         return subject if isinstance(subject, Problem | Solution | Comment | Adoption) else None

@@ -7,6 +7,7 @@ from cityexchange.schema.adoptions import Adoption
 from cityexchange.schema.cities import City, Person
 from cityexchange.schema.comments import Comment
 from cityexchange.schema.context import Info
+from cityexchange.schema.organisations import Organisation
 from cityexchange.schema.problems import Problem
 from cityexchange.schema.relay import Node
 from cityexchange.schema.solutions import Solution
@@ -28,6 +29,9 @@ async def load_node(info: Info, kind: str, id: str) -> Node | None:
     if kind == "Solution":
         solution = await loaders.solution_by_id.load(id)
         return Solution.from_domain(solution) if solution else None
+    if kind == "Organisation":
+        organisation = await info.context.organisation_loaders.organisation_by_id.load(id)
+        return Organisation.from_domain(organisation) if organisation else None
     if kind == "Adoption":
         adoption = await loaders.adoption_by_id.load(id)
         return Adoption.from_domain(adoption) if adoption else None

@@ -18,6 +18,7 @@ from cityexchange.schema.related import Attached, Resolved, attach_pages, fields
 from cityexchange.schema.relay import Connection, Node, connection, expect_global_id, to_global_id
 from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
 from cityexchange.schema.taxonomy import Hazard, ProblemStatus, Sector, Urgency
+from cityexchange.schema.visibility import TeamMember, Visibility, VisibilityInput, chosen, team_of
 from cityexchange.services import models, problems
 from cityexchange.services.listing import ListingFilter
 
@@ -87,6 +88,10 @@ class Problem(Node):
     affected_population: int | None
     faced_by: list[FacedBy] = strawberry.field(description='Cities that "face this too".')
     language: Language = strawberry.field(description="Given when published, or detected.")
+    visibility: Visibility
+    team: list[TeamMember] = strawberry.field(
+        description="Who works on it, with their roles (its lead, contributors, observers)."
+    )
     version: int
     created_at: datetime
     updated_at: datetime
@@ -108,6 +113,8 @@ class Problem(Node):
             stakeholders=list(problem.stakeholders),
             affected_population=problem.affected_population,
             faced_by=[FacedBy(at=f.at, city_slug=f.city) for f in problem.faced_by],
+            visibility=Visibility.from_domain(problem.visibility),
+            team=team_of(problem.team),
             language=problem.language,
             version=problem.version,
             created_at=problem.created_at,
@@ -223,6 +230,7 @@ class PublishProblemInput:
     language: Language | None = strawberry.field(
         default=None, description="The text's language; detected when not given."
     )
+    visibility: VisibilityInput | None = None
     client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
@@ -299,20 +307,24 @@ class ProblemMutations:
         self, info: Info, input: PublishProblemInput
     ) -> PublishProblemPayload:
         ctx = info.context
-        draft = problems.ProblemDraft(
-            title=input.title,
-            summary=input.summary,
-            hazards=input.hazards,
-            body=input.body,
-            sectors=input.sectors,
-            tags=input.tags,
-            urgency=input.urgency,
-            stakeholders=input.stakeholders,
-            affected_population=input.affected_population,
-            language=input.language,
-        )
+
+        def draft() -> problems.ProblemDraft:  # in the attempt: a bad input is a userError
+            return problems.ProblemDraft(
+                title=input.title,
+                summary=input.summary,
+                hazards=input.hazards,
+                body=input.body,
+                sectors=input.sectors,
+                tags=input.tags,
+                urgency=input.urgency,
+                stakeholders=input.stakeholders,
+                affected_population=input.affected_population,
+                language=input.language,
+                visibility=chosen(input.visibility),
+            )
+
         problem, errors = await attempt(
-            lambda: problems.publish(db=ctx.db, actor=ctx.actor(), draft=draft),
+            lambda: problems.publish(db=ctx.db, actor=ctx.actor(), draft=draft()),
             Retry(info, input, reload=created(lambda id: _reload(info, id))),
         )
         return PublishProblemPayload(

@@ -11,6 +11,7 @@ from cityexchange.auth.records import ClientType, OAuthClient
 from cityexchange.schema.cities import Person
 from cityexchange.schema.context import Info
 from cityexchange.schema.errors import UserError, attempt
+from cityexchange.schema.relay import expect_global_id, to_global_id
 from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
 from cityexchange.schema.taxonomy import OrganisationKind, Role
 from cityexchange.services import cities, models
@@ -33,10 +34,15 @@ class OAuthClientType:
     scopes: list[str]
     created_at: datetime
     revoked_at: datetime | None
+    organisation_id: strawberry.ID | None = strawberry.field(
+        description="The organisation it acts for: its tokens carry it as `org`."
+    )
 
     @classmethod
     def from_domain(cls, client: OAuthClient) -> OAuthClientType:
+        organisation = client.organisation
         return cls(
+            organisation_id=to_global_id("Organisation", organisation) if organisation else None,
             client_id=client.client_id,
             name=client.name,
             type=client.type,
@@ -64,6 +70,11 @@ class RegisterClientInput:
     )
     scope: str = strawberry.field(description='Space-separated, e.g. "read publish".')
     redirect_uris: list[str] | None = None
+    organisation_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Bind it to one of your city's organisations (or an international one): "
+        "its tokens act for it. Its own admins may register these too; never with admin.",
+    )
     client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
@@ -170,6 +181,11 @@ class RealmAdminMutations:
                 grants=input.grants,
                 redirect_uris=input.redirect_uris or [],
                 scopes=input.scope.split(),
+                organisation=expect_global_id(
+                    input.organisation_id, ("Organisation",), field="organisationId"
+                )[1]
+                if input.organisation_id
+                else None,
             ),
             Retry(
                 info,
@@ -243,7 +259,7 @@ class RealmAdminMutations:
                     username=input.username,
                     name=input.name,
                     role=input.role,
-                    organisation=models.Organisation(
+                    affiliation=models.Affiliation(
                         input.organisation_name, input.organisation_kind
                     ),
                     title=input.title,

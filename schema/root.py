@@ -10,6 +10,7 @@ import strawberry
 from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
+from cityexchange.schema.access import AccessMutations
 from cityexchange.schema.adoption_mutations import AdoptionMutations
 from cityexchange.schema.adoptions import Adoption
 from cityexchange.schema.cities import City, Person
@@ -17,10 +18,12 @@ from cityexchange.schema.comments import Comment, CommentMutations
 from cityexchange.schema.context import Info
 from cityexchange.schema.errors import ErrorCodes, ProdErrorCodes
 from cityexchange.schema.events import Event, EventQueries, Subscription
+from cityexchange.schema.experts import ExpertMutations, ExpertQueries
 from cityexchange.schema.follows import FollowMutations
 from cityexchange.schema.limits import DocumentGate
 from cityexchange.schema.nodes import load_node
 from cityexchange.schema.observer import OperationObserver
+from cityexchange.schema.organisations import Organisation, OrganisationMutations
 from cityexchange.schema.problems import Problem, ProblemFilter, ProblemMutations
 from cityexchange.schema.rate_limits import RateLimitQueries
 from cityexchange.schema.realm_admin import RealmAdminMutations, RealmAdminQueries
@@ -61,6 +64,7 @@ _NODES_OF_KIND: dict[str, NodesOfKind] = {
     "Solution": _through_loaders("Solution"),
     "Comment": _through_loaders("Comment"),
     "Adoption": _through_loaders("Adoption"),
+    "Organisation": _through_loaders("Organisation"),
     "Event": _events,
 }
 
@@ -84,7 +88,7 @@ async def _node(info: Info, global_ids: Sequence[str]) -> list[Node | None]:
 
 
 @strawberry.type
-class Query(RealmAdminQueries, EventQueries, WebhookQueries, RateLimitQueries):
+class Query(RealmAdminQueries, EventQueries, WebhookQueries, RateLimitQueries, ExpertQueries):
     @strawberry.field(description="Who you are: your city, scopes and subject.")
     def viewer(self, info: Info) -> Viewer:
         actor = info.context.actor()
@@ -93,6 +97,7 @@ class Query(RealmAdminQueries, EventQueries, WebhookQueries, RateLimitQueries):
             scopes=sorted(actor.scopes),
             client_id=actor.client_id,
             city_slug=actor.city,
+            organisation_id=actor.organisation,
         )
 
     @strawberry.field(description="Any object by its global id; null if there is none.")
@@ -198,11 +203,14 @@ class Query(RealmAdminQueries, EventQueries, WebhookQueries, RateLimitQueries):
 class Mutation(
     ProblemMutations,
     SolutionMutations,
+    AccessMutations,
     CommentMutations,
     RealmAdminMutations,
     FollowMutations,
     WebhookMutations,
     AdoptionMutations,
+    OrganisationMutations,
+    ExpertMutations,
 ):
     pass
 
@@ -228,7 +236,7 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[City, Person, Problem, Solution, Comment, Adoption],
+        types=[City, Person, Problem, Solution, Comment, Adoption, Organisation],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=production),
     )

@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from graphql import (
@@ -53,6 +53,8 @@ from cityexchange.schema.live_execution import CatchUp, GroupExecution
 from cityexchange.services.errors import InvalidInput
 from cityexchange.services.events import parse_cursor
 from cityexchange.services.live import SubscriberTooSlow, too_far_behind
+from cityexchange.services.store.visibility import held_by_anything
+from cityexchange.services.visibility import Viewer, person_key
 
 log = logging.getLogger("cityexchange.live")
 
@@ -69,6 +71,11 @@ class _Shape:
     variables: str  # canonical JSON, without the `after` variable
     city: str
     scopes: frozenset[str]
+    # What the members may see (services/visibility.py): only viewers holding the same keys
+    # share one execution, so a group never shows a member what it may not read. Without a
+    # person's own key unless something names it (SharedSubscriptions.stream).
+    keys: frozenset[str]
+    personal: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +84,7 @@ class Plan:
 
     shape: _Shape
     after: str | None
+    person: str  # the member's own key (services/visibility.person_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +168,10 @@ def plan(
     except (TypeError, ValueError):
         return None
     principal = context.principal
-    return Plan(_Shape(query, operation_name, key, principal.city, principal.scopes), after)
+    person = person_key(principal.city, principal.subject)
+    keys = Viewer.of(principal).keys - {person}
+    shape = _Shape(query, operation_name, key, principal.city, principal.scopes, keys)
+    return Plan(shape, after, person)
 
 
 class Delivery(Protocol):
@@ -280,8 +291,17 @@ class SharedSubscriptions:
         return sum(len(group.members) for group in self._groups.values())
 
     async def stream(self, plan: Plan, context: Context, run: Run) -> StreamResult:
-        """One member's results: its own catch-up, then the group's live results."""
-        group = self._groups.get(plan.shape) or self._start(plan.shape, context, run)
+        """One member's results: its own catch-up, then the group's live results.
+
+        A member whose own person key some problem or solution's audience names (a team's
+        member) shares only with the same person's other subscriptions; everyone else shares
+        by city, scopes and organisation, in an execution that holds no person's key. A person
+        added to a team while subscribed sees its events from their next subscription.
+        """
+        shape = plan.shape
+        if await held_by_anything(context.db, plan.person):
+            shape = replace(shape, keys=shape.keys | {plan.person}, personal=True)
+        group = self._groups.get(shape) or self._start(shape, context, run)
         member = _Member()
         group.members.add(member)
         try:
@@ -335,6 +355,8 @@ class SharedSubscriptions:
         # The group outlives the member that started it (the context holds nothing of its
         # socket), in an operation context of its own.
         own = context.for_operation(live=execution)
+        if own.principal is not None:
+            own = replace(own, principal=replace(own.principal, personal=shape.personal))
         group.task = asyncio.create_task(
             self._execute(group, execution, run(own)), context=self.new_context()
         )

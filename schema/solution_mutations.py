@@ -14,6 +14,7 @@ from cityexchange.schema.relay import expect_global_id
 from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
 from cityexchange.schema.solutions import Solution
 from cityexchange.schema.taxonomy import Hazard, Sector, SolutionStatus
+from cityexchange.schema.visibility import VisibilityInput, chosen
 from cityexchange.services import models, solutions
 
 
@@ -88,6 +89,7 @@ class PublishSolutionInput:
     language: Language | None = strawberry.field(
         default=None, description="The text's language; detected when not given."
     )
+    visibility: VisibilityInput | None = None
     client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
@@ -211,6 +213,7 @@ def _draft(input: PublishSolutionInput) -> solutions.SolutionDraft:
         adaptation_notes=input.adaptation_notes,
         details=models.SolutionDetails(**_details(input)),
         language=input.language,
+        visibility=chosen(input.visibility),
     )
 
 

@@ -17,6 +17,7 @@ from cityexchange.schema.languages import Language
 from cityexchange.schema.related import Attached, Resolved, attach_pages, fields_of, gather_quietly
 from cityexchange.schema.relay import Connection, Node, connection, to_global_id
 from cityexchange.schema.taxonomy import Hazard, Sector, SolutionStatus
+from cityexchange.schema.visibility import TeamMember, Visibility, team_of
 from cityexchange.services import case_studies, models
 from cityexchange.services.listing import ListingFilter
 from cityexchange.services.taxonomy import IncomeGroup
@@ -205,6 +206,10 @@ class Solution(Node):
         description="What changed from the original, and why."
     )
     language: Language = strawberry.field(description="Given when published, or detected.")
+    visibility: Visibility
+    team: list[TeamMember] = strawberry.field(
+        description="Who works on it, with their roles (its lead, contributors, observers)."
+    )
     version: int
     created_at: datetime
     updated_at: datetime
@@ -258,6 +263,8 @@ class Solution(Node):
             cost_per_resident_eur=solution.cost_per_resident_eur,
             adaptation_notes=solution.adapted_from.notes if solution.adapted_from else None,
             language=solution.language,
+            visibility=Visibility.from_domain(solution.visibility),
+            team=team_of(solution.team),
             version=solution.version,
             created_at=solution.created_at,
             updated_at=solution.updated_at,

@@ -13,6 +13,7 @@ from cityexchange.schema.relay import Connection, connection
 if TYPE_CHECKING:
     from cityexchange.schema.events import Event
     from cityexchange.schema.follows import Follow
+    from cityexchange.schema.organisations import Organisation
 from cityexchange.services import cities, follows
 from cityexchange.services.pages import PageRequest
 
@@ -23,10 +24,24 @@ class Viewer:
     scopes: list[str]
     client_id: str
     city_slug: strawberry.Private[str]
+    organisation_id: strawberry.Private[str | None] = None
 
     @strawberry.field(description="The caller's city: the realm that issued the token.")
     async def city(self, info: Info) -> City:
         return await load_city(info, self.city_slug)
+
+    @strawberry.field(description="The organisation the token acts for (its `org`), if any.")
+    async def organisation(
+        self, info: Info
+    ) -> Annotated[Organisation, strawberry.lazy("cityexchange.schema.organisations")] | None:
+        from cityexchange.schema.organisations import Organisation
+
+        if self.organisation_id is None:
+            return None
+        found = await info.context.organisation_loaders.organisation_by_id.load(
+            self.organisation_id
+        )
+        return Organisation.from_domain(found) if found else None
 
     @strawberry.field(description="What you follow.")
     async def follows(

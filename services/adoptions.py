@@ -32,6 +32,7 @@ from cityexchange.services.store import events as event_store
 from cityexchange.services.store import outcomes as outcome_store
 from cityexchange.services.store import solutions as solution_store
 from cityexchange.services.store.database import Database
+from cityexchange.services.visibility import Viewer
 
 ORDER = (
     AdoptionStage.INTERESTED,
@@ -61,12 +62,13 @@ def solution_event(
         hazards=solution.hazards,
         sectors=solution.details.sectors,
         tags=solution.details.tags,
+        audience=solution.audience,
     )
 
 
 async def other_citys_solution(db: Database, actor: Principal, solution_id: str) -> Solution:
     """The solution, which must be another city's: a city does not adopt or endorse its own."""
-    (solution,) = await solution_store.solutions_by_ids(db, [solution_id])
+    (solution,) = await solution_store.solutions_by_ids(db, [solution_id], viewer=Viewer.of(actor))
     if solution is None:
         raise NotFound("Solution", solution_id)
     if solution.city == actor.city:
@@ -89,7 +91,8 @@ def check_move(current: AdoptionStage | None, stage: AdoptionStage, note: str | 
 async def _check_adapted(db: Database, actor: Principal, original: str, adapted: str) -> None:
     """The adapted solution must be the adopting city's, adapted from `original` or from one
     of its adaptations (within MAX_LINEAGE_DEPTH): one query per level up."""
-    (solution,) = await solution_store.solutions_by_ids(db, [adapted])
+    viewer = Viewer.of(actor)
+    (solution,) = await solution_store.solutions_by_ids(db, [adapted], viewer=viewer)
     if solution is None:
         raise NotFound("Solution", adapted)
     if solution.city != actor.city:
@@ -99,7 +102,9 @@ async def _check_adapted(db: Database, actor: Principal, original: str, adapted:
             break
         if solution.adapted_from.solution_id == original:
             return
-        (solution,) = await solution_store.solutions_by_ids(db, [solution.adapted_from.solution_id])
+        (solution,) = await solution_store.solutions_by_ids(
+            db, [solution.adapted_from.solution_id], viewer=viewer
+        )
     raise InvalidInput(
         "adaptedSolutionId", "must be adapted from this solution or from one of its adaptations"
     )
@@ -137,6 +142,7 @@ async def adopt(
                 solution_city=solution.city,
                 city=actor.city,
                 stages=(change,),
+                audience=solution.audience,
                 adapted_solution_id=adapted_solution_id,
                 created_at=moment,
                 updated_at=moment,
@@ -174,7 +180,7 @@ async def adopt(
 
 async def subject_adoption(db: Database, actor: Principal, id: str) -> Adoption:
     """An adoption its own city acts on (reporting outcomes); Forbidden for another city."""
-    (adoption,) = await store.adoptions_by_ids(db, [id])
+    (adoption,) = await store.adoptions_by_ids(db, [id], viewer=Viewer.of(actor))
     if adoption is None:
         raise NotFound("Adoption", id)
     if adoption.city != actor.city:
@@ -184,7 +190,7 @@ async def subject_adoption(db: Database, actor: Principal, id: str) -> Adoption:
 
 async def by_ids(*, db: Database, actor: Principal, ids: Sequence[str]) -> list[Adoption | None]:
     actor.require(Scope.READ)
-    return await store.adoptions_by_ids(db, ids)
+    return await store.adoptions_by_ids(db, ids, viewer=Viewer.of(actor))
 
 
 async def adoptions_of(
@@ -193,7 +199,9 @@ async def adoptions_of(
     """Adoptions of each of many solutions, newest first, batched."""
     actor.require(Scope.READ)
     request.validate()
-    return await store.adoptions_of(db, solution_ids, first=request.size, after=request.after)
+    return await store.adoptions_of(
+        db, solution_ids, first=request.size, after=request.after, viewer=Viewer.of(actor)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,8 +249,9 @@ async def summaries(
     target is below, "more" when above. Reports without a target say nothing about progress.
     """
     actor.require(Scope.READ)
-    standings = await store.standings(db, solution_ids)
-    trends = await outcome_store.adoption_trends(db, solution_ids)
+    viewer = Viewer.of(actor)
+    standings = await store.standings(db, solution_ids, viewer=viewer)
+    trends = await outcome_store.adoption_trends(db, solution_ids, viewer=viewer)
     stages: dict[str, Counter[AdoptionStage]] = defaultdict(Counter)
     adopting: dict[str, list[str]] = defaultdict(list)
     for s in standings:
@@ -293,7 +302,8 @@ async def lineages(
     actor.require(Scope.READ)
     if not 1 <= depth <= MAX_LINEAGE_DEPTH:
         raise InvalidInput("depth", f"must be between 1 and {MAX_LINEAGE_DEPTH}")
-    roots = await solution_store.solutions_by_ids(db, solution_ids)
+    viewer = Viewer.of(actor)
+    roots = await solution_store.solutions_by_ids(db, solution_ids, viewer=viewer)
     found = {root.id: root for root in roots if root is not None}
     ancestors: dict[str, list[LineageEntry]] = {id: [] for id in found}
     climbing = {id: root for id, root in found.items() if root.adapted_from}
@@ -301,7 +311,7 @@ async def lineages(
         if not climbing:
             break
         parents = [s.adapted_from.solution_id for s in climbing.values() if s.adapted_from]
-        loaded = await solution_store.solutions_by_ids(db, parents)
+        loaded = await solution_store.solutions_by_ids(db, parents, viewer=viewer)
         by_id = {p.id: p for p in loaded if p is not None}
         next_climbing: dict[str, Solution] = {}
         for id, child in climbing.items():
@@ -321,7 +331,7 @@ async def lineages(
             break
         # Per parent, one more than the cap at most: enough to fill any root and see more.
         pages = await solution_store.adaptations_of(
-            db, parents, first=LINEAGE_DESCENDANTS_MAX + 1, after=None
+            db, parents, first=LINEAGE_DESCENDANTS_MAX + 1, after=None, viewer=viewer
         )
         for id, ids in frontier.items():
             children = [c for p in ids for c in pages.page(p, after=None).items]

@@ -21,6 +21,7 @@ from cityexchange.services.store import solutions as solution_store
 from cityexchange.services.store.database import Database
 from cityexchange.services.taxonomy import Hazard, Sector
 from cityexchange.services.text import Language
+from cityexchange.services.visibility import Viewer
 
 SUBJECT_KINDS = ("Problem", "Solution")
 
@@ -35,6 +36,7 @@ class Thread:
     hazards: tuple[Hazard, ...]
     sectors: tuple[Sector, ...]
     tags: tuple[str, ...]
+    audience: tuple[str, ...]  # its subject's, which its comments copy
 
     def event(self, type: EventType, comment: Comment | None, actor: Principal) -> Event | None:
         if comment is None:
@@ -43,6 +45,7 @@ class Thread:
             type=type, occurred_at=now(), city=actor.city, actor=actor.subject,
             subject_kind="Comment", subject_id=comment.id, subject_city=self.city,
             thread_id=self.id, hazards=self.hazards, sectors=self.sectors, tags=self.tags,
+            audience=self.audience,
         )  # fmt: skip
 
     def own_event(self, type: EventType, actor: Principal) -> Event:
@@ -51,21 +54,22 @@ class Thread:
             type=type, occurred_at=now(), city=actor.city, actor=actor.subject,
             subject_kind=self.kind, subject_id=self.id, subject_city=self.city,
             thread_id=self.id, hazards=self.hazards, sectors=self.sectors, tags=self.tags,
+            audience=self.audience,
         )  # fmt: skip
 
 
-async def thread_of(db: Database, kind: str, id: str) -> Thread:
-    """The problem or solution `id`; NotFound if there is none."""
+async def thread_of(db: Database, kind: str, id: str, *, viewer: Viewer) -> Thread:
+    """The problem or solution `id`; NotFound if there is none or `viewer` may not see it."""
     if kind == "Problem":
-        (problem,) = await problem_store.problems_by_ids(db, [id])
+        (problem,) = await problem_store.problems_by_ids(db, [id], viewer=viewer)
         if problem is not None:
             p = problem
-            return Thread(kind, p.id, p.city, p.hazards, p.sectors, p.tags)
+            return Thread(kind, p.id, p.city, p.hazards, p.sectors, p.tags, p.audience)
     elif kind == "Solution":
-        (solution,) = await solution_store.solutions_by_ids(db, [id])
+        (solution,) = await solution_store.solutions_by_ids(db, [id], viewer=viewer)
         if solution is not None:
             s, d = solution, solution.details
-            return Thread(kind, s.id, s.city, s.hazards, d.sectors, d.tags)
+            return Thread(kind, s.id, s.city, s.hazards, d.sectors, d.tags, s.audience)
     raise NotFound(kind if kind in SUBJECT_KINDS else "Subject", id)
 
 
@@ -83,9 +87,10 @@ async def add(
     is detected from the body when not given."""
     actor.require(Scope.COMMENT)
     text = limits.text("body", body, max_length=limits.COMMENT_MAX)
-    thread = await thread_of(db, subject_kind, subject_id)
+    viewer = Viewer.of(actor)
+    thread = await thread_of(db, subject_kind, subject_id, viewer=viewer)
     if parent_id is not None:
-        parent = await store.get_comment(db, parent_id)
+        parent = await store.get_comment(db, parent_id, viewer=viewer)
         if parent.subject_id != subject_id:
             raise InvalidInput("parentId", "is a comment on another subject")
         if parent.parent_id is not None:
@@ -108,6 +113,7 @@ async def add(
         deleted_at=None,
         hidden=None,
         language=await search.language_of(language, text),
+        audience=thread.audience,
     )
     analysis = ranking.analyse(ranking.search_document_of_comment(comment))
 
@@ -123,7 +129,7 @@ async def add(
 
 async def _own(db: Database, actor: Principal, id: str) -> Comment:
     actor.require(Scope.COMMENT)
-    comment = await store.get_comment(db, id)
+    comment = await store.get_comment(db, id, viewer=Viewer.of(actor))
     if comment.city != actor.city or comment.author_subject != actor.subject:
         raise Forbidden("only the author may change this comment")
     if comment.deleted_at is not None:
@@ -141,7 +147,7 @@ async def edit(*, db: Database, actor: Principal, id: str, body: str) -> Comment
     """The author rewrites a comment; `editedAt` records when."""
     comment = await _own(db, actor, id)
     text = limits.text("body", body, max_length=limits.COMMENT_MAX)
-    thread = await thread_of(db, comment.subject_kind, comment.subject_id)
+    thread = await thread_of(db, comment.subject_kind, comment.subject_id, viewer=Viewer.of(actor))
     analysis = ranking.analyse(ranking.search_document_of_comment(replace(comment, body=text)))
 
     async def write(session: Any) -> Comment | None:
@@ -159,7 +165,7 @@ async def edit(*, db: Database, actor: Principal, id: str, body: str) -> Comment
 async def delete(*, db: Database, actor: Principal, id: str) -> Comment:
     """The author deletes a comment; a tombstone keeps the thread's shape."""
     comment = await _own(db, actor, id)
-    thread = await thread_of(db, comment.subject_kind, comment.subject_id)
+    thread = await thread_of(db, comment.subject_kind, comment.subject_id, viewer=Viewer.of(actor))
 
     async def write(session: Any) -> Comment | None:
         saved = await store.delete_comment(db, id, at=now(), session=session)
@@ -175,11 +181,11 @@ async def delete(*, db: Database, actor: Principal, id: str) -> Comment:
 async def hide(*, db: Database, actor: Principal, id: str, reason: str) -> Comment:
     """An admin of the city that owns the subject hides a comment, with a reason."""
     actor.require(Scope.ADMIN)
-    comment = await store.get_comment(db, id)
+    comment = await store.get_comment(db, id, viewer=Viewer.of(actor))
     actor.require_own_city(comment.subject_city, "discussion")
     why = limits.text("reason", reason, max_length=limits.SUMMARY_MAX)
     hidden = Hidden(by=actor.subject, reason=why, at=now())
-    thread = await thread_of(db, comment.subject_kind, comment.subject_id)
+    thread = await thread_of(db, comment.subject_kind, comment.subject_id, viewer=Viewer.of(actor))
 
     async def write(session: Any) -> Comment | None:
         saved = await store.hide_comment(db, id, hidden, session=session)
@@ -196,7 +202,7 @@ async def hide(*, db: Database, actor: Principal, id: str, reason: str) -> Comme
 
 async def by_ids(*, db: Database, actor: Principal, ids: Sequence[str]) -> list[Comment | None]:
     actor.require(Scope.READ)
-    return await store.comments_by_ids(db, ids)
+    return await store.comments_by_ids(db, ids, viewer=Viewer.of(actor))
 
 
 async def threads_of(
@@ -205,7 +211,9 @@ async def threads_of(
     """Top-level comments of each of many problems or solutions, batched."""
     actor.require(Scope.READ)
     request.validate()
-    return await store.threads_of(db, subject_ids, first=request.size, after=request.after)
+    return await store.threads_of(
+        db, subject_ids, first=request.size, after=request.after, viewer=Viewer.of(actor)
+    )
 
 
 async def replies_of(
@@ -214,4 +222,6 @@ async def replies_of(
     """Replies to each of many comments, batched."""
     actor.require(Scope.READ)
     request.validate()
-    return await store.replies_of(db, comment_ids, first=request.size, after=request.after)
+    return await store.replies_of(
+        db, comment_ids, first=request.size, after=request.after, viewer=Viewer.of(actor)
+    )

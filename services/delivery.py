@@ -30,6 +30,7 @@ from cityexchange.services.models import Attempt, Delivery, Event, Webhook
 from cityexchange.services.store import events as event_store
 from cityexchange.services.store import webhooks as store
 from cityexchange.services.store.database import Database
+from cityexchange.services.visibility import SYSTEM_VIEWER, Viewer
 from cityexchange.services.webhooks import check_target
 
 log = logging.getLogger("cityexchange.webhooks")
@@ -206,14 +207,22 @@ class Deliverer:
             self.db, default=await event_store.latest_seq(self.db)
         )
         while True:
-            events = await event_store.events_after(self.db, {}, after=position, limit=200)
+            events = await event_store.events_after(
+                self.db, {}, after=position, limit=200, viewer=SYSTEM_VIEWER
+            )
             if not events:
                 return
             hooks = await store.active(self.db)
             self._endpoints = len(hooks)
             for event in events:
                 for hook in hooks:
-                    if event.occurred_at >= hook.created_at and hook.event_filter.matches(event):
+                    # A delivery carries only what any actor of the hook's city may see.
+                    seen = Viewer.of_city(hook.city).may_read(event.audience, event.withheld)
+                    if (
+                        seen
+                        and event.occurred_at >= hook.created_at
+                        and hook.event_filter.matches(event)
+                    ):
                         await store.enqueue(
                             self.db, hook, event_seq=event.seq, event_at=event.occurred_at
                         )

@@ -21,6 +21,7 @@ from cityexchange.services.store import endorsements as store
 from cityexchange.services.store import events as event_store
 from cityexchange.services.store import solutions as solution_store
 from cityexchange.services.store.database import Database
+from cityexchange.services.visibility import Viewer
 
 
 async def endorse(
@@ -44,7 +45,15 @@ async def endorse(
         changed = current is None or (current.kind, current.note) != (kind, why)
         if current is None:
             draft = Endorsement(
-                "", solution.id, actor.city, actor.subject, kind, why, moment, moment
+                "",
+                solution.id,
+                actor.city,
+                actor.subject,
+                kind,
+                why,
+                moment,
+                moment,
+                audience=solution.audience,
             )
             saved = await store.insert_endorsement(db, draft, session=session)
             await solution_store.add_to_counters(db, solution.id, endorsements=1, session=session)
@@ -69,7 +78,7 @@ async def endorse(
 
 async def by_ids(*, db: Database, actor: Principal, ids: Sequence[str]) -> list[Endorsement | None]:
     actor.require(Scope.READ)
-    return await store.endorsements_by_ids(db, ids)
+    return await store.endorsements_by_ids(db, ids, viewer=Viewer.of(actor))
 
 
 async def endorsements_of(
@@ -78,4 +87,6 @@ async def endorsements_of(
     """Endorsements of each of many solutions, newest first, batched."""
     actor.require(Scope.READ)
     request.validate()
-    return await store.endorsements_of(db, solution_ids, first=request.size, after=request.after)
+    return await store.endorsements_of(
+        db, solution_ids, first=request.size, after=request.after, viewer=Viewer.of(actor)
+    )

@@ -11,6 +11,7 @@ from cityexchange.services.pages import Page, PageRequest, decode_cursor, encode
 from cityexchange.services.principal import Principal, Scope
 from cityexchange.services.store import events as store
 from cityexchange.services.store.database import Database, Document
+from cityexchange.services.visibility import Viewer
 
 REPLAY_BATCH = 200
 _NOT_AN_EVENT_CURSOR = "an event cursor"
@@ -67,13 +68,14 @@ async def follow(
     actor.require(Scope.READ)
     event_filter = event_filter.checked()
     position = parse_cursor(after)
-    subscriber = hub.subscribe(event_filter, shared=shared)
+    viewer = Viewer.of(actor)
+    subscriber = hub.subscribe(event_filter, viewer, shared=shared)
     try:
         on_live()
         if position is None:
             position = hub.last_seq
         else:
-            async for event in _logged(db, _query(event_filter), after=position):
+            async for event in _logged(db, _query(event_filter), after=position, viewer=viewer):
                 position = event.seq
                 yield event
         while True:
@@ -95,13 +97,16 @@ async def replay(
     event_filter = event_filter.checked()
     position = parse_cursor(after)
     if position is not None:
-        async for event in _logged(db, _query(event_filter), after=position):
+        query = _query(event_filter)
+        async for event in _logged(db, query, after=position, viewer=Viewer.of(actor)):
             yield event
 
 
-async def _logged(db: Database, query: Document, *, after: int) -> AsyncGenerator[Event]:
+async def _logged(
+    db: Database, query: Document, *, after: int, viewer: Viewer
+) -> AsyncGenerator[Event]:
     while True:
-        missed = await store.events_after(db, query, after=after, limit=REPLAY_BATCH)
+        missed = await store.events_after(db, query, after=after, limit=REPLAY_BATCH, viewer=viewer)
         for event in missed:
             after = event.seq
             yield event
@@ -117,7 +122,7 @@ async def feed(
     actor.require(Scope.READ)
     if request.last is not None or request.before is not None:
         raise InvalidInput("last", "the feed pages forward only, with first and after")
-    return await event_page(db, _query(event_filter.checked()), request)
+    return await event_page(db, _query(event_filter.checked()), request, viewer=Viewer.of(actor))
 
 
 async def by_ids(*, db: Database, actor: Principal, ids: Sequence[str]) -> list[Event | None]:
@@ -130,7 +135,11 @@ async def by_ids(*, db: Database, actor: Principal, ids: Sequence[str]) -> list[
         return [None] * len(ids)
     # Under "$and", so the store's own `_id > after` bound stays beside it.
     found = await store.events_after(
-        db, {"$and": [{"_id": {"$in": wanted}}]}, after=0, limit=len(wanted)
+        db,
+        {"$and": [{"_id": {"$in": wanted}}]},
+        after=0,
+        limit=len(wanted),
+        viewer=Viewer.of(actor),
     )
     by_position = {event.seq: event for event in found}
     return [by_position.get(p) if p is not None else None for p in positions]
@@ -142,15 +151,18 @@ def _canonical_position(id: str) -> int | None:
     return position if position is not None and str(position) == id else None
 
 
-async def event_page(db: Database, query: Document, request: PageRequest) -> Page[Event]:
-    """A forward page of the events matching `query`, after the request's cursor."""
+async def event_page(
+    db: Database, query: Document, request: PageRequest, *, viewer: Viewer
+) -> Page[Event]:
+    """A forward page of the events matching `query` that `viewer` may see, after the
+    request's cursor."""
     request.validate()
     size, position = request.size, parse_cursor(request.after) or 0
-    found = await store.events_after(db, query, after=position, limit=size + 1)
+    found = await store.events_after(db, query, after=position, limit=size + 1, viewer=viewer)
     shown = found[:size]
 
     async def count() -> int:
-        return await store.count_events(db, query)
+        return await store.count_events(db, query, viewer=viewer)
 
     return Page(
         items=shown,

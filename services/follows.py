@@ -19,6 +19,7 @@ from cityexchange.services.store import events as event_store
 from cityexchange.services.store import follows as store
 from cityexchange.services.store.database import Database
 from cityexchange.services.taxonomy import Hazard
+from cityexchange.services.visibility import Viewer
 
 MAX_FOLLOWS = 200
 
@@ -65,7 +66,8 @@ async def follow(
     checked = _checked(kind, value)
     thread = None
     if kind.value in _THREAD_KINDS:
-        thread = await thread_of(db, _THREAD_KINDS[kind.value], checked)  # NotFound if none
+        # NotFound if there is none or the caller may not see it
+        thread = await thread_of(db, _THREAD_KINDS[kind.value], checked, viewer=Viewer.of(actor))
     if await store.count(db, city=actor.city, subject=subject) >= MAX_FOLLOWS:
         raise InvalidInput("value", f"you follow {MAX_FOLLOWS} things already")
     event = thread.own_event(EventType.FOLLOWED_BY_CITY, actor) if thread and for_city else None
@@ -112,4 +114,4 @@ async def feed(*, db: Database, actor: Principal, request: PageRequest) -> Page[
         tags=values[FollowKind.TAG],
         threads=values[FollowKind.PROBLEM] + values[FollowKind.SOLUTION],
     )  # fmt: skip
-    return await event_page(db, query, request)
+    return await event_page(db, query, request, viewer=Viewer.of(actor))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cityexchange.services.models import Event, EventFilter
+from cityexchange.services.visibility import Viewer
 
 log = logging.getLogger("cityexchange.live")
 
@@ -42,6 +43,7 @@ def too_far_behind(waiting: int, oldest_at: float | None, now: float) -> bool:
 @dataclass(eq=False, slots=True)
 class Subscriber:
     filter: EventFilter
+    viewer: Viewer  # what it may see: checked on every event, as every read checks it
     shared: bool = False  # a group's execution (schema/sharing.py), not a client's own
     queue: asyncio.Queue[Event | None] = field(
         default_factory=lambda: asyncio.Queue[Event | None](QUEUE_LIMIT)
@@ -77,8 +79,10 @@ class Hub:
         """Subscribers that are clients' own subscriptions, not a shared group's."""
         return sum(1 for s in self._subscribers if not s.shared)
 
-    def subscribe(self, event_filter: EventFilter, *, shared: bool = False) -> Subscriber:
-        subscriber = Subscriber(event_filter, shared=shared)
+    def subscribe(
+        self, event_filter: EventFilter, viewer: Viewer, *, shared: bool = False
+    ) -> Subscriber:
+        subscriber = Subscriber(event_filter, viewer, shared=shared)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -93,6 +97,8 @@ class Hub:
         delivered, moment = 0, self.clock()
         for subscriber in list(self._subscribers):
             if subscriber.overflowed or not subscriber.filter.matches(event):
+                continue
+            if not subscriber.viewer.may_read(event.audience, event.withheld):
                 continue
             waiting = subscriber.queue.qsize()
             oldest = subscriber.queued_at[0] if subscriber.queued_at else None

@@ -65,9 +65,54 @@ class City:
 
 
 @dataclass(frozen=True, slots=True)
-class Organisation:
+class Affiliation:
+    """The organisation a person names for themselves, as free text (what `cityexchange
+    migrate` turns into an Organisation)."""
+
     name: str
     kind: OrganisationKind
+
+
+class OrganisationRole(StrEnum):
+    ADMIN = "ADMIN"  # manages the organisation, its people and its OAuth clients
+    MEMBER = "MEMBER"
+
+
+@dataclass(frozen=True, slots=True)
+class PublicContact:
+    email: str | None = None
+    url: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrganisationDraft:
+    """An organisation as its creator describes it, before it is stored."""
+
+    city: str | None  # None: an international organisation, working with many cities
+    name: str
+    kind: OrganisationKind
+    sectors: tuple[Sector, ...] = ()
+    hazards: tuple[Hazard, ...] = ()
+    description: str | None = None
+    contact: PublicContact | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Organisation:
+    """One of a city's actors (or an international one): an agency, utility, business..."""
+
+    id: str
+    city: str | None  # None: an international organisation, working with many cities
+    name: str
+    kind: OrganisationKind
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    sectors: tuple[Sector, ...] = ()
+    hazards: tuple[Hazard, ...] = ()
+    description: str | None = None
+    contact: PublicContact | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +122,14 @@ class Person:
     username: str
     name: str
     role: Role
-    organisation: Organisation
+    affiliation: Affiliation
     title: str | None = None
+    organisation_id: str | None = None
+    organisation_role: OrganisationRole | None = None  # None exactly when not bound
+    listed_as_expert: bool = False  # agreed to be found by `experts`, with `contact`
+    hazards: tuple[Hazard, ...] = ()  # what they work on, for `experts`
+    sectors: tuple[Sector, ...] = ()
+    contact: PublicContact | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +300,9 @@ class EventType(StrEnum):
     ADOPTION_CHANGED = "ADOPTION_CHANGED"
     OUTCOME_REPORTED = "OUTCOME_REPORTED"
     SOLUTION_ENDORSED = "SOLUTION_ENDORSED"
+    # A problem or solution its viewer no longer may see (its visibility or team narrowed):
+    # told to those who lost it, and to no one who keeps it.
+    WITHDRAWN = "WITHDRAWN"
 
 
 @dataclass(frozen=True, slots=True)

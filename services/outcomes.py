@@ -20,6 +20,7 @@ from cityexchange.services.store import events as event_store
 from cityexchange.services.store import outcomes as store
 from cityexchange.services.store import solutions as solution_store
 from cityexchange.services.store.database import Database
+from cityexchange.services.visibility import Viewer
 
 SERIES_MAX = 500  # reports per solution or adoption
 VALUE_MAX = 1e15  # a measurement's magnitude; beyond it a number is a typo or an attack
@@ -74,7 +75,7 @@ async def report(
     solution_id = subject_id
     if subject_kind == "Adoption":
         solution_id = (await subject_adoption(db, actor, subject_id)).solution_id
-    (solution,) = await solution_store.solutions_by_ids(db, [solution_id])
+    (solution,) = await solution_store.solutions_by_ids(db, [solution_id], viewer=Viewer.of(actor))
     if solution is None:
         raise NotFound("Solution", solution_id)
     if subject_kind == "Solution":
@@ -94,6 +95,7 @@ async def report(
         baseline=baseline,
         target=target,
         note=note,
+        audience=solution.audience,
     )
 
     async def write(session: Any) -> OutcomeReport:
@@ -118,7 +120,7 @@ async def by_ids(
     *, db: Database, actor: Principal, ids: Sequence[str]
 ) -> list[OutcomeReport | None]:
     actor.require(Scope.READ)
-    return await store.reports_by_ids(db, ids)
+    return await store.reports_by_ids(db, ids, viewer=Viewer.of(actor))
 
 
 async def series_of(
@@ -127,4 +129,6 @@ async def series_of(
     """Each solution's or adoption's reports, oldest measurement first, batched."""
     actor.require(Scope.READ)
     request.validate()
-    return await store.reports_of(db, subject_ids, first=request.size, after=request.after)
+    return await store.reports_of(
+        db, subject_ids, first=request.size, after=request.after, viewer=Viewer.of(actor)
+    )

@@ -29,6 +29,9 @@ class Principal:
     # The organisation the token acts for: its person's, or the one its OAuth client is bound
     # to (services/visibility.py: what the organisation's team memberships let it see).
     organisation: str | None = None
+    # False: it acts for several viewers at once (a shared subscription's one execution,
+    # schema/sharing.py), so it holds none of its person's own access (services/visibility.py).
+    personal: bool = True
 
     def require(self, scope: Scope) -> None:
         """Raise Forbidden unless the token carries `scope`."""

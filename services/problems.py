@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
-from cityexchange.services import limits, ranking, search
+from cityexchange.services import audiences, limits, ranking, search, teams
 from cityexchange.services.clock import now
 from cityexchange.services.errors import InvalidInput, NotFound
 from cityexchange.services.listing import ListingFilter
@@ -20,6 +21,7 @@ from cityexchange.services.store import solutions as solution_store
 from cityexchange.services.store.database import Database
 from cityexchange.services.taxonomy import Hazard, ProblemStatus, Sector, Urgency
 from cityexchange.services.text import Language
+from cityexchange.services.visibility import PUBLIC, TeamMember, TeamRole, Viewer, Visibility
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class ProblemDraft:
     affected_population: int | None = None
     language: Language | None = None  # None: detected from the text
     external_id: str | None = None  # a library's id (services/library_import.py)
+    visibility: Visibility | None = None  # None: PUBLIC
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,13 @@ def _event(type: EventType, problem: Problem, actor: Principal) -> Event:
         sectors=problem.sectors,
         tags=problem.tags,
         urgency=problem.urgency,
+        audience=problem.audience,
     )
+
+
+def lead_of(actor: Principal, at: datetime) -> TeamMember:
+    """The team's first member: whoever published it, as its lead."""
+    return TeamMember("Person", actor.subject, TeamRole.LEAD, at, actor.subject, city=actor.city)
 
 
 def _hazards(values: Sequence[Hazard]) -> tuple[Hazard, ...]:
@@ -83,6 +92,9 @@ async def publish(*, db: Database, actor: Principal, draft: ProblemDraft) -> Pro
     actor.require(Scope.PUBLISH)
     limits.non_negative("affectedPopulation", draft.affected_population)
     moment = now()
+    visibility = audiences.checked(draft.visibility or PUBLIC, now=moment)
+    team = (lead_of(actor, moment),)
+    audience = await audiences.resolve(db, owner=actor.city, visibility=visibility, team=team)
     problem = Problem(
         id="",
         city=actor.city,
@@ -108,6 +120,9 @@ async def publish(*, db: Database, actor: Principal, draft: ProblemDraft) -> Pro
             draft.language, problem.title, problem.summary, problem.body
         ),
         external_id=draft.external_id,
+        visibility=visibility,
+        team=team,
+        audience=audience,
     )
     analysis = ranking.analyse(ranking.search_document_of_problem(problem))
 
@@ -124,10 +139,11 @@ async def publish(*, db: Database, actor: Principal, draft: ProblemDraft) -> Pro
 async def update(
     *, db: Database, actor: Principal, id: str, version: int, changes: ProblemChanges
 ) -> Problem:
-    """Edit or close a problem; only its city may, and only from the version it last read."""
+    """Edit or close a problem; only its city or its team may (services/teams.py), and only
+    from the version it last read."""
     actor.require(Scope.PUBLISH)
-    current = await store.get_problem(db, id)
-    actor.require_own_city(current.city, "problem")
+    current = await store.get_problem(db, id, viewer=Viewer.of(actor))
+    teams.require_editor(actor, city=current.city, team=current.team, what="problem")
     limits.non_negative("affectedPopulation", changes.affected_population)
     c = changes
     edited = replace(
@@ -172,12 +188,13 @@ async def mark_answered(
 ) -> Problem:
     """The problem's city marks the solution(s) that answered it; status becomes ADDRESSED."""
     actor.require(Scope.PUBLISH)
-    current = await store.get_problem(db, id)
-    actor.require_own_city(current.city, "problem")
+    viewer = Viewer.of(actor)
+    current = await store.get_problem(db, id, viewer=viewer)
+    teams.require_editor(actor, city=current.city, team=current.team, what="problem")
     wanted = limits.items("solutionIds", solution_ids)
     if not wanted:
         raise InvalidInput("solutionIds", "name at least one solution")
-    found = await solution_store.solutions_by_ids(db, wanted)
+    found = await solution_store.solutions_by_ids(db, wanted, viewer=viewer)
     for solution_id, solution in zip(wanted, found, strict=True):
         if solution is None:
             raise NotFound("Solution", solution_id)
@@ -201,7 +218,8 @@ async def mark_answered(
 async def face_too(*, db: Database, actor: Principal, id: str) -> Problem:
     """The caller's city says it faces this problem too (idempotent)."""
     actor.require(Scope.PUBLISH)
-    current = await store.get_problem(db, id)
+    viewer = Viewer.of(actor)
+    current = await store.get_problem(db, id, viewer=viewer)
     if current.city == actor.city:
         raise InvalidInput("problemId", "is your own city's problem")
     if any(f.city == actor.city for f in current.faced_by):
@@ -220,17 +238,17 @@ async def face_too(*, db: Database, actor: Principal, id: str) -> Problem:
             else None
         ),
     )
-    return saved if saved is not None else await store.get_problem(db, id)
+    return saved if saved is not None else await store.get_problem(db, id, viewer=viewer)
 
 
 async def get(*, db: Database, actor: Principal, id: str) -> Problem:
     actor.require(Scope.READ)
-    return await store.get_problem(db, id)
+    return await store.get_problem(db, id, viewer=Viewer.of(actor))
 
 
 async def by_ids(*, db: Database, actor: Principal, ids: Sequence[str]) -> list[Problem | None]:
     actor.require(Scope.READ)
-    return await store.problems_by_ids(db, ids)
+    return await store.problems_by_ids(db, ids, viewer=Viewer.of(actor))
 
 
 async def list_problems(
@@ -244,7 +262,12 @@ async def list_problems(
 ) -> Page[Problem]:
     actor.require(Scope.READ)
     return await store.list_problems(
-        db, listing=listing.checked(), order=order, request=request, city=city
+        db,
+        listing=listing.checked(),
+        order=order,
+        request=request,
+        viewer=Viewer.of(actor),
+        city=city,
     )
 
 
@@ -255,7 +278,7 @@ async def solutions_of(
     actor.require(Scope.READ)
     request.validate()
     return await solution_store.solutions_of_problems(
-        db, problem_ids, first=request.size, after=request.after
+        db, problem_ids, first=request.size, after=request.after, viewer=Viewer.of(actor)
     )
 
 
@@ -272,5 +295,11 @@ async def of_cities(
     actor.require(Scope.READ)
     request.validate()
     return await store.problems_of_cities(
-        db, cities, listing=listing.checked(), order=order, first=request.size, after=request.after
+        db,
+        cities,
+        listing=listing.checked(),
+        order=order,
+        first=request.size,
+        after=request.after,
+        viewer=Viewer.of(actor),
     )

@@ -31,6 +31,7 @@ from cityexchange.services.store import search_index
 from cityexchange.services.store.database import Database
 from cityexchange.services.taxonomy import Hazard, ProblemStatus, Sector, SolutionStatus, Urgency
 from cityexchange.services.text import Language
+from cityexchange.services.visibility import Viewer
 
 __all__ = [
     "KINDS",
@@ -214,7 +215,7 @@ async def search(
     checked = filter.checked()
     fingerprint = _fingerprint(plain, checked)
     start_key = _position(request.after, fingerprint) if request.after is not None else None
-    ranked = await _ranked(db, plain, checked)
+    ranked = await _ranked(db, plain, checked, Viewer.of(actor))
     keys = [(-hit.score, hit.kind, hit.id) for hit in ranked]
     start = 0 if start_key is None else bisect.bisect_right(keys, start_key)
     items = ranked[start : start + size]
@@ -231,7 +232,9 @@ async def search(
     )
 
 
-async def _ranked(db: Database, query: str, filter: SearchFilter) -> list[SearchHit]:
+async def _ranked(
+    db: Database, query: str, filter: SearchFilter, viewer: Viewer
+) -> list[SearchHit]:
     groups = ranking.query_groups(query, filter.languages or tuple(Language))
     if not groups:
         return []
@@ -275,7 +278,7 @@ async def _ranked(db: Database, query: str, filter: SearchFilter) -> list[Search
             c.fields |= p.fields
     ordered = sorted(candidates.values(), key=lambda c: (-c.score, c.kind, c.id))
     head = ordered[: 2 * MAX_RESULTS]
-    passing = await _passing(db, head, filter)
+    passing = await _passing(db, head, filter, viewer)
     return [
         SearchHit(c.kind, c.id, c.score, frozenset(c.terms), c.fields)
         for c in head
@@ -284,16 +287,20 @@ async def _ranked(db: Database, query: str, filter: SearchFilter) -> list[Search
 
 
 async def _passing(
-    db: Database, candidates: Sequence[_Candidate], filter: SearchFilter
+    db: Database, candidates: Sequence[_Candidate], filter: SearchFilter, viewer: Viewer
 ) -> dict[str, set[str]]:
-    """Per kind whose candidates need their documents checked: the ids that pass."""
-    kinds = [k for k in KINDS if filter.on_documents(k) and any(c.kind == k for c in candidates)]
+    """Per kind whose candidates need their documents checked: the ids that pass. Every
+    candidate does, for the viewer's sake (the postings do not carry who may see them),
+    except for the service itself."""
+    checked = [k for k in KINDS if not viewer.is_system or filter.on_documents(k)]
+    kinds = [k for k in checked if any(c.kind == k for c in candidates)]
     found = await asyncio.gather(
         *(
             search_index.matching(
                 db,
                 kind,
                 [c.id for c in candidates if c.kind == kind],
+                viewer=viewer,
                 hazards=[h.value for h in filter.hazards],
                 sectors=[s.value for s in filter.sectors],
                 statuses=[

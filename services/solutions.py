@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cityexchange.services import case_studies, limits, money, ranking, search
+from cityexchange.services import audiences, case_studies, limits, money, ranking, search, teams
 from cityexchange.services.case_studies import CheckedCriteria, SolutionCriteria
 from cityexchange.services.clock import now
 from cityexchange.services.errors import InvalidInput, NotFound
@@ -15,6 +15,7 @@ from cityexchange.services.listing import ListingFilter
 from cityexchange.services.models import Adaptation, Event, EventType, Solution, SolutionDetails
 from cityexchange.services.pages import ChildPages, Page, PageRequest, SolutionOrder
 from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.problems import lead_of
 from cityexchange.services.store import cities as city_store
 from cityexchange.services.store import events as event_store
 from cityexchange.services.store import problems as problem_store
@@ -23,6 +24,7 @@ from cityexchange.services.store import solutions as store
 from cityexchange.services.store.database import Database
 from cityexchange.services.taxonomy import Hazard
 from cityexchange.services.text import Language
+from cityexchange.services.visibility import PUBLIC, Viewer, Visibility
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -38,6 +40,7 @@ class SolutionDraft:
     details: SolutionDetails = field(default_factory=SolutionDetails)
     language: Language | None = None  # None: detected from the text
     external_id: str | None = None  # a library's id (services/library_import.py)
+    visibility: Visibility | None = None  # None: PUBLIC
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +118,13 @@ def checked_details(details: SolutionDetails) -> SolutionDetails:
     )
 
 
-async def _with_cost_per_resident(db: Database, solution: Solution) -> Solution:
+async def _with_cost_per_resident(db: Database, solution: Solution, viewer: Viewer) -> Solution:
     """`solution` with its EUR cost per resident: over the residents it serves, else over the
     largest affected population of its problems (as they are now)."""
     d = solution.details
     residents = d.residents_served
     if d.cost and d.cost.eur is not None and residents is None and solution.problem_ids:
-        problems = await problem_store.problems_by_ids(db, solution.problem_ids)
+        problems = await problem_store.problems_by_ids(db, solution.problem_ids, viewer=viewer)
         populations = [p.affected_population for p in problems if p and p.affected_population]
         residents = max(populations, default=None)
     figure = case_studies.per_resident(d.cost.eur if d.cost else None, residents)
@@ -135,9 +138,9 @@ def _hazards(values: Sequence[Hazard]) -> tuple[Hazard, ...]:
     return hazards
 
 
-async def _existing_problems(db: Database, ids: Sequence[str]) -> tuple[str, ...]:
+async def _existing_problems(db: Database, ids: Sequence[str], viewer: Viewer) -> tuple[str, ...]:
     wanted = limits.items("problemIds", ids)
-    found = await problem_store.problems_by_ids(db, wanted)
+    found = await problem_store.problems_by_ids(db, wanted, viewer=viewer)
     for problem_id, problem in zip(wanted, found, strict=True):
         if problem is None:
             raise NotFound("Problem", problem_id)
@@ -157,15 +160,17 @@ def _event(type: EventType, solution: Solution, actor: Principal) -> Event:
         hazards=solution.hazards,
         sectors=solution.details.sectors,
         tags=solution.details.tags,
+        audience=solution.audience,
     )
 
 
 async def publish(*, db: Database, actor: Principal, draft: SolutionDraft) -> Solution:
     """Publish a solution of the caller's city, optionally adapted from any city's solution."""
     actor.require(Scope.PUBLISH)
+    viewer = Viewer.of(actor)
     adaptation = None
     if draft.adapted_from is not None:
-        (original,) = await store.solutions_by_ids(db, [draft.adapted_from])
+        (original,) = await store.solutions_by_ids(db, [draft.adapted_from], viewer=viewer)
         if original is None:
             raise NotFound("Solution", draft.adapted_from)
         adaptation = Adaptation(
@@ -177,6 +182,9 @@ async def publish(*, db: Database, actor: Principal, draft: SolutionDraft) -> So
     elif draft.adaptation_notes:
         raise InvalidInput("adaptationNotes", "only makes sense with adaptedFrom")
     moment = now()
+    visibility = audiences.checked(draft.visibility or PUBLIC, now=moment)
+    team = (lead_of(actor, moment),)
+    audience = await audiences.resolve(db, owner=actor.city, visibility=visibility, team=team)
     await money.loaded()
     solution = Solution(
         id="",
@@ -184,14 +192,17 @@ async def publish(*, db: Database, actor: Principal, draft: SolutionDraft) -> So
         title=limits.text("title", draft.title, max_length=limits.TITLE_MAX),
         summary=limits.text("summary", draft.summary, max_length=limits.SUMMARY_MAX),
         hazards=_hazards(draft.hazards),
-        problem_ids=await _existing_problems(db, draft.problem_ids),
+        problem_ids=await _existing_problems(db, draft.problem_ids, viewer),
         adapted_from=adaptation,
         details=checked_details(draft.details),
         version=1,
         created_at=moment,
         updated_at=moment,
+        visibility=visibility,
+        team=team,
+        audience=audience,
     )
-    solution = await _with_cost_per_resident(db, solution)
+    solution = await _with_cost_per_resident(db, solution, viewer)
     language = await search.language_of(
         draft.language, solution.title, solution.summary, solution.details.body
     )
@@ -210,10 +221,12 @@ async def publish(*, db: Database, actor: Principal, draft: SolutionDraft) -> So
 async def update(
     *, db: Database, actor: Principal, id: str, version: int, changes: SolutionChanges
 ) -> Solution:
-    """Edit a solution; only its city may, and only from the version it last read."""
+    """Edit a solution; only its city or its team may (services/teams.py), and only from the
+    version it last read."""
     actor.require(Scope.PUBLISH)
-    current = await store.get_solution(db, id)
-    actor.require_own_city(current.city, "solution")
+    viewer = Viewer.of(actor)
+    current = await store.get_solution(db, id, viewer=viewer)
+    teams.require_editor(actor, city=current.city, team=current.team, what="solution")
     c = changes
     await money.loaded()
     edited = replace(
@@ -227,11 +240,11 @@ async def update(
         hazards=current.hazards if c.hazards is None else _hazards(c.hazards),
         problem_ids=current.problem_ids
         if c.problem_ids is None
-        else await _existing_problems(db, c.problem_ids),
+        else await _existing_problems(db, c.problem_ids, viewer),
         details=checked_details(replace(current.details, **c.details)),
         updated_at=now(),
     )
-    edited = await _with_cost_per_resident(db, edited)
+    edited = await _with_cost_per_resident(db, edited, viewer)
     edited = replace(edited, language=c.language or current.language)
     analysis = ranking.analyse(ranking.search_document_of_solution(edited))
 
@@ -247,12 +260,12 @@ async def update(
 
 async def get(*, db: Database, actor: Principal, id: str) -> Solution:
     actor.require(Scope.READ)
-    return await store.get_solution(db, id)
+    return await store.get_solution(db, id, viewer=Viewer.of(actor))
 
 
 async def by_ids(*, db: Database, actor: Principal, ids: Sequence[str]) -> list[Solution | None]:
     actor.require(Scope.READ)
-    return await store.solutions_by_ids(db, ids)
+    return await store.solutions_by_ids(db, ids, viewer=Viewer.of(actor))
 
 
 async def list_solutions(
@@ -273,6 +286,7 @@ async def list_solutions(
         listing=checked,
         order=order,
         request=request,
+        viewer=Viewer.of(actor),
         city=city,
         criteria=compared,
         cities=matching,
@@ -300,7 +314,9 @@ async def adaptations_of(
     """Adaptations of each of many solutions, batched."""
     actor.require(Scope.READ)
     request.validate()
-    return await store.adaptations_of(db, solution_ids, first=request.size, after=request.after)
+    return await store.adaptations_of(
+        db, solution_ids, first=request.size, after=request.after, viewer=Viewer.of(actor)
+    )
 
 
 async def of_cities(
@@ -325,6 +341,7 @@ async def of_cities(
         order=order,
         first=request.size,
         after=request.after,
+        viewer=Viewer.of(actor),
         criteria=compared,
         matching=matching,
     )

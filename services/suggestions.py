@@ -30,6 +30,7 @@ from cityexchange.services.store import problems as problem_store
 from cityexchange.services.store import solutions as solution_store
 from cityexchange.services.store import track_records
 from cityexchange.services.store.database import Database
+from cityexchange.services.visibility import Viewer
 
 T = TypeVar("T", Problem, Solution)
 
@@ -191,10 +192,12 @@ async def suggested_solutions(
     ids = _candidate_ids(related)
     if not ids:
         return [[] for _ in wanted]
-    found = {s.id: s for s in await solution_store.solutions_by_ids(db, ids) if s is not None}
+    viewer = Viewer.of(actor)
+    shown = await solution_store.solutions_by_ids(db, ids, viewer=viewer)
+    found = {s.id: s for s in shown if s is not None}
     cities, records = await asyncio.gather(
         _cities(db, [*(d.city for d in sources), *(s.city for s in found.values())]),
-        track_records.track_records(db, list(found)),
+        track_records.track_records(db, list(found), viewer=viewer),
     )
     today = now().date()
     return [
@@ -235,7 +238,8 @@ async def similar_problems(
     ids = _candidate_ids(related)
     if not ids:
         return [[] for _ in wanted]
-    found = {p.id: p for p in await problem_store.problems_by_ids(db, ids) if p is not None}
+    shown = await problem_store.problems_by_ids(db, ids, viewer=Viewer.of(actor))
+    found = {p.id: p for p in shown if p is not None}
     cities = await _cities(db, [*(d.city for d in sources), *(p.city for p in found.values())])
     return [
         _problems_for(source, w.size, hits, found, cities)

@@ -118,5 +118,11 @@ class OrganisationKind(StrEnum):
     UTILITY = "UTILITY"
     BUSINESS = "BUSINESS"
     NGO = "NGO"
-    ACADEMIA = "ACADEMIA"
+    ACADEMIC = "ACADEMIC"
+    COMMUNITY_GROUP = "COMMUNITY_GROUP"
     INTERNATIONAL_ORGANISATION = "INTERNATIONAL_ORGANISATION"
+
+    @classmethod
+    def _missing_(cls, value: object) -> OrganisationKind | None:
+        # Stored before ACADEMIA was renamed: people's documents still carry it.
+        return cls.ACADEMIC if value == "ACADEMIA" else None

@@ -12,7 +12,7 @@ Keys:
     *                 every member city (PUBLIC)
     c:<city>          every actor of the city
     a:<city>          the city's admins (tokens with the admin scope)
-    p:<subject>       one person (a token's subject)
+    p:<city>:<subject>  one person (a token's subject, in its city's realm)
     o:<organisation>  every person and client bound to one organisation
     sys               the service itself (imports, reindexing, exports by an operator)
 
@@ -77,17 +77,19 @@ class TeamRole(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TeamMember:
-    """A person (`kind` "Person", id = their subject) or an organisation on a team."""
+    """A person (`kind` "Person", id = their subject in `city`'s realm) or an organisation
+    (`kind` "Organisation", id = its id) on a team."""
 
     kind: str  # "Person" or "Organisation"
     id: str
     role: TeamRole
     added_at: datetime
-    added_by: str
+    added_by: str  # the subject who added them
+    city: str = ""  # a person's city (subjects are unique only within a realm)
 
 
-def person_key(subject: str) -> str:
-    return f"p:{subject}"
+def person_key(city: str, subject: str) -> str:
+    return f"p:{city}:{subject}"
 
 
 def organisation_key(organisation_id: str) -> str:
@@ -105,7 +107,7 @@ def admins_key(city: str) -> str:
 def member_key(member: TeamMember) -> str:
     if member.kind == "Organisation":
         return organisation_key(member.id)
-    return person_key(member.id)
+    return person_key(member.city, member.id)
 
 
 def audience(
@@ -138,7 +140,9 @@ class Viewer:
 
     @staticmethod
     def of(principal: Principal) -> Viewer:
-        keys = {EVERYONE, city_key(principal.city), person_key(principal.subject)}
+        keys = {EVERYONE, city_key(principal.city)}
+        if principal.personal:
+            keys.add(person_key(principal.city, principal.subject))
         if principal.organisation:
             keys.add(organisation_key(principal.organisation))
         if Scope.ADMIN.value in principal.scopes:

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -56,15 +57,21 @@ def settings(mongodb_uri: str) -> Settings:
 
 
 @pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Database]:
+async def db(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Database]:
     """The test's database, through the service's own `open_database` (with a roomier
-    time budget than a request's: set-up writes many documents at once)."""
+    time budget than a request's: set-up writes many documents at once).
+
+    Dropped afterwards, except for a test marked `keeps_database`: SecantusDB drops a
+    database document by document, and the demo's (19,000 search postings) takes it about
+    50 s, during which every other test's database waits. What is kept goes with the
+    session's data directory."""
     async with open_database(
         dataclasses.replace(settings, operation_timeout_ms=30_000)
     ) as database:
         await ensure_indexes(database)
         yield database
-        await database.client.drop_database(settings.db_name)
+        if request.node.get_closest_marker("keeps_database") is None:
+            await database.client.drop_database(settings.db_name)
 
 
 @dataclass
@@ -118,6 +125,18 @@ class Api:
         assert not body.get("errors"), body["errors"]
         result: dict[str, Any] = body["data"]
         return result
+
+
+def db_commands(metrics: str) -> float:
+    """The database commands requests have sent so far, from the app's /metrics text."""
+    return sum(
+        float(v)
+        for v in re.findall(
+            r'^cityexchange_db_commands_total\{[^}]*origin="request"[^}]*\} (\S+)$',
+            metrics,
+            re.MULTILINE,
+        )
+    )
 
 
 async def add_city(db: Database, slug: str, name: str | None = None, country: str = "NL") -> City:

@@ -14,7 +14,7 @@ from cityexchange.auth import admin
 from cityexchange.auth.oauth_store import OAuthStore
 from cityexchange.auth.records import ClientType
 from cityexchange.services import cities
-from cityexchange.services.models import Organisation, Person
+from cityexchange.services.models import Affiliation, Person
 from cityexchange.services.store.database import Database
 from cityexchange.services.taxonomy import OrganisationKind, Role
 from cityexchange.settings import Settings
@@ -76,7 +76,7 @@ async def make_realm(db: Database, store: OAuthStore, settings: Settings, city: 
             username=f"cro.{city}",
             name=f"CRO of {city}",
             role=Role.CRO,
-            organisation=Organisation(city, OrganisationKind.CITY_AGENCY),
+            affiliation=Affiliation(city, OrganisationKind.CITY_AGENCY),
         ),
     )
     await asyncio.to_thread(

@@ -22,7 +22,7 @@ from cityexchange.services.visibility import (
 from tests.conftest import add_city
 
 NOW = datetime(2026, 12, 2, tzinfo=UTC)
-LEAD = TeamMember("Person", "p1", TeamRole.LEAD, NOW, "p1")
+LEAD = TeamMember("Person", "p1", TeamRole.LEAD, NOW, "p1", city="rotterdam")
 SHARED = VisibilityLevel.SHARED
 
 
@@ -39,10 +39,17 @@ async def test_each_level_resolves_to_its_keys(db: Database) -> None:
         return await audiences.resolve(db, owner="rotterdam", visibility=visibility, team=[LEAD])
 
     assert await keys(Visibility()) == ("*",)
-    assert await keys(Visibility(VisibilityLevel.DRAFT)) == ("a:rotterdam", "p:p1")
-    assert await keys(Visibility(VisibilityLevel.CITY)) == ("a:rotterdam", "c:rotterdam", "p:p1")
+    assert await keys(Visibility(VisibilityLevel.DRAFT)) == ("a:rotterdam", "p:rotterdam:p1")
+    city = ("a:rotterdam", "c:rotterdam", "p:rotterdam:p1")
+    assert await keys(Visibility(VisibilityLevel.CITY)) == city
     shared = Visibility(SHARED, cities=("pune",), networks=("R4",))
-    assert await keys(shared) == ("a:rotterdam", "c:lagos", "c:pune", "c:rotterdam", "p:p1")
+    assert await keys(shared) == (
+        "a:rotterdam",
+        "c:lagos",
+        "c:pune",
+        "c:rotterdam",
+        "p:rotterdam:p1",
+    )
 
 
 async def test_unknown_cities_and_networks_are_refused(db: Database) -> None:

@@ -22,7 +22,7 @@ from cityexchange.services import cities
 from cityexchange.services.clock import now
 from cityexchange.services.errors import InvalidInput, NotFound
 from cityexchange.services.ids import global_id
-from cityexchange.services.models import Organisation, Person
+from cityexchange.services.models import Affiliation, Person
 from cityexchange.services.taxonomy import OrganisationKind, Role
 from tests.conftest import Api, add_city, on_configured_database
 from tests.oauth_support import store_for
@@ -231,7 +231,7 @@ async def _person_with_a_comment(api: Api) -> tuple[Person, str]:
             username="anna",
             name="Anna de Vries",
             role=Role.CRO,
-            organisation=Organisation("Rotterdam", OrganisationKind.CITY_AGENCY),
+            affiliation=Affiliation("Rotterdam", OrganisationKind.CITY_AGENCY),
         ),
     )
     own = await api.token("rotterdam", subject=person.id)
@@ -318,7 +318,7 @@ async def test_one_federated_subject_is_linked_to_one_person(
             username="bram",
             name="Bram",
             role=Role.MEMBER,
-            organisation=Organisation("Rotterdam", OrganisationKind.CITY_AGENCY),
+            affiliation=Affiliation("Rotterdam", OrganisationKind.CITY_AGENCY),
         ),
     )
     store = store_for(api.settings)

@@ -14,6 +14,7 @@ from cityexchange.services.live import (
 )
 from cityexchange.services.models import Event, EventType
 from cityexchange.services.taxonomy import Hazard
+from cityexchange.services.visibility import Viewer
 
 
 def _event(
@@ -36,8 +37,8 @@ def _event(
 async def test_a_slow_subscriber_is_let_go_with_a_reason() -> None:
     fanned: list[int] = []
     hub = Hub(on_fanout=fanned.append)
-    slow = hub.subscribe(EventFilter())
-    fast = hub.subscribe(EventFilter())
+    slow = hub.subscribe(EventFilter(), Viewer.of_city("rotterdam"))
+    fast = hub.subscribe(EventFilter(), Viewer.of_city("rotterdam"))
     for seq in range(1, QUEUE_LIMIT + 2):
         hub.publish(_event(seq))
         await fast.next()  # the fast one keeps up
@@ -51,7 +52,7 @@ async def test_a_slow_subscriber_is_let_go_with_a_reason() -> None:
 async def test_a_subscriber_that_lags_is_let_go_before_the_transport_times_out() -> None:
     moment = [0.0]
     hub = Hub(clock=lambda: moment[0])
-    slow = hub.subscribe(EventFilter())
+    slow = hub.subscribe(EventFilter(), Viewer.of_city("rotterdam"))
     hub.publish(_event(1))
     moment[0] = LAG_LIMIT_SECONDS / 2
     hub.publish(_event(2))
@@ -66,7 +67,7 @@ async def test_a_subscriber_that_lags_is_let_go_before_the_transport_times_out()
 
 async def test_events_are_published_once_and_in_order() -> None:
     hub = Hub()
-    subscriber = hub.subscribe(EventFilter())
+    subscriber = hub.subscribe(EventFilter(), Viewer.of_city("rotterdam"))
     for seq in (1, 2, 2, 1, 3):  # a replay after a reconnect overlaps what was sent
         hub.publish(_event(seq))
     assert [(await subscriber.next()).seq for _ in range(3)] == [1, 2, 3]

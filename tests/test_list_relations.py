@@ -4,14 +4,13 @@ and what it costs in database commands, is the same as when every item loads its
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Coroutine, Generator
 from typing import Any
 
 from cityexchange.services import comments, problems, solutions
 from cityexchange.services.principal import Principal
 from cityexchange.services.taxonomy import Hazard
-from tests.conftest import Api, add_city
+from tests.conftest import Api, add_city, db_commands
 
 SCOPES = frozenset({"read", "publish", "comment"})
 
@@ -50,24 +49,13 @@ async def _seed(api: Api, count: int) -> None:
                     await comments.delete(db=api.db, actor=owner, id=comment.id)
 
 
-def _commands(metrics: str) -> float:
-    return sum(
-        float(v)
-        for v in re.findall(
-            r'^cityexchange_db_commands_total\{[^}]*origin="request"[^}]*\} (\S+)$',
-            metrics,
-            re.MULTILINE,
-        )
-    )
-
-
 async def _counted(
     api: Api, token: str, query: str, variables: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], float]:
     """The whole answer to `query`, and the database commands it took."""
-    before = _commands((await api.http.get("/metrics")).text)
+    before = db_commands((await api.http.get("/metrics")).text)
     body = await api.gql(query, variables, token=token)
-    return body, _commands((await api.http.get("/metrics")).text) - before
+    return body, db_commands((await api.http.get("/metrics")).text) - before
 
 
 def _titles(connection: dict[str, Any]) -> list[str]:

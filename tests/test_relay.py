@@ -6,8 +6,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from cityexchange.services import adoptions, cities, comments, problems, solutions
-from cityexchange.services.models import AdoptionStage, Organisation, Person
+from cityexchange.services import adoptions, cities, comments, organisations, problems, solutions
+from cityexchange.services.models import AdoptionStage, Affiliation, OrganisationDraft, Person
 from cityexchange.services.principal import Principal
 from cityexchange.services.taxonomy import Hazard, OrganisationKind, Role
 from tests.conftest import Api, add_city
@@ -18,7 +18,9 @@ NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }"
 IMPLEMENTERS = '{ __type(name: "Node") { possibleTypes { name } } }'
 # One object of every kind, found through the API: (query, path to its id).
 FIND = """{
-  city(slug: "rotterdam") { id people { edges { node { id } } } }
+  city(slug: "rotterdam") {
+    id people { edges { node { id } } } organisations { edges { node { id } } }
+  }
   problems(first: 1) { edges { node { id comments { edges { node { id } } } } } }
   solutions(first: 1) { edges { node { id adoptions { edges { node { id } } } } } }
   feed(first: 1) { edges { node { id } } }
@@ -42,10 +44,14 @@ async def _seed(api: Api) -> None:
             username="m.jansen",
             name="Mila Jansen",
             role=Role.MEMBER,
-            organisation=Organisation("Gemeente Rotterdam", OrganisationKind.CITY_AGENCY),
+            affiliation=Affiliation("Gemeente Rotterdam", OrganisationKind.CITY_AGENCY),
         ),
     )
     actor = Principal("rotterdam", person.id, SCOPES, "tests")
+    await organisations.add_organisation(
+        db=api.db,
+        draft=OrganisationDraft("rotterdam", "Gemeente Rotterdam", OrganisationKind.CITY_AGENCY),
+    )
     problem = await problems.publish(
         db=api.db,
         actor=actor,
@@ -84,6 +90,7 @@ async def _one_of_each(api: Api, token: str) -> dict[str, str]:
     return {
         "City": data["city"]["id"],
         "Person": first(data["city"]["people"]),
+        "Organisation": first(data["city"]["organisations"]),
         "Problem": problem["id"],
         "Comment": first(problem["comments"]),
         "Solution": first(data["solutions"]),

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from cityexchange.services import cities, comments, problems, solutions
-from cityexchange.services.models import Organisation, Person
+from cityexchange.services.models import Affiliation, Person
 from cityexchange.services.principal import Principal
 from cityexchange.services.store.database import Database
 from cityexchange.services.taxonomy import Hazard, OrganisationKind, Role
-from tests.conftest import Api, add_city
+from tests.conftest import Api, add_city, db_commands
 
 NESTED = """
 query Nested($first: Int!) {
@@ -37,7 +35,7 @@ async def _seed(db: Database, count: int) -> None:
             username="k.raman",
             name="Kavya Raman",
             role=Role.CRO,
-            organisation=Organisation("Greater Chennai Corporation", OrganisationKind.CITY_AGENCY),
+            affiliation=Affiliation("Greater Chennai Corporation", OrganisationKind.CITY_AGENCY),
         ),
     )
     owner = Principal("rotterdam", "cro", SCOPES, "tests")
@@ -66,21 +64,10 @@ async def _seed(db: Database, count: int) -> None:
         )
 
 
-def _commands(metrics: str) -> float:
-    return sum(
-        float(v)
-        for v in re.findall(
-            r'^cityexchange_db_commands_total\{[^}]*origin="request"[^}]*\} (\S+)$',
-            metrics,
-            re.MULTILINE,
-        )
-    )
-
-
 async def _round_trips(api: Api, token: str, first: int) -> float:
-    before = _commands((await api.http.get("/metrics")).text)
+    before = db_commands((await api.http.get("/metrics")).text)
     data = await api.data(NESTED, {"first": first}, token=token)
-    after = _commands((await api.http.get("/metrics")).text)
+    after = db_commands((await api.http.get("/metrics")).text)
     edges = data["problems"]["edges"]
     assert len(edges) == first
     for edge in edges:
@@ -109,11 +96,11 @@ async def test_nodes_of_one_kind_are_one_query(api: Api) -> None:
     token = await api.token("rotterdam")
     data = await api.data("{ problems(first: 10) { edges { node { id } } } }", token=token)
     ids = [edge["node"]["id"] for edge in data["problems"]["edges"]]
-    before = _commands((await api.http.get("/metrics")).text)
+    before = db_commands((await api.http.get("/metrics")).text)
     nodes = await api.data(
         "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ids}, token=token
     )
-    after = _commands((await api.http.get("/metrics")).text)
+    after = db_commands((await api.http.get("/metrics")).text)
     assert [node["id"] for node in nodes["nodes"]] == ids
     assert after - before == 1
 
@@ -130,9 +117,9 @@ async def test_city_relations_are_batched_across_cities(api: Api) -> None:
     counts = []
     for first in (2, 11):
         await api.data("{ viewer { subject } }", token=token)
-        before = _commands((await api.http.get("/metrics")).text)
+        before = db_commands((await api.http.get("/metrics")).text)
         data = await api.data(query, {"first": first}, token=token)
-        counts.append(_commands((await api.http.get("/metrics")).text) - before)
+        counts.append(db_commands((await api.http.get("/metrics")).text) - before)
         assert len(data["cities"]["edges"]) == first
     assert counts[0] == counts[1] == 4  # cities, problems, solutions, people
     by_slug = {e["node"]["slug"]: e["node"] for e in data["cities"]["edges"]}

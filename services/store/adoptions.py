@@ -15,6 +15,8 @@ from cityexchange.services.models import Adoption, AdoptionStage, StageChange
 from cityexchange.services.pages import ChildPages
 from cityexchange.services.store.database import Database, Document, guarded, object_id, object_ids
 from cityexchange.services.store.grouped import child_pages
+from cityexchange.services.store.visibility import AUDIENCE, may_read, restricted, stored_audience
+from cityexchange.services.visibility import Viewer
 
 CHILD_ORDER = "A.CREATED_AT_DESC"
 
@@ -49,6 +51,7 @@ def _adoption(doc: Document) -> Adoption:
         adapted_solution_id=str(adapted) if adapted else None,
         created_at=doc["createdAt"],
         updated_at=doc["updatedAt"],
+        audience=stored_audience(doc),
     )
 
 
@@ -77,6 +80,7 @@ async def insert_adoption(
         "adaptedSolutionId": object_id(adapted) if adapted else None,
         "createdAt": adoption.created_at,
         "updatedAt": adoption.updated_at,
+        AUDIENCE: list(adoption.audience),
     }
     result = await _adoptions(db).insert_one(doc, session=session)
     return replace(adoption, id=str(result.inserted_id))
@@ -108,25 +112,29 @@ async def add_stage(
 
 
 @guarded
-async def adoptions_by_ids(db: Database, ids: Sequence[str]) -> list[Adoption | None]:
-    """Adoptions aligned to `ids` (None where missing), in one round trip."""
+async def adoptions_by_ids(
+    db: Database, ids: Sequence[str], *, viewer: Viewer
+) -> list[Adoption | None]:
+    """Adoptions aligned to `ids` (None where missing or hidden from `viewer`), in one round
+    trip."""
     wanted = object_ids(list(dict.fromkeys(ids)))
     by_id = {
         str(doc["_id"]): _adoption(doc)
         async for doc in _adoptions(db).find({"_id": {"$in": wanted}}).batch_size(len(wanted) + 1)
+        if may_read(viewer, doc)
     }
     return [by_id.get(id_) for id_ in ids]
 
 
 async def adoptions_of(
-    db: Database, solution_ids: Sequence[str], *, first: int, after: str | None
+    db: Database, solution_ids: Sequence[str], *, first: int, after: str | None, viewer: Viewer
 ) -> ChildPages[Adoption]:
     """Newest adoptions of each solution, for many solutions in one round trip."""
     return await child_pages(
         _adoptions(db),
         parent_field="solutionId",
         parents=object_ids(solution_ids),
-        match=None,
+        match=restricted({}, viewer),
         descending=True,
         order=CHILD_ORDER,
         first=first,
@@ -137,18 +145,20 @@ async def adoptions_of(
 
 
 @guarded
-async def standings(db: Database, solution_ids: Sequence[str]) -> list[Standing]:
-    """Every city's current stage with each of these solutions, in one round trip (at most
-    one per member city and solution)."""
+async def standings(db: Database, solution_ids: Sequence[str], *, viewer: Viewer) -> list[Standing]:
+    """Every city's current stage with each of these solutions that `viewer` may see, in one
+    round trip (at most one per member city and solution)."""
+    wanted = object_ids(list(dict.fromkeys(solution_ids)))
     cursor = (
         _adoptions(db)
         .find(
-            {"solutionId": {"$in": object_ids(list(dict.fromkeys(solution_ids)))}},
-            {"solutionId": 1, "city": 1, "stage": 1},
+            {"solutionId": {"$in": wanted}},
+            {"solutionId": 1, "city": 1, "stage": 1, AUDIENCE: 1},
         )
         .sort([("solutionId", 1), ("createdAt", 1), ("_id", 1)])
     )
     return [
         Standing(str(doc["solutionId"]), doc["city"], AdoptionStage(doc["stage"]))
         async for doc in cursor
+        if may_read(viewer, doc)
     ]

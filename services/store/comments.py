@@ -15,7 +15,9 @@ from cityexchange.services.pages import ChildPages
 from cityexchange.services.store.database import Database, Document, guarded, object_id, object_ids
 from cityexchange.services.store.grouped import child_pages
 from cityexchange.services.store.search_index import documents_after, set_languages, stored_language
+from cityexchange.services.store.visibility import AUDIENCE, may_read, restricted, stored_audience
 from cityexchange.services.text import Language
+from cityexchange.services.visibility import Viewer
 
 CHILD_ORDER = "C.CREATED_AT_ASC"
 
@@ -37,6 +39,7 @@ def _comment(doc: Document) -> Comment:
         deleted_at=doc.get("deletedAt"),
         hidden=Hidden(hidden["by"], hidden["reason"], hidden["at"]) if hidden else None,
         language=stored_language(doc),
+        audience=stored_audience(doc),
     )
 
 
@@ -56,40 +59,46 @@ async def insert_comment(db: Database, comment: Comment, *, session: AsyncClient
         "deletedAt": None,
         "hidden": None,
         "language": comment.language.value,
+        AUDIENCE: list(comment.audience),
     }
     result = await db.comments.insert_one(doc, session=session)
     return replace(comment, id=str(result.inserted_id))
 
 
 @guarded
-async def comments_by_ids(db: Database, ids: Sequence[str]) -> list[Comment | None]:
-    """Comments aligned to `ids`, in one round trip."""
+async def comments_by_ids(
+    db: Database, ids: Sequence[str], *, viewer: Viewer
+) -> list[Comment | None]:
+    """Comments aligned to `ids` (None where missing or hidden from `viewer`), in one round
+    trip."""
     wanted = object_ids(list(dict.fromkeys(ids)))
     by_id = {
         str(doc["_id"]): _comment(doc)
         async for doc in db.comments.find({"_id": {"$in": wanted}}).batch_size(len(wanted) + 1)
+        if may_read(viewer, doc)
     }
     return [by_id.get(id_) for id_ in ids]
 
 
 @guarded
-async def get_comment(db: Database, id: str) -> Comment:
+async def get_comment(db: Database, id: str, *, viewer: Viewer) -> Comment:
+    """The comment; NotFound when it is missing or hidden from `viewer` alike."""
     oid = object_id(id)
     doc = await db.comments.find_one({"_id": oid}) if oid else None
-    if doc is None:
+    if doc is None or not may_read(viewer, doc):
         raise NotFound("Comment", id)
     return _comment(doc)
 
 
 async def threads_of(
-    db: Database, subject_ids: Sequence[str], *, first: int, after: str | None
+    db: Database, subject_ids: Sequence[str], *, first: int, after: str | None, viewer: Viewer
 ) -> ChildPages[Comment]:
     """Top-level comments of each subject, oldest first, in one round trip."""
     return await child_pages(
         db.comments,
         parent_field="subjectId",
         parents=object_ids(subject_ids),
-        match={"parentId": None},
+        match=restricted({"parentId": None}, viewer),
         descending=False,
         order=CHILD_ORDER,
         first=first,
@@ -100,14 +109,14 @@ async def threads_of(
 
 
 async def replies_of(
-    db: Database, comment_ids: Sequence[str], *, first: int, after: str | None
+    db: Database, comment_ids: Sequence[str], *, first: int, after: str | None, viewer: Viewer
 ) -> ChildPages[Comment]:
     """Replies to each comment, oldest first, in one round trip."""
     return await child_pages(
         db.comments,
         parent_field="parentId",
         parents=object_ids(comment_ids),
-        match=None,
+        match=restricted({}, viewer),
         descending=False,
         order=CHILD_ORDER,
         first=first,

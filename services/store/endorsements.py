@@ -14,6 +14,8 @@ from cityexchange.services.models import Endorsement, EndorsementKind
 from cityexchange.services.pages import ChildPages
 from cityexchange.services.store.database import Database, Document, guarded, object_id, object_ids
 from cityexchange.services.store.grouped import child_pages
+from cityexchange.services.store.visibility import AUDIENCE, may_read, restricted, stored_audience
+from cityexchange.services.visibility import Viewer
 
 CHILD_ORDER = "E.CREATED_AT_DESC"
 
@@ -32,6 +34,7 @@ def _endorsement(doc: Document) -> Endorsement:
         note=doc.get("note"),
         created_at=doc["createdAt"],
         updated_at=doc["updatedAt"],
+        audience=stored_audience(doc),
     )
 
 
@@ -58,6 +61,7 @@ async def insert_endorsement(
         "note": e.note,
         "createdAt": e.created_at,
         "updatedAt": e.updated_at,
+        AUDIENCE: list(e.audience),
     }
     result = await _endorsements(db).insert_one(doc, session=session)
     return replace(endorsement, id=str(result.inserted_id))
@@ -81,23 +85,26 @@ async def revise_endorsement(
 
 
 @guarded
-async def endorsements_by_ids(db: Database, ids: Sequence[str]) -> list[Endorsement | None]:
-    """Endorsements aligned to `ids` (None where missing), in one round trip."""
+async def endorsements_by_ids(
+    db: Database, ids: Sequence[str], *, viewer: Viewer
+) -> list[Endorsement | None]:
+    """Endorsements aligned to `ids` (None where missing or hidden from `viewer`), in one round
+    trip."""
     wanted = object_ids(list(dict.fromkeys(ids)))
     found = _endorsements(db).find({"_id": {"$in": wanted}}).batch_size(len(wanted) + 1)
-    by_id = {str(doc["_id"]): _endorsement(doc) async for doc in found}
+    by_id = {str(doc["_id"]): _endorsement(doc) async for doc in found if may_read(viewer, doc)}
     return [by_id.get(id_) for id_ in ids]
 
 
 async def endorsements_of(
-    db: Database, solution_ids: Sequence[str], *, first: int, after: str | None
+    db: Database, solution_ids: Sequence[str], *, first: int, after: str | None, viewer: Viewer
 ) -> ChildPages[Endorsement]:
     """Newest endorsements of each solution, for many solutions in one round trip."""
     return await child_pages(
         _endorsements(db),
         parent_field="solutionId",
         parents=object_ids(solution_ids),
-        match=None,
+        match=restricted({}, viewer),
         descending=True,
         order=CHILD_ORDER,
         first=first,

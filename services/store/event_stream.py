@@ -17,6 +17,7 @@ from cityexchange.services.errors import Unavailable
 from cityexchange.services.models import Event
 from cityexchange.services.store.database import Database
 from cityexchange.services.store.events import event_from_doc, events_after, latest_seq
+from cityexchange.services.visibility import SYSTEM_VIEWER
 
 log = logging.getLogger("cityexchange.live")
 
@@ -85,7 +86,9 @@ class EventStream:
 
     async def _replay(self) -> None:
         while True:
-            missed = await events_after(self.db, {}, after=self.last_seq, limit=500)
+            missed = await events_after(
+                self.db, {}, after=self.last_seq, limit=500, viewer=SYSTEM_VIEWER
+            )
             for event in missed:
                 self._publish(event)
             if len(missed) < 500:

@@ -31,7 +31,14 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from cityexchange.services.models import Event, EventType
 from cityexchange.services.store import idempotency
 from cityexchange.services.store.database import Database, Document, guarded
+from cityexchange.services.store.visibility import (
+    AUDIENCE,
+    WITHHELD,
+    restricted_events,
+    stored_audience,
+)
 from cityexchange.services.taxonomy import Hazard, Sector, Urgency
+from cityexchange.services.visibility import Viewer
 
 T = TypeVar("T")
 COUNTER = "events"
@@ -51,6 +58,8 @@ def event_doc(event: Event, seq: int) -> Document:
         "sectors": [s.value for s in event.sectors],
         "tags": list(event.tags),
         "urgency": event.urgency.value if event.urgency else None,
+        AUDIENCE: list(event.audience),
+        **({WITHHELD: list(event.withheld)} if event.withheld else {}),
     }
 
 
@@ -62,6 +71,7 @@ def event_from_doc(doc: Document) -> Event:
         thread_id=doc.get("thread", ""), hazards=tuple(Hazard(h) for h in doc["hazards"]),
         sectors=tuple(Sector(s) for s in doc["sectors"]), tags=tuple(doc["tags"]),
         seq=int(doc["_id"]), urgency=Urgency(doc["urgency"]) if doc.get("urgency") else None,
+        audience=stored_audience(doc), withheld=tuple(doc.get(WITHHELD, ())),
     )  # fmt: skip
 
 
@@ -82,12 +92,13 @@ async def append_event(db: Database, event: Event, *, session: AsyncClientSessio
 async def record(
     db: Database,
     write: Callable[[AsyncClientSession], Awaitable[T]],
-    event: Callable[[T], Event | None],
+    event: Callable[[T], Event | Sequence[Event] | None],
 ) -> T:
-    """Apply `write` and append its event in one transaction; no event when `event` says
-    None. The transaction is retried on transient conflicts, so `write` must be idempotent
-    up to its own guards (versions, `$ne` filters). A pending clientMutationId claim is
-    recorded in the same transaction (services/store/idempotency.py)."""
+    """Apply `write` and append its event (or events, in order) in one transaction; no event
+    when `event` says None. The transaction is retried on transient conflicts, so `write`
+    must be idempotent up to its own guards (versions, `$ne` filters). A pending
+    clientMutationId claim is recorded in the same transaction (services/store/idempotency.py).
+    """
     claim = idempotency.take()
 
     async def work(session: AsyncClientSession) -> T:
@@ -97,8 +108,8 @@ async def record(
                 db, claim, result_id=idempotency.id_of(result), session=session
             )
         happened = event(result)
-        if happened is not None:
-            await append_event(db, happened, session=session)
+        for each in [happened] if isinstance(happened, Event) else happened or ():
+            await append_event(db, each, session=session)
         return result
 
     # Exclusive: every such transaction writes the counter (see the module's docstring).
@@ -106,9 +117,13 @@ async def record(
 
 
 @guarded
-async def events_after(db: Database, query: Document, *, after: int, limit: int) -> list[Event]:
-    """Events past `after` matching `query`, oldest first (replay and catch-up)."""
-    cursor = db.events.find({"_id": {"$gt": after}, **query}).sort("_id", ASCENDING)
+async def events_after(
+    db: Database, query: Document, *, after: int, limit: int, viewer: Viewer
+) -> list[Event]:
+    """Events past `after` matching `query` that `viewer` may see, oldest first (replay and
+    catch-up)."""
+    wanted = restricted_events({"_id": {"$gt": after}, **query}, viewer)
+    cursor = db.events.find(wanted).sort("_id", ASCENDING)
     return [event_from_doc(doc) async for doc in cursor.limit(limit).batch_size(limit)]
 
 
@@ -169,8 +184,8 @@ def any_of(
 
 
 @guarded
-async def count_events(db: Database, query: Document) -> int:
-    return await db.events.count_documents(query)
+async def count_events(db: Database, query: Document, *, viewer: Viewer) -> int:
+    return await db.events.count_documents(restricted_events(query, viewer))
 
 
 __all__ = [

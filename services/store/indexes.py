@@ -10,19 +10,50 @@ from pymongo.errors import CollectionInvalid, OperationFailure
 
 from cityexchange.services.store import documents
 from cityexchange.services.store.database import Database, guarded
+from cityexchange.services.visibility import EVERYONE
 
 _NEWEST = [("createdAt", DESCENDING), ("_id", DESCENDING)]
 _RECENT = [("updatedAt", DESCENDING), ("_id", DESCENDING)]
 
 
+# Every read of a list also asks for what the viewer may see (services/store/visibility.py),
+# so the list indexes hold the audience after their equality fields: the embedded database
+# plans an index only for a filter of exactly its fields, and MongoDB bounds the audience's
+# few keys in it.
+_SEEN = ("aud", ASCENDING)
+
+
 def _listing(prefix: str | None) -> list[IndexModel]:
     """Indexes for one filter path (or none) under both sort orders the API offers."""
-    head = [(prefix, ASCENDING)] if prefix else []
+    head = [(prefix, ASCENDING), _SEEN] if prefix else [_SEEN]
     name = prefix or "all"
     return [
-        IndexModel([*head, *_NEWEST], name=f"{name}_by_created"),
-        IndexModel([*head, *_RECENT], name=f"{name}_by_updated"),
+        IndexModel([*head, *_NEWEST], name=f"{name}_seen_by_created"),
+        IndexModel([*head, *_RECENT], name=f"{name}_seen_by_updated"),
     ]
+
+
+# Indexes an earlier version declared and this one replaced (dropped at start when present).
+OBSOLETE: dict[str, tuple[str, ...]] = {
+    "problems": tuple(
+        f"{prefix or 'all'}_by_{order}"
+        for prefix in (None, "city", "hazards", "sectors", "tags", "status", "urgency")
+        for order in ("created", "updated")
+    ),
+    "solutions": (
+        *(
+            f"{prefix or 'all'}_by_{order}"
+            for prefix in (None, "city", "hazards", "sectors", "tags", "status", "urgency")
+            for order in ("created", "updated")
+        ),
+        "problem_solutions",
+        "adaptations",
+    ),
+    "comments": ("thread", "replies"),
+    "adoptions": ("solution_adoptions",),
+    "endorsements": ("solution_endorsements",),
+    "outcome_reports": ("series",),
+}
 
 
 _FILTERS = [None, "city", "hazards", "sectors", "tags", "status", "urgency"]
@@ -37,12 +68,25 @@ _IMPORTED = IndexModel(
     partialFilterExpression={"externalId": {"$type": "string"}},
 )
 
+# Drafts that publish themselves, by when (services/embargoes.py).
+_EMBARGOED = IndexModel(
+    [("visibility.embargo.until", ASCENDING)],
+    name="embargo",
+    partialFilterExpression={"visibility.embargo.until": {"$exists": True}},
+)
+
 INDEXES: dict[str, list[IndexModel]] = {
     "cities": [IndexModel([("country", ASCENDING), ("_id", ASCENDING)], name="country")],
     "people": [
         IndexModel(
             [("city", ASCENDING), ("username", ASCENDING)], name="city_username", unique=True
         ),
+        IndexModel([("organisationId", ASCENDING), ("_id", ASCENDING)], name="organisation"),
+        IndexModel([("listedAsExpert", ASCENDING), ("_id", ASCENDING)], name="experts"),
+    ],
+    # One organisation per (city, name); a city's list is by name (services/store/organisations.py).
+    "organisations": [
+        IndexModel([("city", ASCENDING), ("nameKey", ASCENDING)], name="city_name", unique=True),
     ],
     "problems": [
         *[index for prefix in _FILTERS for index in _listing(prefix)],
@@ -50,13 +94,17 @@ INDEXES: dict[str, list[IndexModel]] = {
         # Which problems name a solution as their answer (services/store/track_records.py).
         IndexModel([("answeredBy", ASCENDING)], name="answered_by"),
         _IMPORTED,
+        _EMBARGOED,
     ],
     "solutions": [
         *[index for prefix in _FILTERS for index in _listing(prefix)],
         IndexModel([("keywords", ASCENDING)], name="keywords"),
         _IMPORTED,
-        IndexModel([("problemIds", ASCENDING), *_NEWEST], name="problem_solutions"),
-        IndexModel([("adaptedFrom.solutionId", ASCENDING), *_NEWEST], name="adaptations"),
+        _EMBARGOED,
+        IndexModel([("problemIds", ASCENDING), _SEEN, *_NEWEST], name="problem_solutions_seen"),
+        IndexModel(
+            [("adaptedFrom.solutionId", ASCENDING), _SEEN, *_NEWEST], name="adaptations_seen"
+        ),
         # The case-study orders (services/pages.py SolutionOrder), which also bound their
         # range filters; one index serves a field's both directions.
         IndexModel([("costEur", ASCENDING), ("_id", ASCENDING)], name="by_cost"),
@@ -71,14 +119,15 @@ INDEXES: dict[str, list[IndexModel]] = {
             [
                 ("subjectId", ASCENDING),
                 ("parentId", ASCENDING),
+                _SEEN,
                 ("createdAt", ASCENDING),
                 ("_id", ASCENDING),
             ],
-            name="thread",
+            name="thread_seen",
         ),
         IndexModel(
-            [("parentId", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)],
-            name="replies",
+            [("parentId", ASCENDING), _SEEN, ("createdAt", ASCENDING), ("_id", ASCENDING)],
+            name="replies_seen",
         ),
     ],
     "events": [
@@ -96,17 +145,17 @@ INDEXES: dict[str, list[IndexModel]] = {
     # One adoption and one endorsement per (solution, city); both list newest first.
     "adoptions": [
         IndexModel([("solutionId", ASCENDING), ("city", ASCENDING)], name="city", unique=True),
-        IndexModel([("solutionId", ASCENDING), *_NEWEST], name="solution_adoptions"),
+        IndexModel([("solutionId", ASCENDING), _SEEN, *_NEWEST], name="solution_adoptions_seen"),
     ],
     "endorsements": [
         IndexModel([("solutionId", ASCENDING), ("city", ASCENDING)], name="city", unique=True),
-        IndexModel([("solutionId", ASCENDING), *_NEWEST], name="solution_endorsements"),
+        IndexModel([("solutionId", ASCENDING), _SEEN, *_NEWEST], name="solution_endorsements_seen"),
     ],
     # A subject's dated series, oldest first; the roll-up reads adoptions' by solution.
     "outcome_reports": [
         IndexModel(
-            [("subjectId", ASCENDING), ("measuredOn", ASCENDING), ("_id", ASCENDING)],
-            name="series",
+            [("subjectId", ASCENDING), _SEEN, ("measuredOn", ASCENDING), ("_id", ASCENDING)],
+            name="series_seen",
         ),
         IndexModel(
             [("solutionId", ASCENDING), ("subjectKind", ASCENDING), ("measuredOn", ASCENDING)],
@@ -172,7 +221,29 @@ async def ensure_indexes(
                 await db.db.create_collection(collection)
         if indexes:
             await db.db[collection].create_indexes(indexes)
+    await _drop_obsolete(db)
+    await _audience_backfill(db)
     await _event_retention(db, event_retention_seconds)
+
+
+async def _drop_obsolete(db: Database) -> None:
+    for collection, names in OBSOLETE.items():
+        present = {index["name"] async for index in await db.db[collection].list_indexes()}
+        for name in present.intersection(names):
+            with contextlib.suppress(OperationFailure):  # another replica dropped it first
+                await db.db[collection].drop_index(name)
+
+
+# What existed before visibility did is PUBLIC: it gains the audience every query asks for.
+_AUDIENCED = ("problems", "solutions", "comments", "adoptions", "endorsements", "outcome_reports")
+
+
+async def _audience_backfill(db: Database) -> None:
+    for collection in _AUDIENCED:
+        await db.db[collection].update_many(
+            {"aud": {"$exists": False}}, {"$set": {"aud": [EVERYONE]}}
+        )
+    await db.events.update_many({"aud": {"$exists": False}}, {"$set": {"aud": [EVERYONE]}})
 
 
 async def _event_retention(db: Database, seconds: int) -> None:

@@ -14,6 +14,14 @@ from cityexchange.services.models import OutcomeReport
 from cityexchange.services.pages import ChildPages
 from cityexchange.services.store.database import Database, Document, guarded, object_id, object_ids
 from cityexchange.services.store.grouped import child_pages
+from cityexchange.services.store.visibility import (
+    AUDIENCE,
+    may_read,
+    readable,
+    restricted,
+    stored_audience,
+)
+from cityexchange.services.visibility import Viewer
 
 CHILD_ORDER = "O.MEASURED_ON_ASC"
 
@@ -56,6 +64,7 @@ def _report(doc: Document) -> OutcomeReport:
         baseline=doc.get("baseline"),
         target=doc.get("target"),
         note=doc.get("note"),
+        audience=stored_audience(doc),
     )
 
 
@@ -84,31 +93,36 @@ async def insert_report(
         "measuredOn": _midnight(r.measured_on),
         "note": r.note,
         "reportedAt": r.reported_at,
+        AUDIENCE: list(r.audience),
     }
     result = await _reports(db).insert_one(doc, session=session)
     return replace(report, id=str(result.inserted_id))
 
 
 @guarded
-async def reports_by_ids(db: Database, ids: Sequence[str]) -> list[OutcomeReport | None]:
-    """Reports aligned to `ids` (None where missing), in one round trip."""
+async def reports_by_ids(
+    db: Database, ids: Sequence[str], *, viewer: Viewer
+) -> list[OutcomeReport | None]:
+    """Reports aligned to `ids` (None where missing or hidden from `viewer`), in one round
+    trip."""
     wanted = object_ids(list(dict.fromkeys(ids)))
     by_id = {
         str(doc["_id"]): _report(doc)
         async for doc in _reports(db).find({"_id": {"$in": wanted}}).batch_size(len(wanted) + 1)
+        if may_read(viewer, doc)
     }
     return [by_id.get(id_) for id_ in ids]
 
 
 async def reports_of(
-    db: Database, subject_ids: Sequence[str], *, first: int, after: str | None
+    db: Database, subject_ids: Sequence[str], *, first: int, after: str | None, viewer: Viewer
 ) -> ChildPages[OutcomeReport]:
     """Each subject's series, oldest measurement first, for many subjects in one round trip."""
     return await child_pages(
         _reports(db),
         parent_field="subjectId",
         parents=object_ids(subject_ids),
-        match=None,
+        match=restricted({}, viewer),
         field="measuredOn",
         descending=False,
         order=CHILD_ORDER,
@@ -120,16 +134,17 @@ async def reports_of(
 
 
 @guarded
-async def adoption_trends(db: Database, solution_ids: Sequence[str]) -> list[Trend]:
-    """For the adoptions of each solution, every metric's first and latest value, in one
-    aggregation; the server reduces each series (at most 500 reports) to one row."""
+async def adoption_trends(
+    db: Database, solution_ids: Sequence[str], *, viewer: Viewer
+) -> list[Trend]:
+    """For the adoptions of each solution `viewer` may see, every metric's first and latest
+    value, in one aggregation; the server reduces each series (at most 500 reports) to one
+    row."""
+    wanted = object_ids(list(dict.fromkeys(solution_ids)))
     pipeline: list[Document] = [
-        {
-            "$match": {
-                "solutionId": {"$in": object_ids(list(dict.fromkeys(solution_ids)))},
-                "subjectKind": "Adoption",
-            }
-        },
+        {"$match": {"solutionId": {"$in": wanted}, "subjectKind": "Adoption"}},
+        # A stage of its own: the first stays on `solution_series` alone.
+        {"$match": readable(viewer)},
         {"$sort": {"measuredOn": 1, "_id": 1}},
         {
             "$group": {

@@ -18,8 +18,17 @@ from cityexchange.services.store.grouped import child_pages
 from cityexchange.services.store.listing import listing_query
 from cityexchange.services.store.paging import find_page
 from cityexchange.services.store.search_index import documents_after, set_languages, stored_language
+from cityexchange.services.store.visibility import (
+    access_fields,
+    may_read,
+    restricted,
+    stored_audience,
+    team_of,
+    visibility_of,
+)
 from cityexchange.services.taxonomy import Hazard, ProblemStatus, Sector, Urgency
 from cityexchange.services.text import Language
+from cityexchange.services.visibility import Viewer
 
 
 def _editable(problem: Problem) -> Document:
@@ -60,6 +69,9 @@ def _problem(doc: Document) -> Problem:
         updated_at=doc["updatedAt"],
         language=stored_language(doc),
         external_id=doc.get("externalId"),
+        visibility=visibility_of(doc.get("visibility")),
+        team=team_of(doc.get("team")),
+        audience=stored_audience(doc),
     )
 
 
@@ -67,6 +79,7 @@ def _problem(doc: Document) -> Problem:
 async def insert_problem(db: Database, problem: Problem, *, session: AsyncClientSession) -> Problem:
     doc: Document = {
         **_editable(problem),
+        **access_fields(problem.visibility, problem.team, problem.audience),
         "city": problem.city,
         "answeredBy": [],
         "facedBy": [],
@@ -81,12 +94,16 @@ async def insert_problem(db: Database, problem: Problem, *, session: AsyncClient
 
 
 @guarded
-async def problems_by_ids(db: Database, ids: Sequence[str]) -> list[Problem | None]:
-    """Problems aligned to `ids` (None where missing), in one round trip."""
+async def problems_by_ids(
+    db: Database, ids: Sequence[str], *, viewer: Viewer
+) -> list[Problem | None]:
+    """Problems aligned to `ids` (None where missing or hidden from `viewer`), in one round
+    trip."""
     wanted = object_ids(list(dict.fromkeys(ids)))
     by_id = {
         str(doc["_id"]): _problem(doc)
         async for doc in db.problems.find({"_id": {"$in": wanted}}).batch_size(len(wanted) + 1)
+        if may_read(viewer, doc)
     }
     return [by_id.get(id_) for id_ in ids]
 
@@ -100,11 +117,12 @@ async def ids_by_external_ids(db: Database, external_ids: Sequence[str]) -> dict
 
 @guarded
 async def get_problem(
-    db: Database, id: str, *, session: AsyncClientSession | None = None
+    db: Database, id: str, *, viewer: Viewer, session: AsyncClientSession | None = None
 ) -> Problem:
+    """The problem; NotFound when it is missing or hidden from `viewer` alike."""
     oid = object_id(id)
     doc = await db.problems.find_one({"_id": oid}, session=session) if oid else None
-    if doc is None:
+    if doc is None or not may_read(viewer, doc):
         raise NotFound("Problem", id)
     return _problem(doc)
 
@@ -115,11 +133,12 @@ async def list_problems(
     listing: ListingFilter,
     order: Order,
     request: PageRequest,
+    viewer: Viewer,
     city: str | None = None,
 ) -> Page[Problem]:
     return await find_page(
         db.problems,
-        query=listing_query(listing, base={"city": city} if city else None),
+        query=restricted(listing_query(listing, base={"city": city} if city else None), viewer),
         field=order.field,
         descending=order.descending,
         order=f"P.{order.value}",
@@ -139,6 +158,26 @@ async def save_problem(
         problem.id,
         expected_version,
         {"$set": {**_editable(problem), "updatedAt": problem.updated_at}},
+        session=session,
+    )
+
+
+@guarded
+async def save_problem_access(
+    db: Database, problem: Problem, *, expected_version: int, session: AsyncClientSession
+) -> Problem:
+    """Write `problem`'s visibility, team and audience if the stored version is still
+    `expected_version`."""
+    return await _versioned_update(
+        db,
+        problem.id,
+        expected_version,
+        {
+            "$set": {
+                **access_fields(problem.visibility, problem.team, problem.audience),
+                "updatedAt": problem.updated_at,
+            }
+        },
         session=session,
     )
 
@@ -204,10 +243,12 @@ async def problems_of_cities(
     order: Order,
     first: int,
     after: str | None,
+    viewer: Viewer,
 ) -> ChildPages[Problem]:
     """A page of problems for each of many cities, in one round trip."""
     return await child_pages(
-        db.problems, parent_field="city", parents=list(cities), match=listing_query(listing),
+        db.problems, parent_field="city", parents=list(cities),
+        match=restricted(listing_query(listing), viewer),
         field=order.field, descending=order.descending, order=f"P.{order.value}",
         first=first, after=after, to_model=_problem, parse_id=object_id,
     )  # fmt: skip

@@ -34,7 +34,9 @@ from cityexchange.services.store.database import (
     object_id,
     object_ids,
 )
+from cityexchange.services.store.visibility import AUDIENCE, may_read
 from cityexchange.services.text import Language
+from cityexchange.services.visibility import Viewer
 
 POSTINGS = "search_postings"
 TERMS = "search_terms"
@@ -229,6 +231,7 @@ async def matching(
     kind: str,
     ids: Sequence[str],
     *,
+    viewer: Viewer,
     hazards: Collection[str] = (),
     sectors: Collection[str] = (),
     statuses: Collection[str] = (),
@@ -236,10 +239,10 @@ async def matching(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
 ) -> set[str]:
-    """Which of `ids` (of `kind`) pass the filters the postings do not carry: one read by
-    `_id $in` of the fields they need, checked here. Comments must be shown (neither hidden
-    nor deleted); a comment passes the hazard and sector filters through its thread (one
-    more read)."""
+    """Which of `ids` (of `kind`) `viewer` may see and pass the filters the postings do not
+    carry: one read by `_id $in` of the fields they need, checked here. Comments must be
+    shown (neither hidden nor deleted); a comment passes the hazard and sector filters
+    through its thread (one more read)."""
     after, before = _aware(created_after), _aware(created_before)
 
     def dated(doc: Document) -> bool:
@@ -250,11 +253,21 @@ async def matching(
 
     wanted = {"_id": {"$in": object_ids(ids)}}
     if kind == "Comment":
-        fields = {"subjectKind": 1, "subjectId": 1, "hidden": 1, "deletedAt": 1, "createdAt": 1}
+        fields = {
+            "subjectKind": 1,
+            "subjectId": 1,
+            "hidden": 1,
+            "deletedAt": 1,
+            "createdAt": 1,
+            AUDIENCE: 1,
+        }
         docs = [
             doc
             async for doc in db.comments.find(wanted, fields)
-            if doc.get("hidden") is None and doc.get("deletedAt") is None and dated(doc)
+            if doc.get("hidden") is None
+            and doc.get("deletedAt") is None
+            and dated(doc)
+            and may_read(viewer, doc)
         ]
         if not hazards and not sectors:
             return {str(doc["_id"]) for doc in docs}
@@ -263,7 +276,9 @@ async def matching(
             threads[doc["subjectKind"]].append(str(doc["subjectId"]))
         passing: set[str] = set()
         for thread_kind, thread_ids in threads.items():
-            passing |= await matching(db, thread_kind, thread_ids, hazards=hazards, sectors=sectors)
+            passing |= await matching(
+                db, thread_kind, thread_ids, viewer=viewer, hazards=hazards, sectors=sectors
+            )
         return {str(doc["_id"]) for doc in docs if str(doc["subjectId"]) in passing}
     collection = db.problems if kind == "Problem" else db.solutions
     checks: list[tuple[str, Collection[str]]] = [
@@ -272,10 +287,12 @@ async def matching(
         ("status", statuses),
         ("urgency", urgencies if kind == "Problem" else ()),
     ]
-    fields = {"hazards": 1, "sectors": 1, "status": 1, "urgency": 1, "createdAt": 1}
+    fields = {"hazards": 1, "sectors": 1, "status": 1, "urgency": 1, "createdAt": 1, AUDIENCE: 1}
     found: set[str] = set()
     async for doc in collection.find(wanted, fields):
         values = {name: _values(doc.get(name)) for name, _ in checks}
+        if not may_read(viewer, doc):
+            continue
         if dated(doc) and all(not want or values[name] & set(want) for name, want in checks):
             found.add(str(doc["_id"]))
     return found

@@ -32,8 +32,17 @@ from cityexchange.services.store.grouped import child_pages
 from cityexchange.services.store.listing import listing_query
 from cityexchange.services.store.paging import find_page
 from cityexchange.services.store.search_index import documents_after, set_languages, stored_language
+from cityexchange.services.store.visibility import (
+    access_fields,
+    may_read,
+    restricted,
+    stored_audience,
+    team_of,
+    visibility_of,
+)
 from cityexchange.services.taxonomy import Hazard, Sector, SolutionStatus
 from cityexchange.services.text import Language
+from cityexchange.services.visibility import Viewer
 
 CHILD_ORDER = "S.CREATED_AT_DESC"
 
@@ -152,6 +161,9 @@ def _solution(doc: Document) -> Solution:
         cost_per_resident_eur=doc.get("costPerResidentEur"),
         language=stored_language(doc),
         external_id=doc.get("externalId"),
+        visibility=visibility_of(doc.get("visibility")),
+        team=team_of(doc.get("team")),
+        audience=stored_audience(doc),
     )
 
 
@@ -162,6 +174,7 @@ async def insert_solution(
     adapted = solution.adapted_from
     doc = {
         **_editable(solution),
+        **access_fields(solution.visibility, solution.team, solution.audience),
         "city": solution.city,
         "adaptedFrom": {"solutionId": object_id(adapted.solution_id), "notes": adapted.notes}
         if adapted
@@ -178,15 +191,20 @@ async def insert_solution(
 
 @guarded
 async def solutions_by_ids(
-    db: Database, ids: Sequence[str], *, session: AsyncClientSession | None = None
+    db: Database,
+    ids: Sequence[str],
+    *,
+    viewer: Viewer,
+    session: AsyncClientSession | None = None,
 ) -> list[Solution | None]:
-    """Solutions aligned to `ids` (None where missing), in one round trip."""
+    """Solutions aligned to `ids` (None where missing or hidden from `viewer`), in one round
+    trip."""
     wanted = object_ids(list(dict.fromkeys(ids)))
+    found = db.solutions.find({"_id": {"$in": wanted}}, session=session)
     by_id = {
         str(doc["_id"]): _solution(doc)
-        async for doc in db.solutions.find({"_id": {"$in": wanted}}, session=session).batch_size(
-            len(wanted) + 1
-        )
+        async for doc in found.batch_size(len(wanted) + 1)
+        if may_read(viewer, doc)
     }
     return [by_id.get(id_) for id_ in ids]
 
@@ -199,10 +217,13 @@ async def ids_by_external_ids(db: Database, external_ids: Sequence[str]) -> dict
 
 
 @guarded
-async def get_solution(db: Database, id: str) -> Solution:
+async def get_solution(
+    db: Database, id: str, *, viewer: Viewer, session: AsyncClientSession | None = None
+) -> Solution:
+    """The solution; NotFound when it is missing or hidden from `viewer` alike."""
     oid = object_id(id)
-    doc = await db.solutions.find_one({"_id": oid}) if oid else None
-    if doc is None:
+    doc = await db.solutions.find_one({"_id": oid}, session=session) if oid else None
+    if doc is None or not may_read(viewer, doc):
         raise NotFound("Solution", id)
     return _solution(doc)
 
@@ -228,14 +249,16 @@ async def list_solutions(
     listing: ListingFilter,
     order: SolutionOrder,
     request: PageRequest,
+    viewer: Viewer,
     city: str | None = None,
     criteria: CheckedCriteria | None = None,
     cities: Sequence[str] | None = None,
 ) -> Page[Solution]:
     """A page of solutions; `cities` are the implementing-city filter's matches (None: any)."""
+    query = list_query(listing, criteria, cities, order, base={"city": city} if city else None)
     return await find_page(
         db.solutions,
-        query=list_query(listing, criteria, cities, order, base={"city": city} if city else None),
+        query=restricted(query, viewer),
         field=order.field,
         descending=order.descending,
         order=f"S.{order.value}",
@@ -247,14 +270,14 @@ async def list_solutions(
 
 
 async def solutions_of_problems(
-    db: Database, problem_ids: Sequence[str], *, first: int, after: str | None
+    db: Database, problem_ids: Sequence[str], *, first: int, after: str | None, viewer: Viewer
 ) -> ChildPages[Solution]:
     """Newest solutions addressing each problem, for many problems in one round trip."""
     return await child_pages(
         db.solutions,
         parent_field="problemIds",
         parents=object_ids(problem_ids),
-        match=None,
+        match=restricted({}, viewer),
         descending=True,
         order=CHILD_ORDER,
         first=first,
@@ -265,14 +288,14 @@ async def solutions_of_problems(
 
 
 async def adaptations_of(
-    db: Database, solution_ids: Sequence[str], *, first: int, after: str | None
+    db: Database, solution_ids: Sequence[str], *, first: int, after: str | None, viewer: Viewer
 ) -> ChildPages[Solution]:
     """Newest adaptations of each solution, for many solutions in one round trip."""
     return await child_pages(
         db.solutions,
         parent_field="adaptedFrom.solutionId",
         parents=object_ids(solution_ids),
-        match=None,
+        match=restricted({}, viewer),
         descending=True,
         order=CHILD_ORDER,
         first=first,
@@ -287,10 +310,35 @@ async def save_solution(
     db: Database, solution: Solution, *, expected_version: int, session: AsyncClientSession
 ) -> Solution:
     """Write `solution`'s editable fields if the stored version is still `expected_version`."""
+    changes = {**_editable(solution), "updatedAt": solution.updated_at}
+    return await _versioned_update(db, solution, expected_version, changes, session=session)
+
+
+@guarded
+async def save_solution_access(
+    db: Database, solution: Solution, *, expected_version: int, session: AsyncClientSession
+) -> Solution:
+    """Write `solution`'s visibility, team and audience if the stored version is still
+    `expected_version`."""
+    changes = {
+        **access_fields(solution.visibility, solution.team, solution.audience),
+        "updatedAt": solution.updated_at,
+    }
+    return await _versioned_update(db, solution, expected_version, changes, session=session)
+
+
+async def _versioned_update(
+    db: Database,
+    solution: Solution,
+    expected_version: int,
+    changes: Document,
+    *,
+    session: AsyncClientSession,
+) -> Solution:
     oid = object_id(solution.id)
     doc = await db.solutions.find_one_and_update(
         {"_id": oid, "version": expected_version},
-        {"$set": {**_editable(solution), "updatedAt": solution.updated_at}, "$inc": {"version": 1}},
+        {"$set": changes, "$inc": {"version": 1}},
         return_document=ReturnDocument.AFTER,
         session=session,
     )
@@ -310,6 +358,7 @@ async def solutions_of_cities(
     order: SolutionOrder,
     first: int,
     after: str | None,
+    viewer: Viewer,
     criteria: CheckedCriteria | None = None,
     matching: Sequence[str] | None = None,
 ) -> ChildPages[Solution]:
@@ -319,7 +368,7 @@ async def solutions_of_cities(
         db.solutions,
         parent_field="city",
         parents=list(cities),
-        match=list_query(listing, criteria, matching, order),
+        match=restricted(list_query(listing, criteria, matching, order), viewer),
         field=order.field,
         descending=order.descending,
         order=f"S.{order.value}",

@@ -11,6 +11,8 @@ from cityexchange.services.evidence import TrackRecord
 from cityexchange.services.models import TAKEN_UP, AdoptionStage
 from cityexchange.services.store import adoptions
 from cityexchange.services.store.database import Database, Document, guarded, object_ids
+from cityexchange.services.store.visibility import readable
+from cityexchange.services.visibility import Viewer
 
 
 @guarded
@@ -21,11 +23,12 @@ async def _counters(db: Database, ids: Sequence[str]) -> dict[str, Document]:
 
 
 @guarded
-async def _answered(db: Database, ids: Sequence[str]) -> Counter[str]:
-    """How many problems name each solution among their answers."""
+async def _answered(db: Database, ids: Sequence[str], viewer: Viewer) -> Counter[str]:
+    """How many problems `viewer` may see name each solution among their answers."""
     wanted = object_ids(ids)
     pipeline: list[Document] = [
         {"$match": {"answeredBy": {"$in": wanted}}},
+        {"$match": readable(viewer)},  # a stage of its own: the first stays on `answered_by`
         {"$project": {"answeredBy": 1}},
         {"$unwind": "$answeredBy"},
         {"$match": {"answeredBy": {"$in": wanted}}},
@@ -35,14 +38,20 @@ async def _answered(db: Database, ids: Sequence[str]) -> Counter[str]:
     return Counter({str(row["_id"]): int(row["n"]) for row in rows})
 
 
-async def track_records(db: Database, solution_ids: Sequence[str]) -> dict[str, TrackRecord]:
-    """The track record of each solution, in three concurrent round trips whatever their
-    number: the solutions' counters, the adoptions' current stages, the problems' marks."""
+async def track_records(
+    db: Database, solution_ids: Sequence[str], *, viewer: Viewer
+) -> dict[str, TrackRecord]:
+    """The track record of each solution, as `viewer` may see it, in three concurrent round
+    trips whatever their number: the solutions' counters (their adoptions, outcomes and
+    endorsements share the solution's audience), the adoptions' current stages, the problems'
+    marks."""
     ids = list(dict.fromkeys(solution_ids))
     if not ids:
         return {}
     counters, standings, answered = await asyncio.gather(
-        _counters(db, ids), adoptions.standings(db, ids), _answered(db, ids)
+        _counters(db, ids),
+        adoptions.standings(db, ids, viewer=viewer),
+        _answered(db, ids, viewer),
     )
     taken_up: Counter[str] = Counter()
     abandoned: Counter[str] = Counter()

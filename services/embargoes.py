@@ -1,0 +1,48 @@
+"""Embargoed drafts publish themselves when their embargo ends (services/access.py).
+
+Every replica polls for drafts due; two replicas that find the same one both try, and the
+version check lets one of them change it (the other's Conflict is expected and ignored). A
+draft whose embargo ended while no replica ran is published at the next start's first poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from cityexchange.services import access
+from cityexchange.services.clock import now
+from cityexchange.services.errors import Conflict, NotFound, Unavailable
+from cityexchange.services.store import audiences as audience_store
+from cityexchange.services.store.database import Database
+
+log = logging.getLogger("cityexchange.embargoes")
+BATCH = 100  # drafts published per poll at most; the rest at the next one
+
+
+async def publish_due(db: Database) -> int:
+    """Publish every draft due now, up to BATCH; how many were published."""
+    moment = now()
+    published = 0
+    for kind, id in await audience_store.embargoes_due(db, at=moment, limit=BATCH):
+        try:
+            done = await access.end_embargo(db=db, kind=kind, id=id, at=moment)  # type: ignore[arg-type]
+        except (Conflict, NotFound):
+            continue  # another replica, or an edit, was first: it is not due any more
+        if done is not None:
+            published += 1
+            log.info("published %s %s: its embargo ended", kind.lower(), id)
+    return published
+
+
+async def publish_when_due(db: Database, stopping: asyncio.Event, *, every: float) -> None:
+    """Poll every `every` seconds until `stopping` is set; an outage waits for the next poll."""
+    while not stopping.is_set():
+        try:
+            while await publish_due(db) == BATCH:
+                pass  # more are due: go on at once
+        except Unavailable:
+            log.warning("embargoes: the database is unreachable; trying again later")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), every)
