@@ -1,5 +1,6 @@
 """Per-operation DataLoaders of organisations and their relations: `Person.organisation`,
-`City.organisations` and `Organisation.people` are one batched query per level.
+`City.organisations`, `Organisation.people`, `.problems` and `.solutions` are one batched
+query per level.
 
 Kept beside schema/loaders.py's `Loaders` and built the same way (Context), per operation."""
 
@@ -12,8 +13,8 @@ from typing import NamedTuple, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from cityexchange.services import organisations
-from cityexchange.services.models import Organisation, Person
+from cityexchange.services import organisations, problems, solutions
+from cityexchange.services.models import Organisation, Person, Problem, Solution
 from cityexchange.services.pages import ChildPages, Page, PageRequest
 from cityexchange.services.principal import Principal
 from cityexchange.services.store.database import Database
@@ -80,6 +81,34 @@ class PeopleByOrganisationLoader:
         return await _pages(keys, fetch)
 
 
+@dataclass(frozen=True, slots=True)
+class ProblemsByOrganisationLoader:
+    db: Database
+    actor: Callable[[], Principal]
+
+    async def __call__(self, keys: Sequence[ChildrenKey]) -> list[Page[Problem]]:
+        async def fetch(ids: list[str], page: PageRequest) -> ChildPages[Problem]:
+            return await problems.of_organisations(
+                db=self.db, actor=self.actor(), organisation_ids=ids, request=page
+            )
+
+        return await _pages(keys, fetch)
+
+
+@dataclass(frozen=True, slots=True)
+class SolutionsByOrganisationLoader:
+    db: Database
+    actor: Callable[[], Principal]
+
+    async def __call__(self, keys: Sequence[ChildrenKey]) -> list[Page[Solution]]:
+        async def fetch(ids: list[str], page: PageRequest) -> ChildPages[Solution]:
+            return await solutions.of_organisations(
+                db=self.db, actor=self.actor(), organisation_ids=ids, request=page
+            )
+
+        return await _pages(keys, fetch)
+
+
 @dataclass(slots=True)
 class OrganisationLoaders:
     """Built per operation (Context.organisation_loaders), never shared between requests."""
@@ -89,9 +118,15 @@ class OrganisationLoaders:
     organisation_by_id: DataLoader[str, Organisation | None] = field(init=False)
     organisations_by_city: DataLoader[ChildrenKey, Page[Organisation]] = field(init=False)
     people_by_organisation: DataLoader[ChildrenKey, Page[Person]] = field(init=False)
+    problems_by_organisation: DataLoader[ChildrenKey, Page[Problem]] = field(init=False)
+    solutions_by_organisation: DataLoader[ChildrenKey, Page[Solution]] = field(init=False)
 
     def __post_init__(self) -> None:
         db, actor = self.db, self.actor
         self.organisation_by_id = DataLoader(load_fn=OrganisationByIdLoader(db, actor))
         self.organisations_by_city = DataLoader(load_fn=OrganisationsByCityLoader(db, actor))
         self.people_by_organisation = DataLoader(load_fn=PeopleByOrganisationLoader(db, actor))
+        self.problems_by_organisation = DataLoader(load_fn=ProblemsByOrganisationLoader(db, actor))
+        self.solutions_by_organisation = DataLoader(
+            load_fn=SolutionsByOrganisationLoader(db, actor)
+        )

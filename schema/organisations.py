@@ -3,7 +3,9 @@ create, edit and staff organisations (services/organisations.py decides who may)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -17,6 +19,10 @@ from cityexchange.schema.taxonomy import Hazard, OrganisationKind, Sector
 from cityexchange.services import cities, models, organisations
 from cityexchange.services.errors import NotFound
 from cityexchange.services.models import OrganisationRole
+
+if TYPE_CHECKING:
+    from cityexchange.schema.problems import Problem
+    from cityexchange.schema.solutions import Solution
 
 
 @strawberry.type(description="How to reach an organisation or a listed expert.")
@@ -86,6 +92,30 @@ class Organisation(Node):
     async def city(self, info: Info) -> City | None:
         return await load_city(info, self.city_slug) if self.city_slug else None
 
+    @strawberry.field(
+        description="Problems that name it a stakeholder, newest first (those you may see)."
+    )
+    async def problems(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[Problem, strawberry.lazy("cityexchange.schema.problems")]]:
+        from cityexchange.schema.problems import Problem
+
+        loader = info.context.organisation_loaders.problems_by_organisation
+        page = await loader.load(ChildrenKey(self.organisation_id, first, after))
+        return connection(page, Problem.from_domain)
+
+    @strawberry.field(
+        description="Solutions that name it a partner, newest first (those you may see)."
+    )
+    async def solutions(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[Solution, strawberry.lazy("cityexchange.schema.solutions")]]:
+        from cityexchange.schema.solutions import Solution
+
+        loader = info.context.organisation_loaders.solutions_by_organisation
+        page = await loader.load(ChildrenKey(self.organisation_id, first, after))
+        return connection(page, Solution.from_domain)
+
     @strawberry.field(description="The people bound to it, oldest first.")
     async def people(
         self, info: Info, first: int | None = None, after: str | None = None
@@ -97,6 +127,19 @@ class Organisation(Node):
 
 def _maybe(organisation: models.Organisation | None) -> Organisation | None:
     return Organisation.from_domain(organisation) if organisation else None
+
+
+def organisation_ids(values: list[strawberry.ID] | None, field: str) -> list[str] | None:
+    """The ids of a list of Organisation global ids (None: not given)."""
+    if values is None:
+        return None
+    return [_organisation_id(v, field) for v in values]
+
+
+async def organisations_of(info: Info, ids: Sequence[str]) -> list[Organisation]:
+    """The organisations of `ids` that exist, in order (a relation's field)."""
+    found = await info.context.organisation_loaders.organisation_by_id.load_many(list(ids))
+    return [Organisation.from_domain(o) for o in found if o is not None]
 
 
 def _organisation_id(global_id: str, field: str) -> str:

@@ -14,6 +14,7 @@ from cityexchange.schema.cities import City, attach_cities, load_city
 from cityexchange.schema.context import Info
 from cityexchange.schema.errors import UserError, attempt
 from cityexchange.schema.languages import Language
+from cityexchange.schema.organisations import organisation_ids
 from cityexchange.schema.related import Attached, Resolved, attach_pages, fields_of, gather_quietly
 from cityexchange.schema.relay import Connection, Node, connection, expect_global_id, to_global_id
 from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from strawberry.types.nodes import Selection
 
     from cityexchange.schema.comments import Comment
+    from cityexchange.schema.organisations import Organisation
     from cityexchange.schema.solutions import Solution
 
 
@@ -161,6 +163,16 @@ class Problem(Node):
             ]
         )
 
+    @strawberry.field(
+        description="The organisations in the exchange it involves (`stakeholders`: the others)."
+    )
+    async def stakeholder_organisations(
+        self, info: Info
+    ) -> list[Annotated[Organisation, strawberry.lazy("cityexchange.schema.organisations")]]:
+        from cityexchange.schema.organisations import organisations_of
+
+        return await organisations_of(info, self.domain.stakeholder_ids)
+
     @strawberry.field(description="The solutions the city marked as having answered it.")
     async def answered_by(
         self, info: Info
@@ -226,6 +238,9 @@ class PublishProblemInput:
     tags: list[str] | None = None
     urgency: Urgency | None = None
     stakeholders: list[str] | None = None
+    stakeholder_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Organisations in the exchange it involves."
+    )
     affected_population: int | None = None
     language: Language | None = strawberry.field(
         default=None, description="The text's language; detected when not given."
@@ -254,6 +269,9 @@ class UpdateProblemInput:
     status: ProblemStatus | None = None
     urgency: Urgency | None = None
     stakeholders: list[str] | None = None
+    stakeholder_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Organisations in the exchange it involves (replaces them)."
+    )
     affected_population: int | None = None
     language: Language | None = None
     client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
@@ -318,6 +336,7 @@ class ProblemMutations:
                 tags=input.tags,
                 urgency=input.urgency,
                 stakeholders=input.stakeholders,
+                stakeholder_ids=organisation_ids(input.stakeholder_ids, "stakeholderIds"),
                 affected_population=input.affected_population,
                 language=input.language,
                 visibility=chosen(input.visibility),
@@ -334,26 +353,30 @@ class ProblemMutations:
     @strawberry.mutation(description="Edit or close one of your city's problems.")
     async def update_problem(self, info: Info, input: UpdateProblemInput) -> UpdateProblemPayload:
         ctx = info.context
-        changes = problems.ProblemChanges(
-            title=input.title,
-            summary=input.summary,
-            body=input.body,
-            hazards=input.hazards,
-            sectors=input.sectors,
-            tags=input.tags,
-            status=input.status,
-            urgency=input.urgency,
-            stakeholders=input.stakeholders,
-            affected_population=input.affected_population,
-            language=input.language,
-        )
+
+        def changes() -> problems.ProblemChanges:  # in the attempt: a bad id is a userError
+            return problems.ProblemChanges(
+                title=input.title,
+                summary=input.summary,
+                body=input.body,
+                hazards=input.hazards,
+                sectors=input.sectors,
+                tags=input.tags,
+                status=input.status,
+                urgency=input.urgency,
+                stakeholders=input.stakeholders,
+                stakeholder_ids=organisation_ids(input.stakeholder_ids, "stakeholderIds"),
+                affected_population=input.affected_population,
+                language=input.language,
+            )
+
         problem, errors = await attempt(
             lambda: problems.update(
                 db=ctx.db,
                 actor=ctx.actor(),
                 id=_problem_id(input.id, "id"),
                 version=input.version,
-                changes=changes,
+                changes=changes(),
             ),
             Retry(info, input, reload=lambda _: _reload(info, _problem_id(input.id, "id"))),
         )

@@ -10,6 +10,7 @@ import strawberry
 from cityexchange.schema.context import Info
 from cityexchange.schema.errors import UserError, attempt
 from cityexchange.schema.languages import Language
+from cityexchange.schema.organisations import organisation_ids
 from cityexchange.schema.relay import expect_global_id
 from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
 from cityexchange.schema.solutions import Solution
@@ -78,6 +79,9 @@ class PublishSolutionInput:
     cost: CostInput | None = None
     funding_sources: list[str] | None = None
     partners: list[str] | None = None
+    partner_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Organisations in the exchange that took part."
+    )
     outcomes: list[OutcomeInput] | None = None
     success_factors: list[str] | None = None
     limiting_factors: list[str] | None = None
@@ -110,6 +114,9 @@ class UpdateSolutionInput:
     cost: CostInput | None = None
     funding_sources: list[str] | None = None
     partners: list[str] | None = None
+    partner_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Organisations in the exchange that took part."
+    )
     outcomes: list[OutcomeInput] | None = None
     success_factors: list[str] | None = None
     limiting_factors: list[str] | None = None
@@ -150,6 +157,7 @@ def _details(input: PublishSolutionInput | UpdateSolutionInput) -> dict[str, Any
         else None,
         "funding_sources": _tuple(input.funding_sources),
         "partners": _tuple(input.partners),
+        "partner_ids": _tuple(organisation_ids(input.partner_ids, "partnerIds")),
         "outcomes": tuple(models.Outcome(o.metric, o.value, o.unit, o.note) for o in input.outcomes)
         if input.outcomes is not None
         else None,

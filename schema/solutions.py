@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from strawberry.types.nodes import Selection
 
     from cityexchange.schema.comments import Comment
+    from cityexchange.schema.organisations import Organisation
     from cityexchange.schema.problems import Problem
 
 
@@ -316,6 +317,16 @@ class Solution(Node):
 
         found = await info.context.loaders.problem_by_id.load_many(self.domain.problem_ids)
         return [Problem.from_domain(p) for p in found if p is not None]
+
+    @strawberry.field(
+        description="The organisations in the exchange that took part (`partners`: the others)."
+    )
+    async def partner_organisations(
+        self, info: Info
+    ) -> list[Annotated[Organisation, strawberry.lazy("cityexchange.schema.organisations")]]:
+        from cityexchange.schema.organisations import organisations_of
+
+        return await organisations_of(info, self.domain.details.partner_ids)
 
     @strawberry.field(description="The solution this one was adapted from.")
     async def adapted_from(self, info: Info) -> Solution | None:

@@ -159,6 +159,7 @@ class Problem:
     updated_at: datetime
     language: Language = Language.EN  # given, or detected when published
     external_id: str | None = None  # the id in the library it was imported from
+    stakeholder_ids: tuple[str, ...] = ()  # organisations in the exchange it involves
     visibility: Visibility = PUBLIC
     team: tuple[TeamMember, ...] = ()
     audience: tuple[str, ...] = EVERYONE_AUDIENCE  # derived: services/visibility.audience
@@ -223,6 +224,7 @@ class SolutionDetails:
     cost: Cost | None = None
     funding_sources: tuple[str, ...] = ()
     partners: tuple[str, ...] = ()
+    partner_ids: tuple[str, ...] = ()  # organisations in the exchange that took part
     outcomes: tuple[Outcome, ...] = ()
     success_factors: tuple[str, ...] = ()
     limiting_factors: tuple[str, ...] = ()

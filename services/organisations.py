@@ -265,3 +265,14 @@ async def migrate_affiliations(*, db: Database) -> Migrated:
         )
         linked += 1
     return Migrated(organisations_added=added, people_linked=linked, people_skipped=skipped)
+
+
+async def existing(db: Database, field: str, ids: Sequence[str]) -> tuple[str, ...]:
+    """`ids` of organisations (a problem's stakeholders, a solution's partners), bounded and
+    without repeats; NotFound for the first that does not exist."""
+    wanted = limits.items(field, ids)
+    found = await store.organisations_by_ids(db, wanted)
+    for id_, organisation in zip(wanted, found, strict=True):
+        if organisation is None:
+            raise NotFound("Organisation", id_)
+    return wanted

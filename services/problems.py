@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from cityexchange.services import audiences, limits, ranking, search, teams
+from cityexchange.services import audiences, limits, organisations, ranking, search, teams
 from cityexchange.services.clock import now
 from cityexchange.services.errors import InvalidInput, NotFound
 from cityexchange.services.listing import ListingFilter
@@ -34,6 +34,7 @@ class ProblemDraft:
     tags: Sequence[str] | None = None
     urgency: Urgency | None = None
     stakeholders: Sequence[str] | None = None
+    stakeholder_ids: Sequence[str] | None = None  # organisations in the exchange
     affected_population: int | None = None
     language: Language | None = None  # None: detected from the text
     external_id: str | None = None  # a library's id (services/library_import.py)
@@ -53,6 +54,7 @@ class ProblemChanges:
     status: ProblemStatus | None = None
     urgency: Urgency | None = None
     stakeholders: Sequence[str] | None = None
+    stakeholder_ids: Sequence[str] | None = None
     affected_population: int | None = None
     language: Language | None = None
 
@@ -120,6 +122,9 @@ async def publish(*, db: Database, actor: Principal, draft: ProblemDraft) -> Pro
             draft.language, problem.title, problem.summary, problem.body
         ),
         external_id=draft.external_id,
+        stakeholder_ids=await organisations.existing(
+            db, "stakeholderIds", draft.stakeholder_ids or ()
+        ),
         visibility=visibility,
         team=team,
         audience=audience,
@@ -170,6 +175,9 @@ async def update(
         else c.affected_population,
         updated_at=now(),
         language=c.language or current.language,
+        stakeholder_ids=current.stakeholder_ids
+        if c.stakeholder_ids is None
+        else await organisations.existing(db, "stakeholderIds", c.stakeholder_ids),
     )
     analysis = ranking.analyse(ranking.search_document_of_problem(edited))
 
@@ -279,6 +287,17 @@ async def solutions_of(
     request.validate()
     return await solution_store.solutions_of_problems(
         db, problem_ids, first=request.size, after=request.after, viewer=Viewer.of(actor)
+    )
+
+
+async def of_organisations(
+    *, db: Database, actor: Principal, organisation_ids: Sequence[str], request: PageRequest
+) -> ChildPages[Problem]:
+    """Problems naming each of many organisations a stakeholder, batched."""
+    actor.require(Scope.READ)
+    request.validate()
+    return await store.problems_of_organisations(
+        db, organisation_ids, first=request.size, after=request.after, viewer=Viewer.of(actor)
     )
 
 

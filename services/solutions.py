@@ -7,7 +7,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cityexchange.services import audiences, case_studies, limits, money, ranking, search, teams
+from cityexchange.services import (
+    audiences,
+    case_studies,
+    limits,
+    money,
+    organisations,
+    ranking,
+    search,
+    teams,
+)
 from cityexchange.services.case_studies import CheckedCriteria, SolutionCriteria
 from cityexchange.services.clock import now
 from cityexchange.services.errors import InvalidInput, NotFound
@@ -131,6 +140,12 @@ async def _with_cost_per_resident(db: Database, solution: Solution, viewer: View
     return replace(solution, cost_per_resident_eur=figure)
 
 
+async def _with_partners(db: Database, details: SolutionDetails) -> SolutionDetails:
+    """`details` whose partner organisations exist (NotFound for the first that does not)."""
+    partners = await organisations.existing(db, "partnerIds", details.partner_ids)
+    return replace(details, partner_ids=partners)
+
+
 def _hazards(values: Sequence[Hazard]) -> tuple[Hazard, ...]:
     hazards = limits.items("hazards", values)
     if not hazards:
@@ -194,7 +209,7 @@ async def publish(*, db: Database, actor: Principal, draft: SolutionDraft) -> So
         hazards=_hazards(draft.hazards),
         problem_ids=await _existing_problems(db, draft.problem_ids, viewer),
         adapted_from=adaptation,
-        details=checked_details(draft.details),
+        details=await _with_partners(db, checked_details(draft.details)),
         version=1,
         created_at=moment,
         updated_at=moment,
@@ -229,6 +244,9 @@ async def update(
     teams.require_editor(actor, city=current.city, team=current.team, what="solution")
     c = changes
     await money.loaded()
+    details = checked_details(replace(current.details, **c.details))
+    if "partner_ids" in c.details:
+        details = await _with_partners(db, details)
     edited = replace(
         current,
         title=current.title
@@ -241,7 +259,7 @@ async def update(
         problem_ids=current.problem_ids
         if c.problem_ids is None
         else await _existing_problems(db, c.problem_ids, viewer),
-        details=checked_details(replace(current.details, **c.details)),
+        details=details,
         updated_at=now(),
     )
     edited = await _with_cost_per_resident(db, edited, viewer)
@@ -316,6 +334,17 @@ async def adaptations_of(
     request.validate()
     return await store.adaptations_of(
         db, solution_ids, first=request.size, after=request.after, viewer=Viewer.of(actor)
+    )
+
+
+async def of_organisations(
+    *, db: Database, actor: Principal, organisation_ids: Sequence[str], request: PageRequest
+) -> ChildPages[Solution]:
+    """Solutions naming each of many organisations a partner, batched."""
+    actor.require(Scope.READ)
+    request.validate()
+    return await store.solutions_of_organisations(
+        db, organisation_ids, first=request.size, after=request.after, viewer=Viewer.of(actor)
     )
 
 

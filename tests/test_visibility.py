@@ -598,3 +598,65 @@ async def test_a_federated_token_of_the_owning_city_sees_what_its_city_may(
     )
     assert {ids[id] for id in _ids(data["problems"])} == SEES["agency"]
     assert data["problems"]["totalCount"] == len(SEES["agency"])
+
+
+LINKED = """mutation($input: PublishProblemInput!) { publishProblem(input: $input) {
+  problem { id stakeholderOrganisations { name } } userErrors { code field message } } }"""
+LINKED_SOLUTION = """mutation($input: PublishSolutionInput!) { publishSolution(input: $input) {
+  solution { id partnerOrganisations { name } } userErrors { code field message } } }"""
+INVOLVED = """query($id: ID!) { node(id: $id) { ... on Organisation {
+  problems(first: 10) { totalCount edges { node { id } } }
+  solutions(first: 10) { totalCount edges { node { id } } } } } }"""
+
+
+async def test_what_an_organisation_is_involved_in_follows_the_same_rule(api: Api) -> None:
+    for slug in ("rotterdam", "pune"):
+        await add_city(api.db, slug)
+    port = await organisations.add_organisation(
+        db=api.db,
+        draft=OrganisationDraft("rotterdam", "Port of Rotterdam", OrganisationKind.BUSINESS),
+    )
+    port_id = to_global_id("Organisation", port.id)
+    author = await api.token("rotterdam", subject="cro")
+    pune = await api.token("pune", ("read",), subject="p")
+    base = {"summary": "s", "hazards": ["FLOOD"], "stakeholderIds": [port_id]}
+    shown: dict[str, str] = {}
+    for level in ("PUBLIC", "DRAFT"):
+        data = await api.data(
+            LINKED,
+            {"input": {**base, "title": f"quay {level}", "visibility": {"level": level}}},
+            token=author,
+        )
+        problem = data["publishProblem"]["problem"]
+        assert problem["stakeholderOrganisations"] == [{"name": "Port of Rotterdam"}]
+        shown[problem["id"]] = level
+    data = await api.data(
+        LINKED_SOLUTION,
+        {
+            "input": {
+                "title": "Floating quay",
+                "summary": "s",
+                "hazards": ["FLOOD"],
+                "partnerIds": [port_id],
+            }
+        },
+        token=author,
+    )
+    assert data["publishSolution"]["solution"]["partnerOrganisations"] == [
+        {"name": "Port of Rotterdam"}
+    ]
+    for token, levels in ((author, {"PUBLIC", "DRAFT"}), (pune, {"PUBLIC"})):
+        found = (await api.data(INVOLVED, {"id": port_id}, token=token))["node"]
+        assert {shown[id] for id in _ids(found["problems"])} == levels
+        assert found["problems"]["totalCount"] == len(levels)
+        assert found["solutions"]["totalCount"] == 1
+    # Naming an organisation there is none of, or an id of another kind, changes nothing.
+    for ids, code in (
+        ([to_global_id("Organisation", "0" * 24)], "NOT_FOUND"),
+        ([to_global_id("City", "rotterdam")], "BAD_USER_INPUT"),
+    ):
+        data = await api.data(
+            LINKED, {"input": {**base, "title": "t", "stakeholderIds": ids}}, token=author
+        )
+        assert [e["code"] for e in data["publishProblem"]["userErrors"]] == [code]
+        assert data["publishProblem"]["problem"] is None

@@ -93,6 +93,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("keywords", ASCENDING)], name="keywords"),
         # Which problems name a solution as their answer (services/store/track_records.py).
         IndexModel([("answeredBy", ASCENDING)], name="answered_by"),
+        # What an organisation is involved in (Organisation.problems, .solutions).
+        IndexModel([("stakeholderIds", ASCENDING), _SEEN, *_NEWEST], name="stakeholder_problems"),
         _IMPORTED,
         _EMBARGOED,
     ],
@@ -102,6 +104,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _IMPORTED,
         _EMBARGOED,
         IndexModel([("problemIds", ASCENDING), _SEEN, *_NEWEST], name="problem_solutions_seen"),
+        IndexModel([("partnerIds", ASCENDING), _SEEN, *_NEWEST], name="partner_solutions"),
         IndexModel(
             [("adaptedFrom.solutionId", ASCENDING), _SEEN, *_NEWEST], name="adaptations_seen"
         ),

@@ -30,6 +30,8 @@ from cityexchange.services.taxonomy import Hazard, ProblemStatus, Sector, Urgenc
 from cityexchange.services.text import Language
 from cityexchange.services.visibility import Viewer
 
+CHILD_ORDER = "P.CREATED_AT_DESC"
+
 
 def _editable(problem: Problem) -> Document:
     return {
@@ -42,6 +44,7 @@ def _editable(problem: Problem) -> Document:
         "status": problem.status.value,
         "urgency": problem.urgency.value,
         "stakeholders": list(problem.stakeholders),
+        "stakeholderIds": object_ids(problem.stakeholder_ids),
         "affectedPopulation": problem.affected_population,
         "keywords": keywords(problem.title, problem.summary, extra=problem.tags),
         "language": problem.language.value,
@@ -61,6 +64,7 @@ def _problem(doc: Document) -> Problem:
         status=ProblemStatus(doc["status"]),
         urgency=Urgency(doc["urgency"]),
         stakeholders=tuple(doc.get("stakeholders", ())),
+        stakeholder_ids=tuple(str(o) for o in doc.get("stakeholderIds", ())),
         affected_population=doc.get("affectedPopulation"),
         answered_by=tuple(str(s) for s in doc.get("answeredBy", ())),
         faced_by=tuple(FacedBy(city=f["city"], at=f["at"]) for f in doc.get("facedBy", ())),
@@ -252,6 +256,24 @@ async def problems_of_cities(
         field=order.field, descending=order.descending, order=f"P.{order.value}",
         first=first, after=after, to_model=_problem, parse_id=object_id,
     )  # fmt: skip
+
+
+async def problems_of_organisations(
+    db: Database, organisation_ids: Sequence[str], *, first: int, after: str | None, viewer: Viewer
+) -> ChildPages[Problem]:
+    """Newest problems naming each organisation a stakeholder, in one round trip."""
+    return await child_pages(
+        db.problems,
+        parent_field="stakeholderIds",
+        parents=object_ids(organisation_ids),
+        match=restricted({}, viewer),
+        descending=True,
+        order=CHILD_ORDER,
+        first=first,
+        after=after,
+        to_model=_problem,
+        parse_id=object_id,
+    )
 
 
 @guarded

@@ -79,6 +79,7 @@ def _editable(solution: Solution) -> Document:
         else None,
         "fundingSources": list(d.funding_sources),
         "partners": list(d.partners),
+        "partnerIds": object_ids(d.partner_ids),
         "outcomes": [
             {"metric": o.metric, "value": o.value, "unit": o.unit, "note": o.note}
             for o in d.outcomes
@@ -130,6 +131,7 @@ def _solution(doc: Document) -> Solution:
             else None,
             funding_sources=tuple(doc.get("fundingSources", ())),
             partners=tuple(doc.get("partners", ())),
+            partner_ids=tuple(str(o) for o in doc.get("partnerIds", ())),
             outcomes=tuple(
                 Outcome(o["metric"], o["value"], o.get("unit"), o.get("note"))
                 for o in doc.get("outcomes", ())
@@ -277,6 +279,24 @@ async def solutions_of_problems(
         db.solutions,
         parent_field="problemIds",
         parents=object_ids(problem_ids),
+        match=restricted({}, viewer),
+        descending=True,
+        order=CHILD_ORDER,
+        first=first,
+        after=after,
+        to_model=_solution,
+        parse_id=object_id,
+    )
+
+
+async def solutions_of_organisations(
+    db: Database, organisation_ids: Sequence[str], *, first: int, after: str | None, viewer: Viewer
+) -> ChildPages[Solution]:
+    """Newest solutions naming each organisation a partner, in one round trip."""
+    return await child_pages(
+        db.solutions,
+        parent_field="partnerIds",
+        parents=object_ids(organisation_ids),
         match=restricted({}, viewer),
         descending=True,
         order=CHILD_ORDER,
