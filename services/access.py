@@ -14,6 +14,7 @@ new audience in the same transaction (services/store/audiences.py). Then, by wha
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -21,9 +22,9 @@ from typing import Any, Literal
 
 from cityexchange.services import audiences, teams
 from cityexchange.services.clock import now
-from cityexchange.services.errors import InvalidInput, NotFound
+from cityexchange.services.errors import Conflict, InvalidInput, NotFound
 from cityexchange.services.models import Event, EventType, Problem, Solution
-from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.principal import Principal
 from cityexchange.services.store import audiences as audience_store
 from cityexchange.services.store import events as event_store
 from cityexchange.services.store import organisations as organisation_store
@@ -41,6 +42,7 @@ from cityexchange.services.visibility import (
     VisibilityLevel,
 )
 
+log = logging.getLogger("cityexchange.access")
 Kind = Literal["Problem", "Solution"]
 Subject = Problem | Solution
 TEAM_MAX = 100  # members of one team
@@ -145,7 +147,7 @@ async def set_visibility(
     visibility: Visibility,
 ) -> Subject:
     """Change who may see it: its team's lead or its city's admin (services/teams.py)."""
-    current = await _managed(db, actor, kind, id)
+    current = await _managed(db, actor, kind, id, version)
     checked = audiences.checked(visibility, now=now())
     return await _change(
         db,
@@ -175,10 +177,13 @@ def _same(member: TeamMember, ref: MemberRef) -> bool:
     return member.kind == ref.kind and member.id == ref.id
 
 
-async def _managed(db: Database, actor: Principal, kind: Kind, id: str) -> Subject:
-    """The subject, which the caller may manage (services/teams.py); NotFound if hidden."""
+async def _managed(db: Database, actor: Principal, kind: Kind, id: str, version: int) -> Subject:
+    """The subject, which the caller may manage (services/teams.py), as of `version`;
+    NotFound if hidden, Conflict if it changed since."""
     current = await _subject(db, kind, id, Viewer.of(actor))
     teams.require_manager(actor, city=current.city, team=current.team, what=kind.lower())
+    if current.version != version:
+        raise Conflict(kind, id, expected=version, actual=current.version)
     return current
 
 
@@ -215,8 +220,7 @@ async def add_team_member(
     role: TeamRole,
 ) -> Subject:
     """Invite a person or an organisation with `role`, or change their role."""
-    actor.require(Scope.PUBLISH)
-    current = await _managed(db, actor, kind, id)
+    current = await _managed(db, actor, kind, id, version)
     added = await _member(db, member, role, actor)
     kept = [m for m in current.team if not _same(m, member)]
     if len(kept) >= TEAM_MAX:
@@ -230,8 +234,7 @@ async def remove_team_member(
     *, db: Database, actor: Principal, kind: Kind, id: str, version: int, member: MemberRef
 ) -> Subject:
     """Take a person or an organisation off the team; the last lead stays."""
-    actor.require(Scope.PUBLISH)
-    current = await _managed(db, actor, kind, id)
+    current = await _managed(db, actor, kind, id, version)
     if not any(_same(m, member) for m in current.team):
         raise InvalidInput("member", "is not on this team")
     team = [m for m in current.team if not _same(m, member)]
@@ -255,12 +258,27 @@ async def end_embargo(*, db: Database, kind: Kind, id: str, at: datetime) -> Sub
         networks=current.visibility.networks,
     )
     actor = Principal(current.city, "embargo", frozenset(), "cityexchange")
-    return await _change(
-        db,
-        actor=actor,
-        kind=kind,
-        current=current,
-        version=current.version,
-        visibility=published,
-        team=current.team,
-    )
+    try:
+        return await _change(
+            db,
+            actor=actor,
+            kind=kind,
+            current=current,
+            version=current.version,
+            visibility=published,
+            team=current.team,
+        )
+    except InvalidInput as exc:
+        # What it was to be shared with is gone (a network without members now): it stays a
+        # draft of its team, without the embargo, so it is not due again; its lead decides.
+        log.warning("%s %s stays a draft: its embargo could not publish it (%s)", kind, id, exc)
+        await _change(
+            db,
+            actor=actor,
+            kind=kind,
+            current=current,
+            version=current.version,
+            visibility=Visibility(VisibilityLevel.DRAFT),
+            team=current.team,
+        )
+        return None

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cityexchange.services import limits
+from cityexchange.services import audiences, limits
 from cityexchange.services.clock import now
 from cityexchange.services.errors import Forbidden, InvalidInput, NotFound
 from cityexchange.services.models import (
@@ -47,9 +47,16 @@ LINEAGE_DESCENDANTS_MAX = limits.LIST_MAX
 
 
 def solution_event(
-    type: EventType, solution: Solution, actor: Principal, *, kind: str, id: str
+    type: EventType,
+    solution: Solution,
+    actor: Principal,
+    *,
+    kind: str,
+    id: str,
+    audience: Sequence[str],
 ) -> Event:
-    """An event about something done with `solution` (kind/id: what was done to)."""
+    """An event about something done with `solution` (kind/id: what was done to), for the
+    audience the thing done copied (services/audiences.copied)."""
     return Event(
         type=type,
         occurred_at=now(),
@@ -62,7 +69,7 @@ def solution_event(
         hazards=solution.hazards,
         sectors=solution.details.sectors,
         tags=solution.details.tags,
-        audience=solution.audience,
+        audience=tuple(audience),
     )
 
 
@@ -133,6 +140,7 @@ async def adopt(
     async def write(session: Any) -> Adoption:
         nonlocal changed
         # Read inside the transaction: the rules apply to the stage as committed.
+        audience = await audiences.copied(db, actor, "Solution", solution.id, session=session)
         current = await store.adoption_of(db, solution.id, actor.city, session=session)
         check_move(current.stage if current else None, stage, why)
         if current is None:
@@ -142,7 +150,7 @@ async def adopt(
                 solution_city=solution.city,
                 city=actor.city,
                 stages=(change,),
-                audience=solution.audience,
+                audience=audience,
                 adapted_solution_id=adapted_solution_id,
                 created_at=moment,
                 updated_at=moment,
@@ -170,7 +178,12 @@ async def adopt(
         write,
         lambda saved: (
             solution_event(
-                EventType.ADOPTION_CHANGED, solution, actor, kind="Adoption", id=saved.id
+                EventType.ADOPTION_CHANGED,
+                solution,
+                actor,
+                kind="Adoption",
+                id=saved.id,
+                audience=saved.audience,
             )
             if changed
             else None

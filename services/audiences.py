@@ -11,12 +11,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from pymongo.asynchronous.client_session import AsyncClientSession
+
 from cityexchange.services import limits
-from cityexchange.services.errors import InvalidInput
+from cityexchange.services.errors import InvalidInput, NotFound
+from cityexchange.services.principal import Principal
+from cityexchange.services.store import audiences as audience_store
 from cityexchange.services.store import cities as city_store
 from cityexchange.services.store.database import Database
 from cityexchange.services.visibility import (
     TeamMember,
+    Viewer,
     Visibility,
     VisibilityLevel,
     audience,
@@ -78,3 +83,16 @@ async def resolve(
                 raise InvalidInput((FIELD, "networks"), f"no member city is in network {network!r}")
             network_cities += members[network]
     return audience(owner=owner, visibility=visibility, team=team, network_cities=network_cities)
+
+
+async def copied(
+    db: Database, actor: Principal, kind: str, id: str, *, session: AsyncClientSession
+) -> tuple[str, ...]:
+    """The audience a child of the problem or solution `id` (a comment, an adoption, an
+    endorsement, an outcome report) copies, read in the caller's transaction so that a
+    change of it committed meanwhile retries the caller; NotFound when the subject is gone
+    or the caller may no longer see it."""
+    audience = await audience_store.claimed(db, kind, id, session=session)
+    if audience is None or not Viewer.of(actor).may_read(audience):
+        raise NotFound(kind, id)
+    return audience

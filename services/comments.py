@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cityexchange.services import limits, ranking, search
+from cityexchange.services import audiences, limits, ranking, search
 from cityexchange.services.clock import now
 from cityexchange.services.errors import Forbidden, InvalidInput, NotFound
 from cityexchange.services.models import Comment, Event, EventType, Hidden
@@ -39,13 +39,14 @@ class Thread:
     audience: tuple[str, ...]  # its subject's, which its comments copy
 
     def event(self, type: EventType, comment: Comment | None, actor: Principal) -> Event | None:
+        """An event about `comment`, for the audience it carries as written."""
         if comment is None:
             return None
         return Event(
             type=type, occurred_at=now(), city=actor.city, actor=actor.subject,
             subject_kind="Comment", subject_id=comment.id, subject_city=self.city,
             thread_id=self.id, hazards=self.hazards, sectors=self.sectors, tags=self.tags,
-            audience=self.audience,
+            audience=comment.audience,
         )  # fmt: skip
 
     def own_event(self, type: EventType, actor: Principal) -> Event:
@@ -113,12 +114,12 @@ async def add(
         deleted_at=None,
         hidden=None,
         language=await search.language_of(language, text),
-        audience=thread.audience,
     )
     analysis = ranking.analyse(ranking.search_document_of_comment(comment))
 
     async def write(session: Any) -> Comment:
-        saved = await store.insert_comment(db, comment, session=session)
+        audience = await audiences.copied(db, actor, subject_kind, subject_id, session=session)
+        saved = await store.insert_comment(db, replace(comment, audience=audience), session=session)
         await search_index.index_new(db, analysis.for_id(saved.id), session=session)
         return saved
 

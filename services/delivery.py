@@ -240,6 +240,10 @@ class Deliverer:
             error = "the endpoint was disabled"
         elif event is None:
             error = "the event is past the log's retention"
+        elif not Viewer.of_city(hook.city).may_read(event.audience, event.withheld):
+            # Its subject was narrowed since the delivery was queued: retries and
+            # redeliveries carry only what the hook's city may see now.
+            error = "the event is no longer visible to the webhook's city"
         else:
             try:
                 status = await self._send(hook, event)

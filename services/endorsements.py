@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from cityexchange.services import limits
+from cityexchange.services import audiences, limits
 from cityexchange.services.adoptions import other_citys_solution, solution_event
 from cityexchange.services.clock import now
 from cityexchange.services.models import Endorsement, EndorsementKind, EventType
@@ -41,6 +41,7 @@ async def endorse(
 
     async def write(session: Any) -> Endorsement:
         nonlocal changed
+        audience = await audiences.copied(db, actor, "Solution", solution.id, session=session)
         current = await store.endorsement_of(db, solution.id, actor.city, session=session)
         changed = current is None or (current.kind, current.note) != (kind, why)
         if current is None:
@@ -53,7 +54,7 @@ async def endorse(
                 why,
                 moment,
                 moment,
-                audience=solution.audience,
+                audience=audience,
             )
             saved = await store.insert_endorsement(db, draft, session=session)
             await solution_store.add_to_counters(db, solution.id, endorsements=1, session=session)
@@ -68,7 +69,12 @@ async def endorse(
         write,
         lambda saved: (
             solution_event(
-                EventType.SOLUTION_ENDORSED, solution, actor, kind="Solution", id=solution.id
+                EventType.SOLUTION_ENDORSED,
+                solution,
+                actor,
+                kind="Solution",
+                id=solution.id,
+                audience=saved.audience,
             )
             if changed
             else None

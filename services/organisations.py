@@ -207,7 +207,10 @@ async def set_person_organisation(
     """Bind a person to an organisation with a role (MEMBER unless said), or unbind them.
 
     A city's admin does this for the city's people; an organisation's admin moves people of
-    their own city into and out of their own organisation only."""
+    their own city into and out of their own organisation only. Into an international
+    organisation, a city's admin brings someone only while it has no admin yet (its first):
+    after that its own admins decide who acts for it, since whoever does holds its team
+    memberships in every city (docs/visibility.md)."""
     actor.require(Scope.READ)
     [person] = await people_store.people_by_ids(db, [person_id])
     if person is None:
@@ -228,6 +231,15 @@ async def set_person_organisation(
             or person.city != actor.city
         ):
             raise Forbidden("only the city's admins and the organisation's own admins may")
+    elif (
+        organisation is not None
+        and organisation.city is None
+        and organisation.id != person.organisation_id
+        and await people_store.has_admin(db, organisation.id)
+    ):
+        mine = await membership_of(db=db, actor=actor)
+        if not manages(actor, organisation_id=organisation.id, city=None, membership=mine):
+            raise Forbidden(f"only {organisation.name}'s own admins bring people into it")
     bound = await people_store.set_organisation(
         db,
         person_id=person.id,

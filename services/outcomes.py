@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
-from cityexchange.services import limits
+from cityexchange.services import audiences, limits
 from cityexchange.services.adoptions import solution_event, subject_adoption
 from cityexchange.services.clock import now
 from cityexchange.services.errors import InvalidInput, NotFound
@@ -95,7 +95,6 @@ async def report(
         baseline=baseline,
         target=target,
         note=note,
-        audience=solution.audience,
     )
 
     async def write(session: Any) -> OutcomeReport:
@@ -103,7 +102,10 @@ async def report(
         # one retries: the length read here is the committed one.
         if await store.count_reports(db, subject_id, session=session) >= SERIES_MAX:
             raise InvalidInput("subjectId", f"a series holds at most {SERIES_MAX} reports")
-        saved = await store.insert_report(db, draft_report, session=session)
+        audience = await audiences.copied(db, actor, "Solution", solution.id, session=session)
+        saved = await store.insert_report(
+            db, replace(draft_report, audience=audience), session=session
+        )
         await solution_store.add_to_counters(db, solution.id, outcomes=1, session=session)
         return saved
 
@@ -111,7 +113,12 @@ async def report(
         db,
         write,
         lambda saved: solution_event(
-            EventType.OUTCOME_REPORTED, solution, actor, kind=subject_kind, id=subject_id
+            EventType.OUTCOME_REPORTED,
+            solution,
+            actor,
+            kind=subject_kind,
+            id=subject_id,
+            audience=saved.audience,
         ),
     )
 

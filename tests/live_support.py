@@ -30,6 +30,9 @@ async def on_loopback(app: ASGIApp, lifespan: str = "off", **config: Any) -> Asy
     """An ASGI app served by uvicorn on a free loopback port; yields its base URL."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
+    # A bound on stopping: uvicorn otherwise waits without end for every connection's
+    # handler, and one that never ends would hang the test's teardown rather than fail it.
+    config.setdefault("timeout_graceful_shutdown", 10)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan, **config))
     task = asyncio.create_task(server.serve(sockets=[listener]))
     async with asyncio.timeout(30):

@@ -398,3 +398,21 @@ async def test_an_embargo_that_ended_while_nothing_ran_publishes_at_the_next_pol
     assert seen["comments"]["totalCount"] == 1
     pune = await api.token("pune", ("read",), subject="p")
     assert (await api.data(NODE, {"id": problem}, token=pune))["node"] is None
+
+
+async def test_narrowing_again_takes_back_the_events_of_the_widening(api: Api) -> None:
+    await _cities(api)
+    problem, version = await _problem(api, Visibility(VisibilityLevel.DRAFT))
+    author = await api.token("rotterdam", subject="cro")
+    pune = await api.token("pune", ("read",), subject="p")
+    for level in ("PUBLIC", "DRAFT"):
+        data = await api.data(
+            SET,
+            {"input": {"subjectId": problem, "version": version, "visibility": {"level": level}}},
+            token=author,
+        )
+        assert data["setVisibility"]["userErrors"] == []
+        version = data["setVisibility"]["problem"]["version"]
+    # What Pune was told when it gained the draft went back with it: only the withdrawal is left.
+    feed = (await api.data(FEED, token=pune))["feed"]["edges"]
+    assert [(e["node"]["type"], e["node"]["subjectId"]) for e in feed] == [("WITHDRAWN", problem)]

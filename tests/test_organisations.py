@@ -295,6 +295,13 @@ async def test_international_organisations_are_edited_by_their_own_admins(api: A
     arjun_token = await _member_token(api, arjun, _local(habitat["id"]))
     edited = await api.data(UPDATE, {"input": edit}, token=arjun_token)
     assert edited["updateOrganisation"]["organisation"]["version"] == 2
+    # Once it has an admin, another city's admin cannot bring their people into it: whoever
+    # acts for it holds its team memberships everywhere (docs/visibility.md).
+    ada = await _person(api, "lagos", "ada")
+    join = {"personId": _global("Person", ada.id), "organisationId": habitat["id"]}
+    lagos = await api.token("lagos")
+    assert _codes(await api.gql(BIND, {"input": join}, token=lagos)) == ["FORBIDDEN"]
+    assert _codes(await api.gql(BIND, {"input": join}, token=arjun_token)) == ["FORBIDDEN"]
 
 
 async def test_migrate_makes_organisations_of_affiliations_once(api: Api) -> None:

@@ -1,9 +1,9 @@
 """A problem's or solution's new audience, carried to everything that copies it.
 
 Its comments, adoptions, endorsements and outcome reports copy their subject's audience when
-written (services/visibility.py); so do the events about it and them. When the subject's
-visibility or team changes, they all take the new one, in the caller's transaction. Events
-that told some viewers of a change (they hold `audNot`) keep the audience they were told to.
+written (services/visibility.py, `claimed`); so do the events about it and them. When the
+subject's visibility or team changes, they all take the new one, in the caller's
+transaction; a WITHDRAWN event keeps the audience it told.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from cityexchange.services.store.database import Database, Document, guarded, object_id
-from cityexchange.services.store.visibility import AUDIENCE, WITHHELD
+from cityexchange.services.store.visibility import AUDIENCE, stored_audience
 
 # What copies a subject's audience, by the subject's kind: (collection, field naming it).
 _COPIES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -27,6 +28,7 @@ _COPIES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 _SUBJECTS = {"Problem": "problems", "Solution": "solutions"}
+WITHDRAWN = "WITHDRAWN"  # services/models.EventType.WITHDRAWN, as stored
 EMBARGO_UNTIL = "visibility.embargo.until"
 
 
@@ -45,9 +47,29 @@ async def reassign(
         await db.db[collection].update_many(
             {field: object_id(id)}, {"$set": {AUDIENCE: keys}}, session=session
         )
+    # Every event about it, those that told of an earlier change too (they keep whom they
+    # were withheld from); a withdrawal stays with those it told.
     await db.events.update_many(
-        {"thread": id, WITHHELD: {"$exists": False}}, {"$set": {AUDIENCE: keys}}, session=session
+        {"thread": id, "type": {"$ne": WITHDRAWN}}, {"$set": {AUDIENCE: keys}}, session=session
     )
+
+
+@guarded
+async def claimed(
+    db: Database, kind: str, id: str, *, session: AsyncClientSession
+) -> tuple[str, ...] | None:
+    """The subject's audience as the caller's transaction sees it, for a child written in it
+    to copy (None: there is no such subject). It writes the subject too (a counter of
+    children written), so a change of its audience committed meanwhile conflicts with the
+    caller's transaction, which is retried and copies the new one."""
+    doc = await db.db[_SUBJECTS[kind]].find_one_and_update(
+        {"_id": object_id(id)},
+        {"$inc": {"childWrites": 1}},
+        projection={AUDIENCE: 1},
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    return stored_audience(doc) if doc else None
 
 
 @guarded

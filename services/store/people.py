@@ -345,3 +345,10 @@ async def count_experts(
 async def unbound_people(db: Database) -> list[Person]:
     """Every person not bound to an organisation (`cityexchange migrate`)."""
     return [_person(doc) async for doc in db.people.find({"organisationId": None}).sort("_id", 1)]
+
+
+@guarded
+async def has_admin(db: Database, organisation_id: str) -> bool:
+    """Whether anyone is bound to the organisation as its ADMIN (read on its index)."""
+    cursor = db.people.find({"organisationId": object_id(organisation_id)}, {"organisationRole": 1})
+    return any([doc.get("organisationRole") == "ADMIN" async for doc in cursor])

@@ -271,14 +271,21 @@ async def list_solutions(
     )
 
 
-async def solutions_of_problems(
-    db: Database, problem_ids: Sequence[str], *, first: int, after: str | None, viewer: Viewer
+async def _newest_of(
+    db: Database,
+    field: str,
+    parents: Sequence[str],
+    *,
+    first: int,
+    after: str | None,
+    viewer: Viewer,
 ) -> ChildPages[Solution]:
-    """Newest solutions addressing each problem, for many problems in one round trip."""
+    """Newest solutions naming each parent in `field` that `viewer` may see, in one round
+    trip."""
     return await child_pages(
         db.solutions,
-        parent_field="problemIds",
-        parents=object_ids(problem_ids),
+        parent_field=field,
+        parents=object_ids(parents),
         match=restricted({}, viewer),
         descending=True,
         order=CHILD_ORDER,
@@ -289,21 +296,19 @@ async def solutions_of_problems(
     )
 
 
+async def solutions_of_problems(
+    db: Database, problem_ids: Sequence[str], *, first: int, after: str | None, viewer: Viewer
+) -> ChildPages[Solution]:
+    """Newest solutions addressing each problem, for many problems in one round trip."""
+    return await _newest_of(db, "problemIds", problem_ids, first=first, after=after, viewer=viewer)
+
+
 async def solutions_of_organisations(
     db: Database, organisation_ids: Sequence[str], *, first: int, after: str | None, viewer: Viewer
 ) -> ChildPages[Solution]:
     """Newest solutions naming each organisation a partner, in one round trip."""
-    return await child_pages(
-        db.solutions,
-        parent_field="partnerIds",
-        parents=object_ids(organisation_ids),
-        match=restricted({}, viewer),
-        descending=True,
-        order=CHILD_ORDER,
-        first=first,
-        after=after,
-        to_model=_solution,
-        parse_id=object_id,
+    return await _newest_of(
+        db, "partnerIds", organisation_ids, first=first, after=after, viewer=viewer
     )
 
 
@@ -311,17 +316,8 @@ async def adaptations_of(
     db: Database, solution_ids: Sequence[str], *, first: int, after: str | None, viewer: Viewer
 ) -> ChildPages[Solution]:
     """Newest adaptations of each solution, for many solutions in one round trip."""
-    return await child_pages(
-        db.solutions,
-        parent_field="adaptedFrom.solutionId",
-        parents=object_ids(solution_ids),
-        match=restricted({}, viewer),
-        descending=True,
-        order=CHILD_ORDER,
-        first=first,
-        after=after,
-        to_model=_solution,
-        parse_id=object_id,
+    return await _newest_of(
+        db, "adaptedFrom.solutionId", solution_ids, first=first, after=after, viewer=viewer
     )
 
 
