@@ -224,13 +224,16 @@ async def ensure_indexes(
                 await db.db.create_collection(collection)
         if indexes:
             await db.db[collection].create_indexes(indexes)
-    await _drop_obsolete(db)
-    await _audience_backfill(db)
+    # What an earlier version left: only in collections that were there before this start.
+    await _drop_obsolete(db, existing)
+    await _audience_backfill(db, existing)
     await _event_retention(db, event_retention_seconds)
 
 
-async def _drop_obsolete(db: Database) -> None:
+async def _drop_obsolete(db: Database, existing: set[str]) -> None:
     for collection, names in OBSOLETE.items():
+        if collection not in existing:
+            continue
         present = {index["name"] async for index in await db.db[collection].list_indexes()}
         for name in present.intersection(names):
             with contextlib.suppress(OperationFailure):  # another replica dropped it first
@@ -241,12 +244,12 @@ async def _drop_obsolete(db: Database) -> None:
 _AUDIENCED = ("problems", "solutions", "comments", "adoptions", "endorsements", "outcome_reports")
 
 
-async def _audience_backfill(db: Database) -> None:
-    for collection in _AUDIENCED:
-        await db.db[collection].update_many(
-            {"aud": {"$exists": False}}, {"$set": {"aud": [EVERYONE]}}
-        )
-    await db.events.update_many({"aud": {"$exists": False}}, {"$set": {"aud": [EVERYONE]}})
+async def _audience_backfill(db: Database, existing: set[str]) -> None:
+    for collection in (*_AUDIENCED, "events"):
+        if collection in existing:
+            await db.db[collection].update_many(
+                {"aud": {"$exists": False}}, {"$set": {"aud": [EVERYONE]}}
+            )
 
 
 async def _event_retention(db: Database, seconds: int) -> None:
