@@ -65,8 +65,11 @@ async def db(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterato
     database document by document, and the demo's (19,000 search postings) takes it about
     50 s, during which every other test's database waits. What is kept goes with the
     session's data directory."""
+    # The fixture's own budget outlasts a slow drop of the previous test's database (below):
+    # SecantusDB drops one document and index entry at a time, and holds other commands
+    # meanwhile, so a test's set-up waits for it rather than failing.
     async with open_database(
-        dataclasses.replace(settings, operation_timeout_ms=30_000)
+        dataclasses.replace(settings, operation_timeout_ms=180_000)
     ) as database:
         await ensure_indexes(database)
         yield database
