@@ -33,30 +33,21 @@ def _listing(prefix: str | None) -> list[IndexModel]:
     ]
 
 
-# Indexes an earlier version declared and this one replaced (dropped at start when present).
+_FILTERS = [None, "city", "hazards", "sectors", "tags", "status", "urgency"]
+
+# Indexes an earlier version declared and this one replaced (dropped at start when present):
+# the list indexes before they held the audience, and the child lists' likewise.
+_UNSEEN_LISTS = tuple(
+    f"{prefix or 'all'}_by_{order}" for prefix in _FILTERS for order in ("created", "updated")
+)
 OBSOLETE: dict[str, tuple[str, ...]] = {
-    "problems": tuple(
-        f"{prefix or 'all'}_by_{order}"
-        for prefix in (None, "city", "hazards", "sectors", "tags", "status", "urgency")
-        for order in ("created", "updated")
-    ),
-    "solutions": (
-        *(
-            f"{prefix or 'all'}_by_{order}"
-            for prefix in (None, "city", "hazards", "sectors", "tags", "status", "urgency")
-            for order in ("created", "updated")
-        ),
-        "problem_solutions",
-        "adaptations",
-    ),
+    "problems": _UNSEEN_LISTS,
+    "solutions": (*_UNSEEN_LISTS, "problem_solutions", "adaptations"),
     "comments": ("thread", "replies"),
     "adoptions": ("solution_adoptions",),
     "endorsements": ("solution_endorsements",),
     "outcome_reports": ("series",),
 }
-
-
-_FILTERS = [None, "city", "hazards", "sectors", "tags", "status", "urgency"]
 MUTATION_KEY_SECONDS = 86_400  # how long a clientMutationId answers retries
 
 # A library record is imported once (services/library_import.py): its external id is unique
