@@ -12,11 +12,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from pymongo.errors import PyMongoError
 
 from cityexchange.app import create_app
 from cityexchange.auth.oauth_store import OAuthStore
@@ -35,15 +36,33 @@ from tests.oauth_support import Realm, make_realm, store_for
 ALL_SCOPES = ("read", "publish", "comment", "admin")
 
 
+@dataclass(frozen=True)
+class SessionDatabase:
+    """The server the session's tests run against, and whether its data dies with the session."""
+
+    uri: str
+    log: Path | None  # the embedded database's log, to quote when it stops answering
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.log is not None
+
+
 @pytest.fixture(scope="session")
-def mongodb_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def session_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionDatabase]:
     """CITYEXCHANGE_MONGODB_URI if set, else a SecantusDB process for the whole session."""
     configured = os.environ.get("CITYEXCHANGE_MONGODB_URI")
     if configured:
-        yield configured
+        yield SessionDatabase(configured, log=None)
         return
-    with EmbeddedDatabase(tmp_path_factory.mktemp("secantus")) as database:
-        yield database.uri
+    data_dir = tmp_path_factory.mktemp("secantus")
+    with EmbeddedDatabase(data_dir) as database:
+        yield SessionDatabase(database.uri, log=data_dir / "secantusd.log")
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri(session_database: SessionDatabase) -> str:
+    return session_database.uri
 
 
 @pytest.fixture
@@ -57,24 +76,34 @@ def settings(mongodb_uri: str) -> Settings:
 
 
 @pytest.fixture
-async def db(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Database]:
+async def db(settings: Settings, session_database: SessionDatabase) -> AsyncIterator[Database]:
     """The test's database, through the service's own `open_database` (with a roomier
     time budget than a request's: set-up writes many documents at once).
 
-    Dropped afterwards, except for a test marked `keeps_database`: SecantusDB drops a
-    database document by document, and the demo's (19,000 search postings) takes it about
-    50 s, during which every other test's database waits. What is kept goes with the
-    session's data directory."""
-    # The fixture's own budget outlasts a slow drop of the previous test's database (below):
-    # SecantusDB drops one document and index entry at a time, and holds other commands
-    # meanwhile, so a test's set-up waits for it rather than failing.
+    On a configured MongoDB it is dropped afterwards. The embedded database's are left to
+    the session's temporary data directory instead: SecantusDB keeps every database in the
+    same few tables and drops one by deleting its rows one at a time under its storage lock,
+    which holds every other command meanwhile (the demo's database took 48 s; a test's, up
+    to a few seconds, over 500 times a run)."""
     async with open_database(
-        dataclasses.replace(settings, operation_timeout_ms=180_000)
+        dataclasses.replace(settings, operation_timeout_ms=60_000)
     ) as database:
-        await ensure_indexes(database)
+        try:
+            await ensure_indexes(database)
+        except PyMongoError as error:
+            _stop_the_session(session_database, error)
         yield database
-        if request.node.get_closest_marker("keeps_database") is None:
+        if not session_database.ephemeral:
             await database.client.drop_database(settings.db_name)
+
+
+def _stop_the_session(database: SessionDatabase, error: PyMongoError) -> NoReturn:
+    """Every later test would wait out its time budget on a database that stopped answering:
+    end the run now, with what the database said last."""
+    said = ""
+    if database.log is not None and database.log.exists():
+        said = "\n".join(database.log.read_text(errors="replace").splitlines()[-40:])
+    pytest.exit(f"the test database stopped answering ({error!r}); its log ends:\n{said}", 3)
 
 
 @dataclass

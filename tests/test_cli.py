@@ -311,7 +311,6 @@ async def test_admin_commands_use_the_configured_database(api: Api) -> None:
     assert data["viewer"] == {"city": {"name": "Medellín"}}
 
 
-@pytest.mark.keeps_database  # the demo's database takes a minute to drop
 async def test_migrate_and_demo_load_prepare_a_configured_database(api: Api) -> None:
     async def run(*args: str) -> dict[str, Any]:
         return await on_configured_database(api, *args)

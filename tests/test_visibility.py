@@ -518,7 +518,6 @@ async def _pages(api: Api, token: str) -> tuple[list[str], int, float]:
         after = page["pageInfo"]["endCursor"]
 
 
-@pytest.mark.keeps_database  # 1,000 documents: SecantusDB takes ~20 s to drop them
 async def test_a_thousand_drafts_beside_ten_public_problems(api: Api) -> None:
     for slug in ("rotterdam", "pune"):
         await add_city(api.db, slug)
