@@ -144,6 +144,7 @@ async def open_resources(
             db,
             _sender(webhook_http),
             production=settings.production,
+            app_url=f"{settings.public_url}/app",
             retry_base_seconds=settings.webhook_retry_seconds,
             send_timeout_seconds=WEBHOOK_TIMEOUT_SECONDS,
             on_attempt=lambda outcome: live.webhook_attempts.labels(outcome).inc(),

@@ -12,6 +12,14 @@ from cityexchange.schema.events import EventFilter, domain_filter
 from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
 from cityexchange.services import models, webhooks
 from cityexchange.services.errors import NotFound
+from cityexchange.services.models import WebhookFormat
+
+strawberry.enum(
+    WebhookFormat,
+    description="What a delivery's body is: STANDARD, the event's ids and facts as JSON; "
+    "SLACK, a Slack incoming-webhook message; TEAMS, a Microsoft Teams Workflows webhook "
+    "message (an Adaptive Card). Chat messages link to the event's page in the web app.",
+)
 
 
 @strawberry.type
@@ -54,6 +62,7 @@ class Webhook:
     created_at: datetime
     disabled_at: datetime | None
     disabled_reason: str | None
+    format: WebhookFormat
     secret: str | None = strawberry.field(
         description="Shown only when registered or rotated; sign-check deliveries with it."
     )
@@ -67,6 +76,7 @@ class Webhook:
             created_at=webhook.created_at,
             disabled_at=webhook.disabled_at,
             disabled_reason=webhook.disabled_reason,
+            format=webhook.format,
             secret=webhook.secret if show_secret else None,
         )
 
@@ -84,6 +94,7 @@ class RegisterWebhookInput:
     url: str
     filter: EventFilter | None = None
     description: str | None = None
+    format: WebhookFormat = WebhookFormat.STANDARD
     client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
@@ -178,6 +189,7 @@ class WebhookMutations:
                 event_filter=domain_filter(input.filter),
                 description=input.description,
                 production=ctx.production,
+                format=input.format,
             ),
             Retry(info, input, reload=created(lambda id: _webhook(info, id))),
         )

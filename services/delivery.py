@@ -23,10 +23,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from cityexchange.services import chat_messages
 from cityexchange.services.clock import now
 from cityexchange.services.errors import InvalidInput, Unavailable
 from cityexchange.services.ids import global_id
-from cityexchange.services.models import Attempt, Delivery, Event, Webhook
+from cityexchange.services.models import Attempt, Delivery, Event, Webhook, WebhookFormat
 from cityexchange.services.store import events as event_store
 from cityexchange.services.store import webhooks as store
 from cityexchange.services.store.database import Database
@@ -76,6 +77,7 @@ class Deliverer:
     db: Database
     send: Send
     production: bool
+    app_url: str = "http://127.0.0.1:8000/app"  # the web app's, for chat messages' links
     retry_base_seconds: float = 10.0
     max_attempts: int = MAX_ATTEMPTS
     disable_after: int = 5
@@ -294,7 +296,7 @@ class Deliverer:
                 if self._cutting:
                     deadline.reschedule(asyncio.get_running_loop().time())
                 url = await check_target(hook.url, production=self.production)
-                body = payload(event)
+                body = await self._body(hook, event)
                 message_id, timestamp = f"evt_{event.seq}", int(time.time())
                 headers = {
                     "content-type": "application/json",
@@ -305,6 +307,19 @@ class Deliverer:
                 return await self.send(url, headers, body)
             finally:
                 self._deadlines.discard(deadline)
+
+    async def _body(self, hook: Webhook, event: Event) -> bytes:
+        """The event in the endpoint's format; a chat message is told as the endpoint's city
+        may see its subject now (services/chat_messages.py)."""
+        if hook.format is WebhookFormat.STANDARD:
+            return payload(event)
+        message = await chat_messages.message_of(
+            self.db, event, city=hook.city, app_url=self.app_url
+        )
+        told = (chat_messages.slack if hook.format is WebhookFormat.SLACK else chat_messages.teams)(
+            message
+        )
+        return json.dumps(told, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -376,6 +376,14 @@ class EventFilter:
         return not self.threads or event.thread_id in self.threads
 
 
+class WebhookFormat(StrEnum):
+    """What a delivery's body is: the event as data, or a message for a chat channel."""
+
+    STANDARD = "STANDARD"  # the event's ids and facts as JSON (services/delivery.py)
+    SLACK = "SLACK"  # a Slack incoming-webhook message (Block Kit)
+    TEAMS = "TEAMS"  # a Microsoft Teams Workflows webhook message (an Adaptive Card)
+
+
 @dataclass(frozen=True, slots=True)
 class Webhook:
     id: str
@@ -387,6 +395,7 @@ class Webhook:
     created_at: datetime
     disabled_at: datetime | None = None
     disabled_reason: str | None = None
+    format: WebhookFormat = WebhookFormat.STANDARD
 
 
 @dataclass(frozen=True, slots=True)

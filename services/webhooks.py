@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from cityexchange.services import limits
 from cityexchange.services.clock import now
 from cityexchange.services.errors import InvalidInput, NotFound
-from cityexchange.services.models import Delivery, EventFilter, Webhook
+from cityexchange.services.models import Delivery, EventFilter, Webhook, WebhookFormat
 from cityexchange.services.principal import Principal, Scope
 from cityexchange.services.store import webhooks as store
 from cityexchange.services.store.database import Database
@@ -137,8 +137,9 @@ async def register(
     event_filter: EventFilter,
     description: str | None,
     production: bool,
+    format: WebhookFormat = WebhookFormat.STANDARD,
 ) -> Webhook:
-    """Register an endpoint of the caller's city (scope: admin)."""
+    """Register an endpoint of the caller's city (scope: admin), receiving `format`."""
     actor.require(Scope.ADMIN)
     target = await check_target(url, production=production)
     if await store.count_of_city(db, actor.city) >= MAX_WEBHOOKS_PER_CITY:
@@ -147,7 +148,7 @@ async def register(
         id="", city=actor.city, url=target, event_filter=event_filter.checked(),
         description=limits.optional_text("description", description,
                                          max_length=limits.SHORT_TEXT_MAX),
-        secret=new_secret(), created_at=now(),
+        secret=new_secret(), created_at=now(), format=format,
     )  # fmt: skip
     return await store.insert(db, webhook)
 

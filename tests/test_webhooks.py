@@ -8,9 +8,11 @@ import base64
 import dataclasses
 import hashlib
 import hmac
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -21,9 +23,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cityexchange.app import create_app
-from cityexchange.services import problems
+from cityexchange.schema.relay import to_global_id
+from cityexchange.services import access, chat_messages, problems
+from cityexchange.services.models import Event, EventType
 from cityexchange.services.principal import Principal
-from cityexchange.services.taxonomy import Hazard
+from cityexchange.services.taxonomy import Hazard, Urgency
+from cityexchange.services.visibility import Visibility, VisibilityLevel
 from cityexchange.settings import Settings
 from tests.conftest import Api, add_city
 from tests.live_support import on_loopback
@@ -270,3 +275,191 @@ async def test_well_formed_urls_are_registered_as_written(api: Api) -> None:
         data = await api.data(REGISTER, {"input": {"url": url}}, token=token)
         assert data["registerWebhook"]["userErrors"] == [], url
         assert data["registerWebhook"]["webhook"]["url"] == url
+
+
+CHAT_REGISTER = """mutation($input: RegisterWebhookInput!) { registerWebhook(input: $input) {
+    webhook { id format secret } userErrors { code field message } } }"""
+# Slack's and Teams' control characters and Markdown, which must reach the channel as text.
+TRICKY = "Quay walls <!channel> & <https://evil.example|click> **now**"
+
+
+async def _chat_hook(api: Api, city: str, url: str, format: str) -> dict[str, str]:
+    token = await api.token(city)
+    variables = {"input": {"url": url, "format": format, "filter": {"hazards": ["FLOOD"]}}}
+    data = await api.data(CHAT_REGISTER, variables, token=token)
+    assert data["registerWebhook"]["userErrors"] == []
+    hook: dict[str, str] = data["registerWebhook"]["webhook"]
+    assert hook["format"] == format
+    return hook
+
+
+async def _crisis(api: Api, title: str) -> str:
+    problem = await problems.publish(
+        db=api.db,
+        actor=WRITER,
+        draft=problems.ProblemDraft(
+            title=title, summary="s", hazards=[Hazard.FLOOD], urgency=Urgency.ACTIVE_CRISIS
+        ),
+    )
+    return to_global_id("Problem", problem.id)
+
+
+async def test_a_slack_endpoint_gets_a_message_that_links_to_the_app(
+    api: Api, settings: Settings
+) -> None:
+    await add_city(api.db, "rotterdam")
+    async with receiving(Receiver()) as receiver, service(settings, api) as app:
+        hook = await _chat_hook(app, "rotterdam", receiver.url, "SLACK")
+        problem_id = await _crisis(app, TRICKY)
+        await _until(lambda: len(receiver.received) == 1)
+    headers, body = receiver.received[0]
+    assert verify(hook["secret"], headers, body)  # signed as every delivery is
+    message = json.loads(body)
+    escaped = "Quay walls &lt;!channel&gt; &amp; &lt;https://evil.example|click&gt; **now**"
+    assert message["text"] == f"Rotterdam published a problem: {escaped}"
+    headline, title, context, actions = message["blocks"]
+    assert headline["text"] == {"type": "mrkdwn", "text": "*Rotterdam published a problem*"}
+    assert title["text"] == {"type": "plain_text", "text": TRICKY}
+    assert context["elements"] == [{"type": "plain_text", "text": "Active crisis · Flood"}]
+    (button,) = actions["elements"]
+    assert button["url"] == f"{settings.public_url}/app/problems/{problem_id}"
+
+
+async def test_a_teams_endpoint_gets_an_adaptive_card_of_plain_text(
+    api: Api, settings: Settings
+) -> None:
+    await add_city(api.db, "rotterdam")
+    async with receiving(Receiver()) as receiver, service(settings, api) as app:
+        await _chat_hook(app, "rotterdam", receiver.url, "TEAMS")
+        problem_id = await _crisis(app, TRICKY)
+        await _until(lambda: len(receiver.received) == 1)
+    message = json.loads(receiver.received[0][1])
+    assert message["type"] == "message"
+    (attachment,) = message["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert (card["type"], card["version"]) == ("AdaptiveCard", "1.4")
+    runs = [
+        (block["type"], block["inlines"][0]["type"], block["inlines"][0]["text"])
+        for block in card["body"]
+    ]
+    assert runs == [
+        ("RichTextBlock", "TextRun", "Rotterdam published a problem"),
+        ("RichTextBlock", "TextRun", TRICKY),  # a TextRun is never read as Markdown
+        ("RichTextBlock", "TextRun", "Active crisis · Flood"),
+    ]
+    (action,) = card["actions"]
+    assert action["type"] == "Action.OpenUrl"
+    assert action["url"] == f"{settings.public_url}/app/problems/{problem_id}"
+
+
+@dataclass
+class Refusing(Receiver):
+    """Answers 503 to every body that holds `refused`, 200 to the rest."""
+
+    refused: bytes = b""
+
+    async def hook(self, request: Request) -> Response:
+        body = await request.body()
+        self.received.append((dict(request.headers), body))
+        return Response(status_code=503 if self.refused in body else 200)
+
+
+async def test_a_chat_channel_is_told_only_what_its_city_may_see_now(
+    api: Api, settings: Settings
+) -> None:
+    """Lagos's channel is told of Rotterdam's public problem. It refuses the edit, and before
+    the retry Rotterdam keeps the problem to itself: the edit is never retried, and the
+    channel hears that the problem was withdrawn, without its title."""
+    for slug in ("rotterdam", "lagos"):
+        await add_city(api.db, slug)
+    admin = Principal("rotterdam", "cro", frozenset({"read", "publish", "admin"}), "tests")
+    receiver = Refusing(refused=b"phase 2")
+    async with receiving(receiver), service(settings, api) as app:
+        await _chat_hook(app, "lagos", receiver.url, "SLACK")
+        problem = await problems.publish(
+            db=app.db,
+            actor=WRITER,
+            draft=problems.ProblemDraft(title="Quay walls", summary="s", hazards=[Hazard.FLOOD]),
+        )
+        await _until(lambda: len(receiver.received) == 1)
+        assert b"Quay walls" in receiver.received[0][1]
+        edited = await problems.update(
+            db=app.db,
+            actor=WRITER,
+            id=problem.id,
+            version=problem.version,
+            changes=problems.ProblemChanges(title="Quay walls, phase 2"),
+        )
+        await _until(lambda: len(receiver.received) == 2)  # refused: retried after a backoff
+        await access.set_visibility(
+            db=app.db,
+            actor=admin,
+            kind="Problem",
+            id=problem.id,
+            version=edited.version,
+            visibility=Visibility(VisibilityLevel.CITY),
+        )
+        token = await app.token("lagos")
+
+        async def log() -> list[dict[str, Any]]:
+            return (await app.data(LOG, token=token))["webhooks"][0]["deliveries"]
+
+        async with asyncio.timeout(15):
+            while [d["state"] for d in await log()] != ["delivered", "failed", "delivered"]:
+                await asyncio.sleep(0.05)
+        withdrawn, edit, _ = await log()
+        assert (
+            edit["attempts"][-1]["error"] == "the event is no longer visible to the webhook's city"
+        )
+    told = [json.loads(body) for _, body in receiver.received[1:] if b"phase 2" not in body]
+    assert [message["text"] for message in told] == [
+        "A problem or solution is no longer shared with your city"
+    ]
+    assert b"Quay" not in json.dumps(told).encode()
+    assert withdrawn["attempts"][-1]["status"] == 200
+
+
+async def test_a_chat_message_names_only_a_thread_its_city_may_read(api: Api) -> None:
+    """The message's own check, under the deliverer's: an event about a comment on a problem
+    Lagos may not see tells Lagos that Rotterdam commented, not on what."""
+    for slug in ("rotterdam", "lagos"):
+        await add_city(api.db, slug)
+    problem = await problems.publish(
+        db=api.db,
+        actor=WRITER,
+        draft=problems.ProblemDraft(
+            "Quay walls", "s", [Hazard.FLOOD], visibility=Visibility(VisibilityLevel.CITY)
+        ),
+    )
+    event = Event(
+        type=EventType.COMMENT_ADDED,
+        occurred_at=problem.created_at,
+        city="rotterdam",
+        actor="cro",
+        subject_kind="Comment",
+        subject_id="c1",
+        thread_id=problem.id,
+        hazards=(Hazard.FLOOD,),
+    )
+    app_url = "https://cx.example.org/app"
+    own = await chat_messages.message_of(api.db, event, city="rotterdam", app_url=app_url)
+    assert (own.title, own.link) == (
+        "Quay walls",
+        f"{app_url}/problems/{to_global_id('Problem', problem.id)}",
+    )
+    other = await chat_messages.message_of(api.db, event, city="lagos", app_url=app_url)
+    assert other == chat_messages.Message("Rotterdam commented", None, app_url, ("Flood",))
+
+
+async def test_webhooks_are_standard_unless_asked_and_an_unknown_format_is_refused(
+    api: Api,
+) -> None:
+    await add_city(api.db, "rotterdam")
+    token = await api.token("rotterdam")
+    url = "http://127.0.0.1:9/hook"
+    data = await api.data(CHAT_REGISTER, {"input": {"url": url}}, token=token)
+    assert data["registerWebhook"]["webhook"]["format"] == "STANDARD"
+    body = await api.gql(CHAT_REGISTER, {"input": {"url": url, "format": "DISCORD"}}, token=token)
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert len((await api.data(LOG, token=token))["webhooks"]) == 1

@@ -14,7 +14,14 @@ from pymongo.errors import DuplicateKeyError
 
 from cityexchange.services.clock import now
 from cityexchange.services.errors import NotFound
-from cityexchange.services.models import Attempt, Delivery, EventFilter, EventType, Webhook
+from cityexchange.services.models import (
+    Attempt,
+    Delivery,
+    EventFilter,
+    EventType,
+    Webhook,
+    WebhookFormat,
+)
 from cityexchange.services.store.database import Database, Document, guarded, object_id
 from cityexchange.services.taxonomy import Hazard, Sector, Urgency
 
@@ -56,6 +63,8 @@ def _webhook(doc: Document) -> Webhook:
         created_at=doc["createdAt"],
         disabled_at=doc.get("disabledAt"),
         disabled_reason=doc.get("disabledReason"),
+        # Endpoints registered before formats existed receive the standard body.
+        format=WebhookFormat(doc.get("format", WebhookFormat.STANDARD)),
     )
 
 
@@ -82,6 +91,7 @@ async def insert(db: Database, webhook: Webhook) -> Webhook:
             "filter": _filter_doc(webhook.event_filter),
             "description": webhook.description,
             "secret": webhook.secret,
+            "format": webhook.format.value,
             "createdAt": webhook.created_at,
             "disabledAt": None,
             "disabledReason": None,
