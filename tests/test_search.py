@@ -20,6 +20,7 @@ from asgi_lifespan import LifespanManager
 from cityexchange.app import create_app
 from cityexchange.resources import open_database
 from cityexchange.services import search, solutions
+from cityexchange.services.store.database import Database
 from cityexchange.services.store.indexes import ensure_indexes
 from cityexchange.settings import Secret, Settings
 from tests.conftest import Api, add_city, run_cli
@@ -472,3 +473,30 @@ async def test_reindex_rebuilds_the_index_and_detects_missing_languages(corpus: 
     assert "taxonomy" in found
     assert (await corpus.search("inundaciones"))["edges"][0]["node"]["language"] == "ES"
     assert await corpus.found("geotextile") == []  # hidden and deleted stay out
+
+
+async def test_candidates_past_one_read_are_all_checked(db: Database) -> None:
+    """`matching` reads candidates in slices (search_index.IDS_PER_READ); what it keeps across
+    slices is exactly what one read would keep: the viewer's and the filter's."""
+    from cityexchange.services.store import search_index
+    from cityexchange.services.visibility import EVERYONE, Viewer, city_key
+
+    count = 2 * search_index.IDS_PER_READ + 50
+    docs = [
+        {
+            "hazards": ["FLOOD"] if i % 3 == 0 else ["HEAT_WAVE"],
+            "createdAt": datetime(2026, 1, 1, tzinfo=UTC),
+            "aud": [EVERYONE] if i % 5 else [city_key("rotterdam")],
+        }
+        for i in range(count)
+    ]
+    inserted = (await db.problems.insert_many(docs)).inserted_ids
+    ids = [str(oid) for oid in inserted]
+    lagos = await search_index.matching(
+        db, "Problem", ids, viewer=Viewer.of_city("lagos"), hazards=["FLOOD"]
+    )
+    assert lagos == {ids[i] for i in range(count) if i % 3 == 0 and i % 5}
+    rotterdam = await search_index.matching(
+        db, "Problem", [*ids, "not-an-id"], viewer=Viewer.of_city("rotterdam"), hazards=["FLOOD"]
+    )
+    assert rotterdam == {ids[i] for i in range(count) if i % 3 == 0}

@@ -16,12 +16,14 @@ bounded, in memory or in index order.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
@@ -251,7 +253,7 @@ async def matching(
             before is None or (created is not None and created < before)
         )
 
-    wanted = {"_id": {"$in": object_ids(ids)}}
+    wanted = object_ids(ids)
     if kind == "Comment":
         fields = {
             "subjectKind": 1,
@@ -263,7 +265,7 @@ async def matching(
         }
         docs = [
             doc
-            async for doc in db.comments.find(wanted, fields)
+            for doc in await _by_ids(db.comments, wanted, fields)
             if doc.get("hidden") is None
             and doc.get("deletedAt") is None
             and dated(doc)
@@ -289,13 +291,31 @@ async def matching(
     ]
     fields = {"hazards": 1, "sectors": 1, "status": 1, "urgency": 1, "createdAt": 1, AUDIENCE: 1}
     found: set[str] = set()
-    async for doc in collection.find(wanted, fields):
+    for doc in await _by_ids(collection, wanted, fields):
         values = {name: _values(doc.get(name)) for name, _ in checks}
         if not may_read(viewer, doc):
             continue
         if dated(doc) and all(not want or values[name] & set(want) for name, want in checks):
             found.add(str(doc["_id"]))
     return found
+
+
+IDS_PER_READ = 200
+
+
+async def _by_ids(
+    collection: AsyncCollection[Document], ids: Sequence[ObjectId], fields: Document
+) -> list[Document]:
+    """The documents of `ids`, read by `_id $in` in slices of IDS_PER_READ side by side. The
+    embedded database checks each document against the whole `$in` list (quadratic: 1,600
+    ids took it 2.4 s in one read, 0.36 s as eight); on MongoDB each slice is index lookups,
+    and a search's at most 2,000 candidates make ten reads."""
+    slices = [ids[i : i + IDS_PER_READ] for i in range(0, len(ids), IDS_PER_READ)]
+
+    async def read(part: Sequence[ObjectId]) -> list[Document]:
+        return [doc async for doc in collection.find({"_id": {"$in": list(part)}}, fields)]
+
+    return [doc for found in await asyncio.gather(*map(read, slices)) for doc in found]
 
 
 def _values(value: Any) -> set[str]:
