@@ -19,7 +19,7 @@ from cityexchange.schema.problems import Problem
 from cityexchange.schema.relay import Connection, Node, connection, expect_global_id, to_global_id
 from cityexchange.schema.solutions import Solution
 from cityexchange.schema.taxonomy import Hazard, Sector, Urgency
-from cityexchange.services import events, models
+from cityexchange.services import events, follows, models
 from cityexchange.services.live import EventFilter as DomainEventFilter
 from cityexchange.services.models import EventType
 from cityexchange.services.pages import PageRequest
@@ -44,6 +44,13 @@ class EventFilter:
     urgency: list[Urgency] | None = strawberry.field(
         default=None, description="Events about problems of these urgencies (ACTIVE_CRISIS asks)."
     )
+
+
+def thread_kind(event_filter: EventFilter) -> str:
+    """Whether the filter's thread is a problem or a solution ("Problem" when it has none)."""
+    if event_filter.thread is None:
+        return "Problem"
+    return expect_global_id(event_filter.thread, ("Problem", "Solution"), field="filter.thread")[0]
 
 
 def domain_filter(event_filter: EventFilter | None) -> DomainEventFilter:
@@ -145,4 +152,20 @@ class Subscription:
         async with aclosing(stream):
             async for event in stream:
                 ctx.renew_loaders()  # each event is a fresh read of what it refers to
+                yield Event.from_domain(event)
+
+    @strawberry.subscription(
+        description="Live events about what you and your city follow and what your saved "
+        "filters select: viewer.feed, live. With `after`, missed events come first. What "
+        "you follow is read when you subscribe: subscribe again (with `after`) to take in "
+        "a follow or filter made since."
+    )
+    async def viewer_events(self, info: Info, after: str | None = None) -> AsyncGenerator[Event]:
+        ctx = info.context
+        if ctx.hub is None:
+            raise RuntimeError("live events are not running")
+        stream = follows.live(db=ctx.db, hub=ctx.hub, actor=ctx.actor(), after=after)
+        async with aclosing(stream):
+            async for event in stream:
+                ctx.renew_loaders()
                 yield Event.from_domain(event)

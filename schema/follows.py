@@ -1,4 +1,5 @@
-"""Follow and unfollow; a person's own feed is in `viewer.feed`."""
+"""Follow and unfollow, and saved filters; a person's own feed is `viewer.feed`, live as the
+`viewerEvents` subscription."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import strawberry
 
 from cityexchange.schema.context import Info
 from cityexchange.schema.errors import UserError, attempt
+from cityexchange.schema.events import EventFilter, domain_filter, thread_kind
 from cityexchange.schema.relay import expect_global_id, to_global_id
-from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry
-from cityexchange.services import follows
+from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, still_gone
+from cityexchange.schema.taxonomy import Hazard, Sector, Urgency
+from cityexchange.services import follows, saved_filters
+from cityexchange.services.errors import NotFound
 from cityexchange.services.follows import FollowKind
+from cityexchange.services.models import EventType
 from cityexchange.services.principal import Principal
 from cityexchange.services.store.database import Database
 
@@ -34,7 +39,8 @@ class Change(Protocol):
 class Follow:
     kind: FollowKind
     value: str = strawberry.field(
-        description="A city slug, a Hazard, a tag, or a problem's or solution's global id."
+        description="A city slug, a Hazard, a Sector, a tag, or a problem's or solution's "
+        "global id."
     )
     since: datetime
     for_city: bool = strawberry.field(
@@ -97,8 +103,8 @@ async def _change(info: Info, input: FollowInput, change: Change) -> FollowPaylo
 @strawberry.type
 class FollowMutations:
     @strawberry.mutation(
-        description="Follow a city, hazard, tag, problem or solution: its "
-        "events appear in viewer.feed."
+        description="Follow a city, hazard, sector, tag, problem or solution: its "
+        "events appear in viewer.feed and viewerEvents."
     )
     async def follow(self, info: Info, input: FollowInput) -> FollowPayload:
         return await _change(info, input, follows.follow)
@@ -106,3 +112,119 @@ class FollowMutations:
     @strawberry.mutation(description="Stop following something.")
     async def unfollow(self, info: Info, input: FollowInput) -> FollowPayload:
         return await _change(info, input, follows.unfollow)
+
+
+@strawberry.type(description="An EventFilter as it was saved.")
+class SavedEventFilter:
+    cities: list[str]
+    hazards: list[Hazard]
+    sectors: list[Sector]
+    tags: list[str]
+    types: list[EventType]
+    thread: strawberry.ID | None
+    urgency: list[Urgency]
+
+
+@strawberry.type(
+    description="A filter you saved: it selects events for viewer.feed and viewerEvents."
+)
+class SavedFilter:
+    name: str
+    filter: SavedEventFilter
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_domain(cls, saved: saved_filters.SavedFilter) -> SavedFilter:
+        f = saved.event_filter
+        # A filter names at most one thread (EventFilter.thread): a problem or a solution.
+        thread = to_global_id(saved.thread_kind, f.threads[0]) if f.threads else None
+        return cls(
+            name=saved.name,
+            filter=SavedEventFilter(
+                cities=list(f.cities), hazards=list(f.hazards), sectors=list(f.sectors),
+                tags=list(f.tags), types=list(f.types),
+                thread=strawberry.ID(thread) if thread else None,
+                urgency=list(f.urgencies),
+            ),
+            created_at=saved.created_at,
+            updated_at=saved.updated_at,
+        )  # fmt: skip
+
+
+@strawberry.input
+class SaveFilterInput:
+    name: str = strawberry.field(description="Saving under a name you used replaces that filter.")
+    filter: EventFilter
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
+
+
+@strawberry.type
+class SaveFilterPayload:
+    saved_filter: SavedFilter | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
+
+
+@strawberry.input
+class DeleteSavedFilterInput:
+    name: str
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
+
+
+@strawberry.type
+class DeleteSavedFilterPayload:
+    deleted_name: str | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
+
+
+async def _saved(info: Info, name: str) -> saved_filters.SavedFilter:
+    """The caller's filter `name` as it is now: what a retry returns."""
+    ctx = info.context
+    for saved in await saved_filters.of(db=ctx.db, actor=ctx.actor()):
+        if saved.name == name.strip():
+            return saved
+    raise NotFound("SavedFilter", name)
+
+
+@strawberry.type
+class SavedFilterMutations:
+    @strawberry.mutation(
+        description="Save an event filter under a name (at most 20): its events join "
+        "viewer.feed and viewerEvents."
+    )
+    async def save_filter(self, info: Info, input: SaveFilterInput) -> SaveFilterPayload:
+        ctx = info.context
+        actor = ctx.actor()
+        saved, errors = await attempt(
+            lambda: saved_filters.save(
+                db=ctx.db,
+                actor=actor,
+                name=input.name,
+                event_filter=domain_filter(input.filter),
+                thread_kind=thread_kind(input.filter),
+            ),
+            Retry(info, input, reload=lambda _: _saved(info, input.name)),
+        )
+        return SaveFilterPayload(
+            saved_filter=SavedFilter.from_domain(saved) if saved else None,
+            user_errors=errors,
+            client_mutation_id=input.client_mutation_id,
+        )
+
+    @strawberry.mutation(description="Delete one of your saved filters.")
+    async def delete_saved_filter(
+        self, info: Info, input: DeleteSavedFilterInput
+    ) -> DeleteSavedFilterPayload:
+        ctx = info.context
+        actor = ctx.actor()
+        _, errors = await attempt(
+            lambda: saved_filters.delete(db=ctx.db, actor=actor, name=input.name),
+            Retry(info, input, reload=still_gone),
+        )
+        return DeleteSavedFilterPayload(
+            deleted_name=None if errors else input.name.strip(),
+            user_errors=errors,
+            client_mutation_id=input.client_mutation_id,
+        )

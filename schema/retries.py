@@ -65,3 +65,7 @@ def _fields_of(input: object) -> dict[str, object]:
     if dataclasses.is_dataclass(input) and not isinstance(input, type):
         return dataclasses.asdict(input)
     raise TypeError(f"{type(input).__name__} is not a strawberry input")
+
+
+async def still_gone(_: str | None) -> None:
+    """The `reload` of a deletion: its retry finds it still gone."""

@@ -19,7 +19,7 @@ from cityexchange.schema.context import Info
 from cityexchange.schema.errors import ErrorCodes, ProdErrorCodes
 from cityexchange.schema.events import Event, EventQueries, Subscription
 from cityexchange.schema.experts import ExpertMutations, ExpertQueries
-from cityexchange.schema.follows import FollowMutations
+from cityexchange.schema.follows import FollowMutations, SavedFilterMutations
 from cityexchange.schema.limits import DocumentGate
 from cityexchange.schema.nodes import load_node
 from cityexchange.schema.observer import OperationObserver
@@ -207,6 +207,7 @@ class Mutation(
     CommentMutations,
     RealmAdminMutations,
     FollowMutations,
+    SavedFilterMutations,
     WebhookMutations,
     AdoptionMutations,
     OrganisationMutations,

@@ -12,9 +12,9 @@ from cityexchange.schema.relay import Connection, connection
 
 if TYPE_CHECKING:
     from cityexchange.schema.events import Event
-    from cityexchange.schema.follows import Follow
+    from cityexchange.schema.follows import Follow, SavedFilter
     from cityexchange.schema.organisations import Organisation
-from cityexchange.services import cities, follows
+from cityexchange.services import cities, follows, saved_filters
 from cityexchange.services.pages import PageRequest
 
 
@@ -53,7 +53,20 @@ class Viewer:
         found = await follows.follows_of(db=ctx.db, actor=ctx.actor())
         return [Follow.from_domain(f) for f in found]
 
-    @strawberry.field(description="Events about what you follow, oldest first.")
+    @strawberry.field(description="Your saved filters, by name.")
+    async def saved_filters(
+        self, info: Info
+    ) -> list[Annotated[SavedFilter, strawberry.lazy("cityexchange.schema.follows")]]:
+        from cityexchange.schema.follows import SavedFilter
+
+        ctx = info.context
+        found = await saved_filters.of(db=ctx.db, actor=ctx.actor())
+        return [SavedFilter.from_domain(f) for f in found]
+
+    @strawberry.field(
+        description="Events about what you and your city follow and what your saved "
+        "filters select, oldest first; live as the viewerEvents subscription."
+    )
     async def feed(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Annotated[Event, strawberry.lazy("cityexchange.schema.events")]]:

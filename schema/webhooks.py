@@ -9,7 +9,7 @@ import strawberry
 from cityexchange.schema.context import Info
 from cityexchange.schema.errors import UserError, attempt
 from cityexchange.schema.events import EventFilter, domain_filter
-from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created
+from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created, still_gone
 from cityexchange.services import models, webhooks
 from cityexchange.services.errors import NotFound
 from cityexchange.services.models import WebhookFormat
@@ -156,10 +156,6 @@ async def _delivery(info: Info, webhook_id: str, delivery_id: str) -> models.Del
     raise NotFound("Delivery", delivery_id)
 
 
-async def _deleted() -> None:
-    """A deletion's retry: it is still gone."""
-
-
 @strawberry.type
 class WebhookQueries:
     @strawberry.field(description="Your city's webhooks (scope: admin).")
@@ -236,7 +232,7 @@ class WebhookMutations:
         actor = ctx.actor()
         _, errors = await attempt(
             lambda: webhooks.delete(db=ctx.db, actor=actor, id=str(input.id)),
-            Retry(info, input, reload=lambda _: _deleted()),
+            Retry(info, input, reload=still_gone),
         )
         return DeleteWebhookPayload(
             deleted_webhook_id=None if errors else input.id,

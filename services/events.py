@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 
 from cityexchange.services.errors import InvalidInput
 from cityexchange.services.live import EventFilter, Hub
-from cityexchange.services.models import Event
+from cityexchange.services.models import Event, Interests
 from cityexchange.services.pages import Page, PageRequest, decode_cursor, encode_cursor
 from cityexchange.services.principal import Principal, Scope
 from cityexchange.services.store import events as store
@@ -40,12 +40,24 @@ def _position(text: str) -> int | None:
     return int(text)
 
 
-def _query(event_filter: EventFilter) -> Document:
-    f = event_filter
+def _query(selection: EventFilter | Interests) -> Document:
+    if isinstance(selection, Interests):
+        return interests_query(selection)
+    f = selection
     return store.event_query(
         cities=f.cities, hazards=[h.value for h in f.hazards],
         sectors=[s.value for s in f.sectors], tags=f.tags, types=[t.value for t in f.types],
         threads=f.threads, urgencies=[u.value for u in f.urgencies])  # fmt: skip
+
+
+def interests_query(interests: Interests) -> Document:
+    """The log's events about any of `interests` (their order does not matter to the query)."""
+    i = interests
+    return store.any_of(
+        cities=sorted(i.cities), hazards=sorted(h.value for h in i.hazards),
+        sectors=sorted(s.value for s in i.sectors), tags=sorted(i.tags),
+        threads=sorted(i.threads), alternatives=[_query(f) for f in i.filters],
+    )  # fmt: skip
 
 
 async def follow(
@@ -53,7 +65,7 @@ async def follow(
     db: Database,
     hub: Hub,
     actor: Principal,
-    event_filter: EventFilter,
+    event_filter: EventFilter | Interests,
     after: str | None,
     on_live: Callable[[], None] = lambda: None,
     shared: bool = False,

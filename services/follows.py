@@ -1,24 +1,26 @@
-"""Follows: a person keeps track of cities, hazards, tags, problems and solutions; their feed
-is the events of what they follow."""
+"""Follows: a person keeps track of cities, hazards, sectors, tags, problems and solutions;
+their feed and their live events (`viewerEvents`) are the events of what they and their city
+follow, and of the filters they saved (services/saved_filters.py)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from cityexchange.services import limits
+from cityexchange.services import events, limits, saved_filters
 from cityexchange.services.clock import now
 from cityexchange.services.comments import thread_of
 from cityexchange.services.errors import InvalidInput
-from cityexchange.services.events import event_page
-from cityexchange.services.models import Event, EventType
+from cityexchange.services.live import Hub
+from cityexchange.services.models import Event, EventType, Interests
 from cityexchange.services.pages import Page, PageRequest
 from cityexchange.services.principal import Principal, Scope
 from cityexchange.services.store import events as event_store
 from cityexchange.services.store import follows as store
 from cityexchange.services.store.database import Database
-from cityexchange.services.taxonomy import Hazard
+from cityexchange.services.taxonomy import Hazard, Sector
 from cityexchange.services.visibility import Viewer
 
 MAX_FOLLOWS = 200
@@ -27,6 +29,7 @@ MAX_FOLLOWS = 200
 class FollowKind(StrEnum):
     CITY = "CITY"
     HAZARD = "HAZARD"
+    SECTOR = "SECTOR"
     TAG = "TAG"
     PROBLEM = "PROBLEM"
     SOLUTION = "SOLUTION"
@@ -39,7 +42,7 @@ _THREAD_KINDS = {"PROBLEM": "Problem", "SOLUTION": "Solution"}
 @dataclass(frozen=True, slots=True)
 class Follow:
     kind: FollowKind
-    value: str  # a city slug, a hazard, a tag, or a problem's or solution's id
+    value: str  # a city slug, a hazard, a sector, a tag, or a problem's or solution's id
     since: datetime
     for_city: bool = False  # made for the caller's whole city, not only the caller
 
@@ -48,6 +51,8 @@ def _checked(kind: FollowKind, value: str) -> str:
     value = limits.text("value", value, max_length=100)
     if kind is FollowKind.HAZARD and value not in Hazard.__members__:
         raise InvalidInput("value", "is not a hazard")
+    if kind is FollowKind.SECTOR and value not in Sector.__members__:
+        raise InvalidInput("value", "is not a sector")
     return value.lower() if kind is FollowKind.TAG else value
 
 
@@ -102,16 +107,37 @@ async def follows_of(*, db: Database, actor: Principal) -> list[Follow]:
     ]
 
 
-async def feed(*, db: Database, actor: Principal, request: PageRequest) -> Page[Event]:
-    """Events about anything the caller or their city follows, oldest first."""
-    actor.require(Scope.READ)
+async def interests(*, db: Database, actor: Principal) -> Interests:
+    """What the caller and their city follow, and the caller's saved filters."""
     followed = await follows_of(db=db, actor=actor)
-    values: dict[FollowKind, list[str]] = {kind: [] for kind in FollowKind}
+    values: dict[FollowKind, set[str]] = {kind: set() for kind in FollowKind}
     for item in followed:
-        values[item.kind].append(item.value)
-    query = event_store.any_of(
-        cities=values[FollowKind.CITY], hazards=values[FollowKind.HAZARD],
-        tags=values[FollowKind.TAG],
-        threads=values[FollowKind.PROBLEM] + values[FollowKind.SOLUTION],
-    )  # fmt: skip
-    return await event_page(db, query, request, viewer=Viewer.of(actor))
+        values[item.kind].add(item.value)
+    return Interests(
+        cities=frozenset(values[FollowKind.CITY]),
+        hazards=frozenset(Hazard(h) for h in values[FollowKind.HAZARD]),
+        sectors=frozenset(Sector(s) for s in values[FollowKind.SECTOR]),
+        tags=frozenset(values[FollowKind.TAG]),
+        threads=frozenset(values[FollowKind.PROBLEM] | values[FollowKind.SOLUTION]),
+        filters=tuple(f.event_filter for f in await saved_filters.of(db=db, actor=actor)),
+    )
+
+
+async def feed(*, db: Database, actor: Principal, request: PageRequest) -> Page[Event]:
+    """Events about anything the caller or their city follows or the caller's saved filters
+    select, oldest first."""
+    actor.require(Scope.READ)
+    query = events.interests_query(await interests(db=db, actor=actor))
+    return await events.event_page(db, query, request, viewer=Viewer.of(actor))
+
+
+async def live(
+    *, db: Database, hub: Hub, actor: Principal, after: str | None
+) -> AsyncGenerator[Event]:
+    """The feed's events live, after `after` from the log first (services/events.follow).
+    What is followed is read when the subscription starts: a follow or a saved filter made
+    later counts from the next subscription (which resumes by cursor, missing nothing)."""
+    actor.require(Scope.READ)
+    chosen = await interests(db=db, actor=actor)
+    async for event in events.follow(db=db, hub=hub, actor=actor, event_filter=chosen, after=after):
+        yield event

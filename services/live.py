@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cityexchange.services.models import Event, EventFilter
+from cityexchange.services.models import Event, EventFilter, Interests
 from cityexchange.services.visibility import Viewer
 
 log = logging.getLogger("cityexchange.live")
@@ -42,7 +42,7 @@ def too_far_behind(waiting: int, oldest_at: float | None, now: float) -> bool:
 
 @dataclass(eq=False, slots=True)
 class Subscriber:
-    filter: EventFilter
+    filter: EventFilter | Interests
     viewer: Viewer  # what it may see: checked on every event, as every read checks it
     shared: bool = False  # a group's execution (schema/sharing.py), not a client's own
     queue: asyncio.Queue[Event | None] = field(
@@ -80,7 +80,7 @@ class Hub:
         return sum(1 for s in self._subscribers if not s.shared)
 
     def subscribe(
-        self, event_filter: EventFilter, viewer: Viewer, *, shared: bool = False
+        self, event_filter: EventFilter | Interests, viewer: Viewer, *, shared: bool = False
     ) -> Subscriber:
         subscriber = Subscriber(event_filter, viewer, shared=shared)
         self._subscribers.add(subscriber)

@@ -376,6 +376,33 @@ class EventFilter:
         return not self.threads or event.thread_id in self.threads
 
 
+@dataclass(frozen=True, slots=True)
+class Interests:
+    """What a person follows (with their city's follows) and the filters they saved: an event
+    about any of it matches. Unlike an EventFilter's fields, these are alternatives."""
+
+    cities: frozenset[str] = frozenset()
+    hazards: frozenset[Hazard] = frozenset()
+    sectors: frozenset[Sector] = frozenset()
+    tags: frozenset[str] = frozenset()
+    threads: frozenset[str] = frozenset()  # problem or solution ids: they and their discussion
+    filters: tuple[EventFilter, ...] = ()  # saved filters, each matching as it does alone
+
+    def checked(self) -> Interests:
+        return self  # built from stored follows and filters, each checked when it was saved
+
+    def matches(self, event: Event) -> bool:
+        return (
+            event.city in self.cities
+            or event.subject_city in self.cities
+            or not self.hazards.isdisjoint(event.hazards)
+            or not self.sectors.isdisjoint(event.sectors)
+            or not self.tags.isdisjoint(event.tags)
+            or event.thread_id in self.threads
+            or any(f.matches(event) for f in self.filters)
+        )
+
+
 class WebhookFormat(StrEnum):
     """What a delivery's body is: the event as data, or a message for a chat channel."""
 

@@ -171,15 +171,28 @@ def event_query(
 
 
 def any_of(
-    *, cities: Sequence[str], hazards: Sequence[str], tags: Sequence[str], threads: Sequence[str]
+    *,
+    cities: Sequence[str],
+    hazards: Sequence[str],
+    sectors: Sequence[str],
+    tags: Sequence[str],
+    threads: Sequence[str],
+    alternatives: Sequence[Document] = (),
 ) -> Document:
-    """Events about any of these (a follower's feed); nothing when nothing is followed."""
+    """Events about any of these, or matching any of the `alternatives` (event_query's): a
+    follower's feed. Nothing when nothing is followed."""
     either: list[Document] = []
     if cities:
         either += [{"city": {"$in": list(cities)}}, {"subjectCity": {"$in": list(cities)}}]
-    for field, values in (("hazards", hazards), ("tags", tags), ("thread", threads)):
+    for field, values in (
+        ("hazards", hazards),
+        ("sectors", sectors),
+        ("tags", tags),
+        ("thread", threads),
+    ):
         if values:
             either.append({field: {"$in": list(values)}})
+    either += alternatives  # an empty one ({}) matches every event, as that filter would
     return {"$or": either} if either else {"_id": {"$exists": False}}
 
 

@@ -166,6 +166,9 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("city", ASCENDING), ("subject", ASCENDING), ("since", ASCENDING)], name="follower"
         )
     ],
+    "saved_filters": [
+        IndexModel([("city", ASCENDING), ("subject", ASCENDING), ("name", ASCENDING)], name="owner")
+    ],
     "realm_keys": [
         IndexModel([("city", ASCENDING), ("createdAt", DESCENDING)], name="city_keys"),
     ],

@@ -14,42 +14,11 @@ from pymongo.errors import DuplicateKeyError
 
 from cityexchange.services.clock import now
 from cityexchange.services.errors import NotFound
-from cityexchange.services.models import (
-    Attempt,
-    Delivery,
-    EventFilter,
-    EventType,
-    Webhook,
-    WebhookFormat,
-)
+from cityexchange.services.models import Attempt, Delivery, Webhook, WebhookFormat
 from cityexchange.services.store.database import Database, Document, guarded, object_id
-from cityexchange.services.taxonomy import Hazard, Sector, Urgency
+from cityexchange.services.store.event_filters import filter_doc, filter_from_doc
 
 DISPATCH = "webhook-dispatch"
-
-
-def _filter_doc(f: EventFilter) -> Document:
-    return {
-        "cities": list(f.cities),
-        "hazards": [h.value for h in f.hazards],
-        "sectors": [s.value for s in f.sectors],
-        "tags": list(f.tags),
-        "types": [t.value for t in f.types],
-        "threads": list(f.threads),
-        "urgencies": [u.value for u in f.urgencies],
-    }
-
-
-def _filter(doc: Document) -> EventFilter:
-    return EventFilter(
-        cities=tuple(doc.get("cities", ())),
-        hazards=tuple(Hazard(h) for h in doc["hazards"]),
-        sectors=tuple(Sector(s) for s in doc["sectors"]),
-        tags=tuple(doc["tags"]),
-        types=tuple(EventType(t) for t in doc["types"]),
-        threads=tuple(doc["threads"]),
-        urgencies=tuple(Urgency(u) for u in doc.get("urgencies", ())),
-    )
 
 
 def _webhook(doc: Document) -> Webhook:
@@ -57,7 +26,7 @@ def _webhook(doc: Document) -> Webhook:
         id=str(doc["_id"]),
         city=doc["city"],
         url=doc["url"],
-        event_filter=_filter(doc["filter"]),
+        event_filter=filter_from_doc(doc["filter"]),
         description=doc.get("description"),
         secret=doc["secret"],
         created_at=doc["createdAt"],
@@ -88,7 +57,7 @@ async def insert(db: Database, webhook: Webhook) -> Webhook:
         {
             "city": webhook.city,
             "url": webhook.url,
-            "filter": _filter_doc(webhook.event_filter),
+            "filter": filter_doc(webhook.event_filter),
             "description": webhook.description,
             "secret": webhook.secret,
             "format": webhook.format.value,
