@@ -16,7 +16,6 @@ from cityexchange.schema.relay import expect_global_id, to_global_id
 from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, still_gone
 from cityexchange.schema.taxonomy import Hazard, Sector, Urgency
 from cityexchange.services import follows, saved_filters
-from cityexchange.services.errors import NotFound
 from cityexchange.services.follows import FollowKind
 from cityexchange.services.models import EventType
 from cityexchange.services.principal import Principal
@@ -179,15 +178,6 @@ class DeleteSavedFilterPayload:
     client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
-async def _saved(info: Info, name: str) -> saved_filters.SavedFilter:
-    """The caller's filter `name` as it is now: what a retry returns."""
-    ctx = info.context
-    for saved in await saved_filters.of(db=ctx.db, actor=ctx.actor()):
-        if saved.name == name.strip():
-            return saved
-    raise NotFound("SavedFilter", name)
-
-
 @strawberry.type
 class SavedFilterMutations:
     @strawberry.mutation(
@@ -205,7 +195,11 @@ class SavedFilterMutations:
                 event_filter=domain_filter(input.filter),
                 thread_kind=thread_kind(input.filter),
             ),
-            Retry(info, input, reload=lambda _: _saved(info, input.name)),
+            Retry(
+                info,
+                input,
+                reload=lambda _: saved_filters.named(db=ctx.db, actor=actor, name=input.name),
+            ),
         )
         return SaveFilterPayload(
             saved_filter=SavedFilter.from_domain(saved) if saved else None,

@@ -10,8 +10,8 @@ from cityexchange.schema.context import Info
 from cityexchange.schema.errors import UserError, attempt
 from cityexchange.schema.events import EventFilter, domain_filter
 from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, created, still_gone
-from cityexchange.services import models, webhooks
-from cityexchange.services.errors import NotFound
+from cityexchange.services import models, saved_filters, webhooks
+from cityexchange.services.errors import InvalidInput, NotFound
 from cityexchange.services.models import WebhookFormat
 
 strawberry.enum(
@@ -93,6 +93,11 @@ class Webhook:
 class RegisterWebhookInput:
     url: str
     filter: EventFilter | None = None
+    saved_filter: str | None = strawberry.field(
+        default=None,
+        description="Instead of `filter`: the name of one of your saved filters, copied as "
+        "it is now (changing or deleting the saved filter later leaves the webhook's alone).",
+    )
     description: str | None = None
     format: WebhookFormat = WebhookFormat.STANDARD
     client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
@@ -177,16 +182,26 @@ class WebhookMutations:
     ) -> RegisterWebhookPayload:
         ctx = info.context
         actor = ctx.actor()
-        hook, errors = await attempt(
-            lambda: webhooks.register(
+
+        async def register() -> models.Webhook:
+            event_filter = domain_filter(input.filter)
+            if input.saved_filter is not None:
+                if input.filter is not None:
+                    raise InvalidInput("savedFilter", "give a filter or a saved filter, not both")
+                saved = await saved_filters.named(db=ctx.db, actor=actor, name=input.saved_filter)
+                event_filter = saved.event_filter
+            return await webhooks.register(
                 db=ctx.db,
                 actor=actor,
                 url=input.url,
-                event_filter=domain_filter(input.filter),
+                event_filter=event_filter,
                 description=input.description,
                 production=ctx.production,
                 format=input.format,
-            ),
+            )
+
+        hook, errors = await attempt(
+            register,
             Retry(info, input, reload=created(lambda id: _webhook(info, id))),
         )
         return RegisterWebhookPayload(

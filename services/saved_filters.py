@@ -60,6 +60,16 @@ async def delete(*, db: Database, actor: Principal, name: str) -> None:
         raise NotFound("SavedFilter", name)
 
 
+async def named(*, db: Database, actor: Principal, name: str) -> SavedFilter:
+    """The caller's filter `name`; NotFound if they saved none by that name."""
+    actor.require(Scope.READ)
+    name = _name(name)
+    found = await store.get(db, city=actor.city, subject=actor.subject, name=name)
+    if found is None:
+        raise NotFound("SavedFilter", name)
+    return SavedFilter(*found)
+
+
 async def of(*, db: Database, actor: Principal) -> list[SavedFilter]:
     """The caller's saved filters, by name."""
     actor.require(Scope.READ)

@@ -463,3 +463,38 @@ async def test_webhooks_are_standard_unless_asked_and_an_unknown_format_is_refus
     body = await api.gql(CHAT_REGISTER, {"input": {"url": url, "format": "DISCORD"}}, token=token)
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert len((await api.data(LOG, token=token))["webhooks"]) == 1
+
+
+async def test_a_webhook_takes_a_copy_of_a_saved_filter(api: Api, settings: Settings) -> None:
+    await add_city(api.db, "rotterdam")
+    token = await api.token("rotterdam")
+    save = """mutation($input: SaveFilterInput!) { saveFilter(input: $input) {
+        userErrors { code } } }"""
+    floods = {"input": {"name": "Floods", "filter": {"hazards": ["FLOOD"]}}}
+    assert (await api.data(save, floods, token=token))["saveFilter"]["userErrors"] == []
+
+    async def register(url: str, **more: object) -> dict[str, Any]:
+        variables = {"input": {"url": url, **more}}
+        found: dict[str, Any] = (await api.data(CHAT_REGISTER, variables, token=token))[
+            "registerWebhook"
+        ]
+        return found
+
+    both = await register("http://127.0.0.1:9/a", savedFilter="Floods", filter={"tags": ["x"]})
+    assert [(e["code"], e["field"]) for e in both["userErrors"]] == [
+        ("BAD_USER_INPUT", ["input", "savedFilter"])
+    ]
+    unknown = await register("http://127.0.0.1:9/b", savedFilter="Heat")
+    assert [e["code"] for e in unknown["userErrors"]] == ["NOT_FOUND"]
+    assert (await api.data(LOG, token=token))["webhooks"] == []
+    async with receiving(Receiver()) as receiver, service(settings, api) as app:
+        hook = await register(receiver.url, savedFilter="Floods", format="SLACK")
+        assert hook["userErrors"] == []
+        delete = """mutation { deleteSavedFilter(input: {name: "Floods"}) { deletedName } }"""
+        await app.data(delete, token=token)  # the webhook keeps its copy
+        await _publish(app, "Heat, not for this hook", Hazard.HEAT_WAVE)
+        await _publish(app, "River floods")
+        await _until(lambda: len(receiver.received) == 1)
+        await asyncio.sleep(0.5)
+    (message,) = [json.loads(body) for _, body in receiver.received]
+    assert message["text"] == "Rotterdam published a problem: River floods"

@@ -8,7 +8,7 @@ from datetime import datetime
 from pymongo import ReturnDocument
 
 from cityexchange.services.models import EventFilter
-from cityexchange.services.store.database import Database, guarded
+from cityexchange.services.store.database import Database, Document, guarded
 from cityexchange.services.store.event_filters import filter_doc, filter_from_doc
 
 COLLECTION = "saved_filters"
@@ -56,6 +56,27 @@ async def delete(db: Database, *, city: str, subject: str, name: str) -> bool:
 
 
 @guarded
+async def get(
+    db: Database, *, city: str, subject: str, name: str
+) -> tuple[str, EventFilter, datetime, datetime, str] | None:
+    """(name, filter, created, updated, thread kind) of the filter `name`, if there is one."""
+    doc = await db.db[COLLECTION].find_one({"_id": _id(city, subject, name)})
+    if doc is None:
+        return None
+    return _row(doc)
+
+
+def _row(doc: Document) -> tuple[str, EventFilter, datetime, datetime, str]:
+    return (
+        doc["name"],
+        filter_from_doc(doc["filter"]),
+        doc["createdAt"],
+        doc["updatedAt"],
+        doc["threadKind"],
+    )
+
+
+@guarded
 async def exists(db: Database, *, city: str, subject: str, name: str) -> bool:
     return await db.db[COLLECTION].count_documents({"_id": _id(city, subject, name)}) > 0
 
@@ -71,13 +92,4 @@ async def of(
 ) -> Sequence[tuple[str, EventFilter, datetime, datetime, str]]:
     """(name, filter, created, updated, thread kind) of the person's filters, by name."""
     cursor = db.db[COLLECTION].find({"city": city, "subject": subject}).sort("name", 1)
-    return [
-        (
-            doc["name"],
-            filter_from_doc(doc["filter"]),
-            doc["createdAt"],
-            doc["updatedAt"],
-            doc["threadKind"],
-        )
-        async for doc in cursor.limit(limit)
-    ]
+    return [_row(doc) async for doc in cursor.limit(limit)]
