@@ -141,14 +141,17 @@ class SavedFilter:
         return cls(
             name=saved.name,
             filter=SavedEventFilter(
-                cities=list(f.cities), hazards=list(f.hazards), sectors=list(f.sectors),
-                tags=list(f.tags), types=list(f.types),
+                cities=list(f.cities),
+                hazards=list(f.hazards),
+                sectors=list(f.sectors),
+                tags=list(f.tags),
+                types=list(f.types),
                 thread=strawberry.ID(thread) if thread else None,
                 urgency=list(f.urgencies),
             ),
             created_at=saved.created_at,
             updated_at=saved.updated_at,
-        )  # fmt: skip
+        )
 
 
 @strawberry.input

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from cityexchange.schema import suggestions
-from cityexchange.schema.cities import City, attach_cities, load_city
+from cityexchange.schema.cities import City, Person, attach_cities, load_city
 from cityexchange.schema.context import Info
 from cityexchange.schema.errors import UserError, attempt
 from cityexchange.schema.languages import Language
@@ -76,6 +76,39 @@ class FacedBy:
         return await load_city(info, self.city_slug)
 
 
+@strawberry.type(
+    description="Another city's offer of help: a solution of its own, a person who knows, or both."
+)
+class HelpOffer:
+    offered_at: datetime
+    note: str | None
+    city_slug: strawberry.Private[str]
+    solution_id: strawberry.Private[str | None]
+    person_id: strawberry.Private[str | None]
+
+    @strawberry.field(description="The city that offered.")
+    async def city(self, info: Info) -> City:
+        return await load_city(info, self.city_slug)
+
+    @strawberry.field(description="The solution offered; null if none was, or you may not see it.")
+    async def solution(
+        self, info: Info
+    ) -> Annotated[Solution, strawberry.lazy("cityexchange.schema.solutions")] | None:
+        from cityexchange.schema.solutions import Solution
+
+        if self.solution_id is None:
+            return None
+        found = await info.context.loaders.solution_by_id.load(self.solution_id)
+        return Solution.from_domain(found) if found else None
+
+    @strawberry.field(description="The person offered, to talk to; null if none was.")
+    async def person(self, info: Info) -> Person | None:
+        if self.person_id is None:
+            return None
+        found = await info.context.loaders.person_by_id.load(self.person_id)
+        return Person.from_domain(found) if found else None
+
+
 @strawberry.type(description="A shock or stress a city faces.")
 class Problem(Node):
     title: str
@@ -89,6 +122,9 @@ class Problem(Node):
     stakeholders: list[str]
     affected_population: int | None
     faced_by: list[FacedBy] = strawberry.field(description='Cities that "face this too".')
+    help_offers: list[HelpOffer] = strawberry.field(
+        description="Other cities' offers of help (offerHelp), oldest first."
+    )
     language: Language = strawberry.field(description="Given when published, or detected.")
     visibility: Visibility
     team: list[TeamMember] = strawberry.field(
@@ -115,6 +151,16 @@ class Problem(Node):
             stakeholders=list(problem.stakeholders),
             affected_population=problem.affected_population,
             faced_by=[FacedBy(at=f.at, city_slug=f.city) for f in problem.faced_by],
+            help_offers=[
+                HelpOffer(
+                    offered_at=o.at,
+                    note=o.note,
+                    city_slug=o.city,
+                    solution_id=o.solution_id,
+                    person_id=o.person_id,
+                )
+                for o in problem.help_offers
+            ],
             visibility=Visibility.from_domain(problem.visibility),
             team=team_of(problem.team),
             language=problem.language,
@@ -298,6 +344,19 @@ class FaceProblemTooInput:
     client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
+@strawberry.input
+class OfferHelpInput:
+    problem_id: strawberry.ID
+    solution_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A solution of your city's."
+    )
+    person_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A person of your city's, to talk to."
+    )
+    note: str | None = None
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
+
+
 @strawberry.type
 class ProblemPayload:
     problem: Problem | None
@@ -400,6 +459,40 @@ class ProblemMutations:
                     for s in input.solution_ids
                 ],
             ),
+            Retry(
+                info,
+                input,
+                reload=lambda _: _reload(info, _problem_id(input.problem_id, "problemId")),
+            ),
+        )
+        return ProblemPayload(
+            problem=_maybe(problem), user_errors=errors, client_mutation_id=input.client_mutation_id
+        )
+
+    @strawberry.mutation(
+        description="Offer another city's problem a solution of your city's, a person of "
+        "your city's, or both (scope: publish); HELP_OFFERED tells whoever may see it."
+    )
+    async def offer_help(self, info: Info, input: OfferHelpInput) -> ProblemPayload:
+        ctx = info.context
+
+        async def offer() -> models.Problem:
+            solution = person = None
+            if input.solution_id is not None:
+                solution = expect_global_id(input.solution_id, ("Solution",), field="solutionId")[1]
+            if input.person_id is not None:
+                person = expect_global_id(input.person_id, ("Person",), field="personId")[1]
+            return await problems.offer_help(
+                db=ctx.db,
+                actor=ctx.actor(),
+                id=_problem_id(input.problem_id, "problemId"),
+                solution_id=solution,
+                person_id=person,
+                note=input.note,
+            )
+
+        problem, errors = await attempt(
+            offer,
             Retry(
                 info,
                 input,

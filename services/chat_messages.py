@@ -41,6 +41,7 @@ _DONE: dict[EventType, str] = {
     EventType.ADOPTION_CHANGED: "changed its adoption of a solution",
     EventType.OUTCOME_REPORTED: "reported an outcome of a solution",
     EventType.SOLUTION_ENDORSED: "endorsed a solution",
+    EventType.HELP_OFFERED: "offered help with a problem",
 }
 _PATHS = {"Problem": "problems", "Solution": "solutions"}
 

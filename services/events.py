@@ -54,10 +54,13 @@ def interests_query(interests: Interests) -> Document:
     """The log's events about any of `interests` (their order does not matter to the query)."""
     i = interests
     return store.any_of(
-        cities=sorted(i.cities), hazards=sorted(h.value for h in i.hazards),
-        sectors=sorted(s.value for s in i.sectors), tags=sorted(i.tags),
-        threads=sorted(i.threads), alternatives=[_query(f) for f in i.filters],
-    )  # fmt: skip
+        cities=sorted(i.cities),
+        hazards=sorted(h.value for h in i.hazards),
+        sectors=sorted(s.value for s in i.sectors),
+        tags=sorted(i.tags),
+        threads=sorted(i.threads),
+        alternatives=[_query(f) for f in i.filters],
+    )
 
 
 async def follow(

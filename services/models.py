@@ -139,6 +139,18 @@ class FacedBy:
 
 
 @dataclass(frozen=True, slots=True)
+class HelpOffer:
+    """Another city's answer to a problem (an active crisis, most often): a solution of its
+    own, a person of its own who knows, or both."""
+
+    city: str
+    at: datetime
+    solution_id: str | None = None
+    person_id: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Problem:
     id: str
     city: str
@@ -163,6 +175,7 @@ class Problem:
     visibility: Visibility = PUBLIC
     team: tuple[TeamMember, ...] = ()
     audience: tuple[str, ...] = EVERYONE_AUDIENCE  # derived: services/visibility.audience
+    help_offers: tuple[HelpOffer, ...] = ()  # oldest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +315,7 @@ class EventType(StrEnum):
     ADOPTION_CHANGED = "ADOPTION_CHANGED"
     OUTCOME_REPORTED = "OUTCOME_REPORTED"
     SOLUTION_ENDORSED = "SOLUTION_ENDORSED"
+    HELP_OFFERED = "HELP_OFFERED"  # another city offered a solution or a person (offerHelp)
     # A problem or solution its viewer no longer may see (its visibility or team narrowed):
     # told to those who lost it, and to no one who keeps it.
     WITHDRAWN = "WITHDRAWN"

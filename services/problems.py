@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -11,10 +11,11 @@ from cityexchange.services import audiences, limits, organisations, ranking, sea
 from cityexchange.services.clock import now
 from cityexchange.services.errors import InvalidInput, NotFound
 from cityexchange.services.listing import ListingFilter
-from cityexchange.services.models import Event, EventType, FacedBy, Problem, Solution
+from cityexchange.services.models import Event, EventType, FacedBy, HelpOffer, Problem, Solution
 from cityexchange.services.pages import ChildPages, Order, Page, PageRequest
 from cityexchange.services.principal import Principal, Scope
 from cityexchange.services.store import events as event_store
+from cityexchange.services.store import people as people_store
 from cityexchange.services.store import problems as store
 from cityexchange.services.store import search_index
 from cityexchange.services.store import solutions as solution_store
@@ -237,16 +238,80 @@ async def face_too(*, db: Database, actor: Principal, id: str) -> Problem:
     async def write(session: Any) -> Problem | None:
         return await store.add_faced_by(db, id, faced, session=session)
 
+    return await _marked(db, id, write, EventType.PROBLEM_FACED_TOO, actor, at=faced.at)
+
+
+async def _marked(
+    db: Database,
+    id: str,
+    write: Callable[[Any], Awaitable[Problem | None]],
+    type: EventType,
+    actor: Principal,
+    *,
+    at: datetime,
+) -> Problem:
+    """Another city's mark on a problem, written with its event; `write` gives None when
+    there was nothing to write (the mark was there), and then the problem is read as it is."""
     saved = await event_store.record(
         db,
         write,
-        lambda saved: (
-            replace(_event(EventType.PROBLEM_FACED_TOO, saved, actor), occurred_at=faced.at)
-            if saved
-            else None
-        ),
+        lambda saved: replace(_event(type, saved, actor), occurred_at=at) if saved else None,
     )
-    return saved if saved is not None else await store.get_problem(db, id, viewer=viewer)
+    if saved is not None:
+        return saved
+    return await store.get_problem(db, id, viewer=Viewer.of(actor))
+
+
+MAX_HELP_OFFERS = 100  # per problem
+HELP_NOTE_MAX = 2_000
+
+
+async def offer_help(
+    *,
+    db: Database,
+    actor: Principal,
+    id: str,
+    solution_id: str | None,
+    person_id: str | None,
+    note: str | None,
+) -> Problem:
+    """The caller's city offers another city's problem a solution of its own, a person of its
+    own, or both (scope: publish); the same offer again changes nothing. Tells whoever may
+    see the problem with HELP_OFFERED."""
+    actor.require(Scope.PUBLISH)
+    viewer = Viewer.of(actor)
+    current = await store.get_problem(db, id, viewer=viewer)
+    if current.city == actor.city:
+        raise InvalidInput("problemId", "is your own city's problem")
+    if solution_id is None and person_id is None:
+        raise InvalidInput("solutionId", "offer a solution, a person or both")
+    text = limits.optional_text("note", note, max_length=HELP_NOTE_MAX)
+    if solution_id is not None:
+        (solution,) = await solution_store.solutions_by_ids(db, [solution_id], viewer=viewer)
+        if solution is None:
+            raise NotFound("Solution", solution_id)
+        if solution.city != actor.city:
+            raise InvalidInput("solutionId", "is another city's solution: offer your own")
+        solution_id = solution.id
+    if person_id is not None:
+        person = await people_store.person_in_city(db, city=actor.city, id=person_id)
+        if person is None:
+            raise NotFound("Person", person_id)
+        person_id = person.id
+    offer = HelpOffer(actor.city, now(), solution_id, person_id, text)
+    if any(
+        (o.city, o.solution_id, o.person_id) == (offer.city, solution_id, person_id)
+        for o in current.help_offers
+    ):
+        return current
+    if len(current.help_offers) >= MAX_HELP_OFFERS:
+        raise InvalidInput("problemId", f"has {MAX_HELP_OFFERS} offers of help already")
+
+    async def write(session: Any) -> Problem | None:
+        return await store.add_help_offer(db, id, offer, at_most=MAX_HELP_OFFERS, session=session)
+
+    # Nothing written if the same offer or the last free place was taken meanwhile.
+    return await _marked(db, id, write, EventType.HELP_OFFERED, actor, at=offer.at)
 
 
 async def get(*, db: Database, actor: Principal, id: str) -> Problem:

@@ -70,9 +70,12 @@ async def _choose(api: Api, token: str) -> None:
     data = await api.data(SAVE, {"input": {"name": "Pune's crises", "filter": crises}}, token=token)
     assert data["saveFilter"]["userErrors"] == []
     assert data["saveFilter"]["savedFilter"]["filter"] == {
-        "cities": ["pune"], "hazards": [], "sectors": [], "urgency": ["ACTIVE_CRISIS"],
+        "cities": ["pune"],
+        "hazards": [],
+        "sectors": [],
+        "urgency": ["ACTIVE_CRISIS"],
         "thread": None,
-    }  # fmt: skip
+    }
 
 
 async def _the_day(api: Api) -> None:

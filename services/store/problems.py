@@ -10,7 +10,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from cityexchange.services.errors import Conflict, NotFound
 from cityexchange.services.listing import ListingFilter
-from cityexchange.services.models import FacedBy, Problem
+from cityexchange.services.models import FacedBy, HelpOffer, Problem
 from cityexchange.services.pages import ChildPages, Order, Page, PageRequest
 from cityexchange.services.search import keywords
 from cityexchange.services.store.database import Database, Document, guarded, object_id, object_ids
@@ -68,6 +68,16 @@ def _problem(doc: Document) -> Problem:
         affected_population=doc.get("affectedPopulation"),
         answered_by=tuple(str(s) for s in doc.get("answeredBy", ())),
         faced_by=tuple(FacedBy(city=f["city"], at=f["at"]) for f in doc.get("facedBy", ())),
+        help_offers=tuple(
+            HelpOffer(
+                city=o["city"],
+                at=o["at"],
+                solution_id=str(o["solutionId"]) if o.get("solutionId") else None,
+                person_id=o.get("personId"),
+                note=o.get("note"),
+            )
+            for o in doc.get("helpOffers", ())
+        ),
         version=doc["version"],
         created_at=doc["createdAt"],
         updated_at=doc["updatedAt"],
@@ -215,6 +225,30 @@ async def add_faced_by(
     doc = await db.problems.find_one_and_update(
         {"_id": object_id(problem_id), "facedBy.city": {"$ne": faced.city}},
         {"$push": {"facedBy": {"city": faced.city, "at": faced.at}}},
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    return _problem(doc) if doc else None
+
+
+@guarded
+async def add_help_offer(
+    db: Database, problem_id: str, offer: HelpOffer, *, at_most: int, session: AsyncClientSession
+) -> Problem | None:
+    """Record another city's offer of help, unless the problem holds `at_most` offers or the
+    same offer (city, solution, person) already; None then."""
+    same = {
+        "city": offer.city,
+        "solutionId": object_id(offer.solution_id or ""),
+        "personId": offer.person_id,
+    }
+    doc = await db.problems.find_one_and_update(
+        {
+            "_id": object_id(problem_id),
+            "helpOffers": {"$not": {"$elemMatch": same}},
+            f"helpOffers.{at_most - 1}": {"$exists": False},
+        },
+        {"$push": {"helpOffers": {**same, "at": offer.at, "note": offer.note}}},
         return_document=ReturnDocument.AFTER,
         session=session,
     )
