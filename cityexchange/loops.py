@@ -45,10 +45,11 @@ def background_loops(resources: Resources) -> list[Loop]:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), METRICS_SAMPLE_SECONDS)
 
-    return [
+    loops = [
         Loop("indexes", indexes, once=True),
         Loop("change-stream", r.events.run),
         Loop("webhook-deliverer", r.deliverer.run),
+        Loop("crisis-alerts", r.crisis_alerts.run),
         Loop("identity-providers", r.federation.keep_fresh),
         Loop("denylist", r.denylist.keep_fresh),
         Loop("signing-keys", r.registry.keep_fresh),
@@ -56,6 +57,9 @@ def background_loops(resources: Resources) -> list[Loop]:
         Loop("embargoes", embargoes),
         Loop("metrics", metrics),
     ]
+    if r.outbox is not None:
+        loops.append(Loop("mail", r.outbox.run))
+    return loops
 
 
 async def ensure_indexes_until_done(resources: Resources, stopping: asyncio.Event) -> None:

@@ -1,6 +1,7 @@
 """Everything long-lived the service opens, in one place: `open_resources(settings)` opens the
 database clients, the outbound HTTP clients, the realms, the token verifier, the live-update
-hub, the webhook deliverer and the rate limiter, and closes them all on the way out.
+hub, the webhook deliverer, the crisis alerts and the mail outbox, and the rate limiter, and
+closes them all on the way out.
 
 The app's lifespan, the CLI, the demo loader, the benchmarks and the tests all open them
 through it. Closing goes through an `AsyncExitStack`: a resource whose close fails is logged
@@ -23,9 +24,12 @@ from cityexchange.auth.oauth_store import OAuthStore
 from cityexchange.auth.realms import RealmRegistry
 from cityexchange.auth.tokens import KNOWN_SCOPES, TokenVerifier
 from cityexchange.auth.web import OAuthRealms
+from cityexchange.mail import SmtpMailer
 from cityexchange.metrics import Metrics
+from cityexchange.services.crisis_alerts import CrisisAlerts
 from cityexchange.services.delivery import Deliverer, SendFailed
 from cityexchange.services.live import Hub
+from cityexchange.services.mail import Outbox
 from cityexchange.services.rate_limits import Budget, RateLimiter, Resource
 from cityexchange.services.store.database import Database
 from cityexchange.services.store.event_stream import EventStream
@@ -53,6 +57,8 @@ class Resources:
     hub: Hub
     events: EventStream
     deliverer: Deliverer
+    crisis_alerts: CrisisAlerts
+    outbox: Outbox | None  # None: no CITYEXCHANGE_SMTP_URL, no mail
     limiter: RateLimiter
     metrics: Metrics
 
@@ -151,6 +157,14 @@ async def open_resources(
             on_lag=live.delivery_lag.observe,
         )
         hub.on_publish = deliverer.wake.set
+        outbox = None
+        if settings.smtp_url is not None:
+            outbox = Outbox(
+                db,
+                SmtpMailer.from_url(settings.smtp_url.value),
+                sender=settings.sender,
+                domain=settings.mail_domain,
+            )
         yield Resources(
             settings=settings,
             db=db,
@@ -174,6 +188,10 @@ async def open_resources(
             hub=hub,
             events=EventStream(db, hub.publish, on_open=live.change_streams.inc),
             deliverer=deliverer,
+            crisis_alerts=CrisisAlerts(
+                db, app_url=f"{settings.public_url}/app", send_mail=outbox is not None
+            ),
+            outbox=outbox,
             limiter=RateLimiter(budgets(settings)),
             metrics=metrics,
         )

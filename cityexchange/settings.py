@@ -60,6 +60,17 @@ class Settings:
     # only, and how many new documents one client (or address) may have stored an hour.
     trusted_documents: tuple[str, ...] = ()
     persisted_per_hour: int = 100
+    # Mail (cityexchange/mail.py): crisis alerts to each city's CRO contact. None: none sent.
+    smtp_url: Secret | None = None
+    mail_from: str | None = None  # None: "Peer City Exchange <no-reply@PUBLIC_URL's host>"
+
+    @property
+    def sender(self) -> str:
+        return self.mail_from or f"Peer City Exchange <no-reply@{self.mail_domain}>"
+
+    @property
+    def mail_domain(self) -> str:
+        return urlsplit(self.public_url).hostname or "localhost"
 
     # Whether CITYEXCHANGE_PUBLIC_URL was given: if not, `serve` advertises the address it
     # listens on, and admin commands beside it follow (cityexchange/serve.py).
@@ -119,6 +130,14 @@ class Settings:
             raise SettingsError(
                 f"CITYEXCHANGE_LOG_LEVEL={level!r}: use DEBUG, INFO, WARNING or ERROR"
             )
+        smtp = get("SMTP_URL")
+        if smtp is not None:
+            mail_server = urlsplit(smtp)
+            if mail_server.scheme not in ("smtp", "smtps") or not mail_server.hostname:
+                raise SettingsError(
+                    "CITYEXCHANGE_SMTP_URL must be smtp://[user:password@]host[:port] "
+                    "or smtps://[user:password@]host[:port]"
+                )
         return cls(
             mongodb_uri=Secret(uri) if uri else None,
             db_name=db_name,
@@ -147,4 +166,6 @@ class Settings:
                 c.strip() for c in (get("TRUSTED_DOCUMENTS") or "").split(",") if c.strip()
             ),
             persisted_per_hour=integer("PERSISTED_PER_HOUR", 100, 0, 1_000_000),
+            smtp_url=Secret(smtp) if smtp else None,
+            mail_from=get("MAIL_FROM"),
         )

@@ -63,6 +63,9 @@ class Webhook:
     disabled_at: datetime | None
     disabled_reason: str | None
     format: WebhookFormat
+    crisis_alerts: bool = strawberry.field(
+        description="Whether every active crisis that reaches your city is delivered too."
+    )
     secret: str | None = strawberry.field(
         description="Shown only when registered or rotated; sign-check deliveries with it."
     )
@@ -77,6 +80,7 @@ class Webhook:
             disabled_at=webhook.disabled_at,
             disabled_reason=webhook.disabled_reason,
             format=webhook.format,
+            crisis_alerts=webhook.crisis_alerts,
             secret=webhook.secret if show_secret else None,
         )
 
@@ -100,6 +104,12 @@ class RegisterWebhookInput:
     )
     description: str | None = None
     format: WebhookFormat = WebhookFormat.STANDARD
+    crisis_alerts: bool = strawberry.field(
+        default=False,
+        description="Also deliver every active crisis that reaches your city (a crisis with "
+        "a hazard your city follows, or asked by a close peer of your city), whatever the "
+        "filter says; each crisis once.",
+    )
     client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
@@ -198,6 +208,7 @@ class WebhookMutations:
                 description=input.description,
                 production=ctx.production,
                 format=input.format,
+                crisis_alerts=input.crisis_alerts,
             )
 
         hook, errors = await attempt(

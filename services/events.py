@@ -6,11 +6,12 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 
 from cityexchange.services.errors import InvalidInput
 from cityexchange.services.live import EventFilter, Hub
-from cityexchange.services.models import Event, Interests
+from cityexchange.services.models import CRISIS_ASKS, Event, Interests
 from cityexchange.services.pages import Page, PageRequest, decode_cursor, encode_cursor
 from cityexchange.services.principal import Principal, Scope
 from cityexchange.services.store import events as store
 from cityexchange.services.store.database import Database, Document
+from cityexchange.services.taxonomy import Urgency
 from cityexchange.services.visibility import Viewer
 
 REPLAY_BATCH = 200
@@ -59,8 +60,17 @@ def interests_query(interests: Interests) -> Document:
         sectors=sorted(s.value for s in i.sectors),
         tags=sorted(i.tags),
         threads=sorted(i.threads),
-        alternatives=[_query(f) for f in i.filters],
+        alternatives=[_query(f) for f in i.filters] + _crises_query(i.crises_of),
     )
+
+
+def _crises_query(cities: frozenset[str]) -> list[Document]:
+    """The crisis asks of `cities` (models.is_crisis_ask), as a query; none without cities."""
+    if not cities:
+        return []
+    asks = [t.value for t in CRISIS_ASKS]
+    crisis = Urgency.ACTIVE_CRISIS.value
+    return [{"subjectCity": {"$in": sorted(cities)}, "urgency": crisis, "type": {"$in": asks}}]
 
 
 async def follow(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from cityexchange.services import events, limits, saved_filters
+from cityexchange.services import crisis_alerts, events, limits, saved_filters
 from cityexchange.services.clock import now
 from cityexchange.services.comments import thread_of
 from cityexchange.services.errors import InvalidInput
@@ -108,7 +108,9 @@ async def follows_of(*, db: Database, actor: Principal) -> list[Follow]:
 
 
 async def interests(*, db: Database, actor: Principal) -> Interests:
-    """What the caller and their city follow, and the caller's saved filters."""
+    """What the caller and their city follow, the caller's saved filters, and the cities
+    whose crisis asks reach the caller's city (its close peers; a crisis with a hazard the
+    city follows matches that follow)."""
     followed = await follows_of(db=db, actor=actor)
     values: dict[FollowKind, set[str]] = {kind: set() for kind in FollowKind}
     for item in followed:
@@ -120,6 +122,7 @@ async def interests(*, db: Database, actor: Principal) -> Interests:
         tags=frozenset(values[FollowKind.TAG]),
         threads=frozenset(values[FollowKind.PROBLEM] | values[FollowKind.SOLUTION]),
         filters=tuple(f.event_filter for f in await saved_filters.of(db=db, actor=actor)),
+        crises_of=await crisis_alerts.close_peers(db, actor.city),
     )
 
 

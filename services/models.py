@@ -345,6 +345,15 @@ class Event:
     withheld: tuple[str, ...] = ()
 
 
+CRISIS_ASKS = (EventType.PROBLEM_PUBLISHED, EventType.PROBLEM_UPDATED)
+
+
+def is_crisis_ask(event: Event) -> bool:
+    """Whether `event` asks for help with an active crisis: a crisis problem published, or a
+    problem updated while it is (or as it becomes) one."""
+    return event.urgency is Urgency.ACTIVE_CRISIS and event.type in CRISIS_ASKS
+
+
 @dataclass(frozen=True, slots=True)
 class EventFilter:
     """Values within a field are alternatives (OR); fields combine with AND."""
@@ -401,6 +410,8 @@ class Interests:
     tags: frozenset[str] = frozenset()
     threads: frozenset[str] = frozenset()  # problem or solution ids: they and their discussion
     filters: tuple[EventFilter, ...] = ()  # saved filters, each matching as it does alone
+    # Cities whose active-crisis asks reach the viewer's city (services/crisis_alerts.py).
+    crises_of: frozenset[str] = frozenset()
 
     def checked(self) -> Interests:
         return self  # built from stored follows and filters, each checked when it was saved
@@ -414,7 +425,19 @@ class Interests:
             or not self.tags.isdisjoint(event.tags)
             or event.thread_id in self.threads
             or any(f.matches(event) for f in self.filters)
+            or (event.subject_city in self.crises_of and is_crisis_ask(event))
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """A message to send (services/mail.py): text and HTML parts, and extra headers."""
+
+    to: str
+    subject: str
+    text: str
+    html: str
+    headers: dict[str, str] = field(default_factory=dict[str, str])
 
 
 class WebhookFormat(StrEnum):
@@ -437,6 +460,7 @@ class Webhook:
     disabled_at: datetime | None = None
     disabled_reason: str | None = None
     format: WebhookFormat = WebhookFormat.STANDARD
+    crisis_alerts: bool = False  # also every crisis that reaches its city (crisis_alerts.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,6 +138,7 @@ async def register(
     description: str | None,
     production: bool,
     format: WebhookFormat = WebhookFormat.STANDARD,
+    crisis_alerts: bool = False,
 ) -> Webhook:
     """Register an endpoint of the caller's city (scope: admin), receiving `format`."""
     actor.require(Scope.ADMIN)
@@ -148,7 +149,7 @@ async def register(
         id="", city=actor.city, url=target, event_filter=event_filter.checked(),
         description=limits.optional_text("description", description,
                                          max_length=limits.SHORT_TEXT_MAX),
-        secret=new_secret(), created_at=now(), format=format,
+        secret=new_secret(), created_at=now(), format=format, crisis_alerts=crisis_alerts,
     )  # fmt: skip
     return await store.insert(db, webhook)
 

@@ -63,3 +63,15 @@ async def of(
         (doc["subject"], doc["kind"], doc["value"], doc["since"])
         async for doc in cursor.sort("since", 1).limit(1000)
     ]
+
+
+@guarded
+async def cities_following(db: Database, *, kind: str, values: Sequence[str]) -> list[str]:
+    """The cities that follow any of `values` of `kind` for the whole city, by slug
+    (a city-wide follow's subject is "": services/follows.CITY_WIDE)."""
+    if not values:
+        return []
+    cursor = db.db["follows"].find(
+        {"subject": "", "kind": kind, "value": {"$in": list(values)}}, {"city": 1}
+    )
+    return sorted({doc["city"] async for doc in cursor.limit(100_000)})

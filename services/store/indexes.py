@@ -166,6 +166,8 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("city", ASCENDING), ("subject", ASCENDING), ("since", ASCENDING)], name="follower"
         )
     ],
+    "crisis_alerts": [IndexModel([("problem", ASCENDING), ("city", ASCENDING)], name="problem")],
+    "mail_outbox": [IndexModel([("state", ASCENDING), ("dueAt", ASCENDING)], name="due")],
     "saved_filters": [
         IndexModel([("city", ASCENDING), ("subject", ASCENDING), ("name", ASCENDING)], name="owner")
     ],

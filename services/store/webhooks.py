@@ -34,6 +34,7 @@ def _webhook(doc: Document) -> Webhook:
         disabled_reason=doc.get("disabledReason"),
         # Endpoints registered before formats existed receive the standard body.
         format=WebhookFormat(doc.get("format", WebhookFormat.STANDARD)),
+        crisis_alerts=bool(doc.get("crisisAlerts", False)),
     )
 
 
@@ -61,6 +62,7 @@ async def insert(db: Database, webhook: Webhook) -> Webhook:
             "description": webhook.description,
             "secret": webhook.secret,
             "format": webhook.format.value,
+            "crisisAlerts": webhook.crisis_alerts,
             "createdAt": webhook.created_at,
             "disabledAt": None,
             "disabledReason": None,
