@@ -16,16 +16,12 @@ from cityexchange.services.store import cities as store
 from cityexchange.services.store import people as people_store
 from cityexchange.services.store.database import Database
 
-_SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
 async def add_city(*, db: Database, city: City) -> City:
     """Register a member city (an operator action: the city becomes an OAuth realm)."""
-    if not _SLUG.match(city.slug):
-        raise InvalidInput(
-            "slug", "must be 2-63 lower-case letters, digits or '-', starting with a letter"
-        )
+    limits.slug("slug", city.slug)
     if not _COUNTRY.match(city.country):
         raise InvalidInput("country", "must be an ISO 3166-1 alpha-2 code such as 'NL'")
     limits.non_negative("population", city.population)

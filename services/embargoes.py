@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime
 
 from cityexchange.services import access
 from cityexchange.services.clock import now
@@ -21,9 +22,9 @@ log = logging.getLogger("cityexchange.embargoes")
 BATCH = 100  # drafts published per poll at most; the rest at the next one
 
 
-async def publish_due(db: Database) -> int:
-    """Publish every draft due now, up to BATCH; how many were published."""
-    moment = now()
+async def publish_due(db: Database, *, at: datetime | None = None) -> int:
+    """Publish every draft due at `at` (now unless given), up to BATCH; how many were published."""
+    moment = at or now()
     published = 0
     for kind, id in await audience_store.embargoes_due(db, at=moment, limit=BATCH):
         try:

@@ -8,15 +8,18 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from cityexchange.services import crisis_alerts, events, limits, saved_filters
 from cityexchange.services.clock import now
 from cityexchange.services.comments import thread_of
-from cityexchange.services.errors import InvalidInput
+from cityexchange.services.errors import InvalidInput, NotFound
 from cityexchange.services.live import Hub
 from cityexchange.services.models import Event, EventType, Interests
 from cityexchange.services.pages import Page, PageRequest
 from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import bounds
+from cityexchange.services.store import cities as city_store
 from cityexchange.services.store import events as event_store
 from cityexchange.services.store import follows as store
 from cityexchange.services.store.database import Database
@@ -73,17 +76,30 @@ async def follow(
     if kind.value in _THREAD_KINDS:
         # NotFound if there is none or the caller may not see it
         thread = await thread_of(db, _THREAD_KINDS[kind.value], checked, viewer=Viewer.of(actor))
-    if await store.count(db, city=actor.city, subject=subject) >= MAX_FOLLOWS:
-        raise InvalidInput("value", f"you follow {MAX_FOLLOWS} things already")
+    if kind is FollowKind.CITY:
+        (city,) = await city_store.cities_by_slugs(db, [checked])
+        if city is None:
+            raise NotFound("City", checked)
     event = thread.own_event(EventType.FOLLOWED_BY_CITY, actor) if thread and for_city else None
-    await event_store.record(
-        db,
-        lambda session: store.add(
-            db, city=actor.city, subject=subject, kind=kind.value, value=checked, at=now(),
+    bound = f"follows:{actor.city}:{subject}"
+
+    async def write(session: Any) -> bool:
+        await bounds.hold(db, bound, session=session)
+        owned = await store.count(db, city=actor.city, subject=subject, session=session)
+        if owned >= MAX_FOLLOWS:
+            raise InvalidInput("value", f"you follow {MAX_FOLLOWS} things already")
+        return await store.add(
+            db,
+            city=actor.city,
+            subject=subject,
+            kind=kind.value,
+            value=checked,
+            at=now(),
             session=session,
-        ),
-        lambda added: event if added else None,
-    )  # fmt: skip
+        )
+
+    await bounds.prepare(db, bound)
+    await event_store.record(db, write, lambda added: event if added else None)
     return await follows_of(db=db, actor=actor)
 
 

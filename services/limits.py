@@ -79,6 +79,31 @@ def tags(field: Field, values: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(cleaned))
 
 
+SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")  # a city's slug, its realm's name
+_SLUG_RULE = "must be 2-63 lower-case letters, digits or '-', starting with a letter"
+_OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+def slug(field: Field, value: str) -> str:
+    if not SLUG.match(value):
+        raise InvalidInput(field, _SLUG_RULE)
+    return value
+
+
+def slugs(field: Field, values: Sequence[str] | None) -> tuple[str, ...]:
+    """City slugs, each of the shape `add_city` accepts (whether it is a member is not asked)."""
+    return tuple(slug(field, value) for value in items(field, values))
+
+
+def local_ids(field: Field, values: Sequence[str] | None) -> tuple[str, ...]:
+    """The local parts of stored ids (24 hexadecimal digits), as global ids decode to them."""
+    checked = items(field, values)
+    for value in checked:
+        if not _OBJECT_ID.match(value):
+            raise InvalidInput(field, "must be the id of a problem or solution")
+    return checked
+
+
 def texts(
     field: Field, values: Sequence[str] | None, *, max_length: int = SHORT_TEXT_MAX
 ) -> tuple[str, ...]:

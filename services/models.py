@@ -367,15 +367,15 @@ class EventFilter:
     urgencies: tuple[Urgency, ...] = ()  # only events that carry one (about a problem) match
 
     def checked(self) -> EventFilter:
-        for name in ("cities", "hazards", "sectors", "tags", "types", "threads", "urgencies"):
+        for name in ("hazards", "sectors", "types", "urgencies"):
             limits.items(("filter", name), getattr(self, name))
         return EventFilter(
-            self.cities,
+            limits.slugs(("filter", "cities"), self.cities),
             self.hazards,
             self.sectors,
-            tuple(t.strip().lower() for t in self.tags),
+            limits.tags(("filter", "tags"), self.tags),
             self.types,
-            self.threads,
+            limits.local_ids(("filter", "thread"), self.threads),
             self.urgencies,
         )
 

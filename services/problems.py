@@ -263,6 +263,7 @@ async def _marked(
 
 
 MAX_HELP_OFFERS = 100  # per problem
+MAX_HELP_OFFERS_PER_CITY = 5  # per problem and responding city: no one city fills the list
 HELP_NOTE_MAX = 2_000
 
 
@@ -292,6 +293,10 @@ async def offer_help(
             raise NotFound("Solution", solution_id)
         if solution.city != actor.city:
             raise InvalidInput("solutionId", "is another city's solution: offer your own")
+        if not Viewer.of_city(current.city).may_read(solution.audience):
+            raise InvalidInput(
+                "solutionId", f"is not visible to {current.city}: share it with them first"
+            )
         solution_id = solution.id
     if person_id is not None:
         person = await people_store.person_in_city(db, city=actor.city, id=person_id)
@@ -306,9 +311,20 @@ async def offer_help(
         return current
     if len(current.help_offers) >= MAX_HELP_OFFERS:
         raise InvalidInput("problemId", f"has {MAX_HELP_OFFERS} offers of help already")
+    if sum(o.city == actor.city for o in current.help_offers) >= MAX_HELP_OFFERS_PER_CITY:
+        raise InvalidInput(
+            "problemId", f"has {MAX_HELP_OFFERS_PER_CITY} offers of help from your city already"
+        )
 
     async def write(session: Any) -> Problem | None:
-        return await store.add_help_offer(db, id, offer, at_most=MAX_HELP_OFFERS, session=session)
+        return await store.add_help_offer(
+            db,
+            id,
+            offer,
+            at_most=MAX_HELP_OFFERS,
+            per_city=MAX_HELP_OFFERS_PER_CITY,
+            session=session,
+        )
 
     # Nothing written if the same offer or the last free place was taken meanwhile.
     return await _marked(db, id, write, EventType.HELP_OFFERED, actor, at=offer.at)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cityexchange.services import limits
 from cityexchange.services.clock import now
 from cityexchange.services.errors import InvalidInput, NotFound
 from cityexchange.services.models import EventFilter
 from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import bounds
 from cityexchange.services.store import saved_filters as store
 from cityexchange.services.store.database import Database
 
@@ -43,14 +45,27 @@ async def save(
     actor.require(Scope.READ)
     name, checked = _name(name), event_filter.checked()
     owner = {"city": actor.city, "subject": actor.subject}
-    if not await store.exists(db, **owner, name=name) and (
-        await store.count(db, **owner) >= MAX_SAVED_FILTERS
-    ):
-        raise InvalidInput("name", f"you have {MAX_SAVED_FILTERS} saved filters already")
+    bound = f"saved-filters:{actor.city}:{actor.subject}"
     moment = now()
-    created = await store.save(
-        db, **owner, name=name, event_filter=checked, thread_kind=thread_kind, at=moment
-    )
+
+    async def write(session: Any) -> datetime:
+        await bounds.hold(db, bound, session=session)
+        if not await store.exists(db, **owner, name=name, session=session) and (
+            await store.count(db, **owner, session=session) >= MAX_SAVED_FILTERS
+        ):
+            raise InvalidInput("name", f"you have {MAX_SAVED_FILTERS} saved filters already")
+        return await store.save(
+            db,
+            **owner,
+            name=name,
+            event_filter=checked,
+            thread_kind=thread_kind,
+            at=moment,
+            session=session,
+        )
+
+    await bounds.prepare(db, bound)
+    created = await db.in_transaction(write)
     return SavedFilter(name, checked, created, moment, thread_kind)
 
 

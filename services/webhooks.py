@@ -13,6 +13,7 @@ import secrets
 import socket
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from cityexchange.services import limits
@@ -20,6 +21,7 @@ from cityexchange.services.clock import now
 from cityexchange.services.errors import InvalidInput, NotFound
 from cityexchange.services.models import Delivery, EventFilter, Webhook, WebhookFormat
 from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import bounds
 from cityexchange.services.store import webhooks as store
 from cityexchange.services.store.database import Database
 
@@ -143,15 +145,22 @@ async def register(
     """Register an endpoint of the caller's city (scope: admin), receiving `format`."""
     actor.require(Scope.ADMIN)
     target = await check_target(url, production=production)
-    if await store.count_of_city(db, actor.city) >= MAX_WEBHOOKS_PER_CITY:
-        raise InvalidInput("url", f"a city may have at most {MAX_WEBHOOKS_PER_CITY} webhooks")
     webhook = Webhook(
         id="", city=actor.city, url=target, event_filter=event_filter.checked(),
         description=limits.optional_text("description", description,
                                          max_length=limits.SHORT_TEXT_MAX),
         secret=new_secret(), created_at=now(), format=format, crisis_alerts=crisis_alerts,
     )  # fmt: skip
-    return await store.insert(db, webhook)
+    bound = f"webhooks:{actor.city}"
+
+    async def write(session: Any) -> Webhook:
+        await bounds.hold(db, bound, session=session)
+        if await store.count_of_city(db, actor.city, session=session) >= MAX_WEBHOOKS_PER_CITY:
+            raise InvalidInput("url", f"a city may have at most {MAX_WEBHOOKS_PER_CITY} webhooks")
+        return await store.insert(db, webhook, session=session)
+
+    await bounds.prepare(db, bound)
+    return await db.in_transaction(write)
 
 
 async def of_city(*, db: Database, actor: Principal) -> list[Webhook]:
@@ -194,8 +203,9 @@ async def deliveries(
 
 async def redeliver(*, db: Database, actor: Principal, delivery_id: str) -> Delivery:
     """Send a delivery again, now (its attempts stay in the log)."""
+    actor.require(Scope.ADMIN)
     delivery = await store.get_delivery(db, delivery_id)
-    if delivery is None:
-        raise NotFound("Delivery", delivery_id)
-    await _own(db, actor, delivery.webhook_id)
+    webhook = await store.get(db, delivery.webhook_id) if delivery else None
+    if webhook is None or webhook.city != actor.city:
+        raise NotFound("Delivery", delivery_id)  # another city's is as missing as none
     return await store.requeue(db, delivery_id)

@@ -132,3 +132,16 @@ async def test_a_city_follows_for_all_its_people_and_its_owner_hears_of_it(api: 
     assert [e["node"] for e in edges] == [
         {"city": {"slug": "lagos"}, "subject": {"title": "Cloudbursts"}}
     ]
+
+
+async def test_following_a_city_that_is_not_a_member_is_not_found(api: Api) -> None:
+    await add_city(api.db, "rotterdam")
+    await add_city(api.db, "lagos")
+    token = await api.token("lagos", scopes=("read",), subject="reader")
+    missing = await api.data(FOLLOW, {"kind": "CITY", "value": "atlantis"}, token=token)
+    assert missing["follow"] == {
+        "follows": None,
+        "userErrors": [{"code": "NOT_FOUND", "field": None}],
+    }
+    member = await api.data(FOLLOW, {"kind": "CITY", "value": "rotterdam"}, token=token)
+    assert member["follow"]["follows"] == [{"kind": "CITY", "value": "rotterdam"}]

@@ -35,7 +35,7 @@ ANY_SCALARS = {
 }
 CODES_FOR_VALID = {"GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED"}
 FUZZ = settings(
-    max_examples=300,
+    max_examples=150,
     deadline=None,
     derandomize=True,  # the same documents on every run: a failure reproduces
     database=None,

@@ -154,3 +154,49 @@ async def test_what_cannot_be_offered_changes_nothing(api: Api, crisis: dict[str
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     pune = await api.token("pune")
     assert (await api.data(FEED, token=pune))["feed"]["edges"] == []
+
+
+async def test_one_city_cannot_fill_the_list_nor_offer_what_the_asker_cannot_see(
+    api: Api, crisis: dict[str, str]
+) -> None:
+    token = await api.token("rotterdam")
+    board = Affiliation("Water board", OrganisationKind.UTILITY)
+    people = [
+        await people_store.insert_person(
+            api.db, Person("", "rotterdam", f"engineer-{i}", f"Engineer {i}", Role.MEMBER, board)
+        )
+        for i in range(problems.MAX_HELP_OFFERS_PER_CITY + 1)
+    ]
+    for person in people[:-1]:
+        offered = await _offer(
+            api, token, problemId=crisis["problem"], personId=to_global_id("Person", person.id)
+        )
+        assert offered["userErrors"] == []
+    over = await _offer(
+        api, token, problemId=crisis["problem"], personId=to_global_id("Person", people[-1].id)
+    )
+    assert [(e["code"], e["field"], e["message"]) for e in over["userErrors"]] == [
+        ("BAD_USER_INPUT", ["input", "problemId"], "has 5 offers of help from your city already")
+    ]
+    # Another city still has its places.
+    lagos = await _offer(
+        api, await api.token("lagos"), problemId=crisis["problem"], personId=crisis["lagos-person"]
+    )
+    assert lagos["userErrors"] == []
+    # A draft of Lagos's own is not something Pune could read: offering it is refused.
+    draft = await solutions.publish(
+        db=api.db,
+        actor=_writer("lagos"),
+        draft=solutions.SolutionDraft(
+            "Lagos draft", "s", [Hazard.FLOOD], visibility=Visibility(VisibilityLevel.DRAFT)
+        ),
+    )
+    hidden = await _offer(
+        api,
+        await api.token("lagos"),
+        problemId=crisis["problem"],
+        solutionId=to_global_id("Solution", draft.id),
+    )
+    assert [(e["code"], e["field"]) for e in hidden["userErrors"]] == [
+        ("BAD_USER_INPUT", ["input", "solutionId"])
+    ]

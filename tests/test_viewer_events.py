@@ -191,6 +191,18 @@ async def test_saving_again_replaces_and_bad_input_changes_nothing(api: Api) -> 
     assert too_many["userErrors"][0]["code"] == "BAD_USER_INPUT"
     bad_thread = await save("Thread", {"thread": "not-an-id"})
     assert bad_thread["userErrors"][0]["code"] == "BAD_USER_INPUT"
+    # Every value is bounded and checked, not only how many there are.
+    for refused_filter, field in [
+        ({"tags": ["x" * 200_000]}, "tags"),
+        ({"tags": ["flood\u202e"]}, "tags"),
+        ({"cities": ["lagos\u0000"]}, "cities"),
+        ({"cities": ["x" * 200_000]}, "cities"),
+        ({"thread": to_global_id("Problem", "junk" * 1000)}, "thread"),
+    ]:
+        refused = await save("Bounded", refused_filter)
+        assert [(e["code"], e["field"]) for e in refused["userErrors"]] == [
+            ("BAD_USER_INPUT", ["input", "filter", field])
+        ], refused_filter
     for i in range(19):
         assert (await save(f"Filter {i:02}", {}))["userErrors"] == []
     over = await save("One more", {})
@@ -226,3 +238,21 @@ async def test_a_saved_filter_keeps_its_thread(api: Api) -> None:
     assert saved["saveFilter"]["savedFilter"]["filter"]["thread"] == thread
     feed = (await api.data(FEED, token=token))["viewer"]["feed"]
     assert [e["node"]["subject"]["title"] for e in feed["edges"]] == ["Quay walls"]
+
+
+async def test_concurrent_saves_stop_at_the_cap(api: Api) -> None:
+    """Counting and saving race; the cap is held by the write: of 30 new names saved at once,
+    exactly 20 are kept."""
+    await add_city(api.db, "lagos")
+    token = await api.token("lagos", ("read",), subject="ada")
+
+    async def save(i: int) -> list[dict[str, Any]]:
+        input = {"name": f"Filter {i:02}", "filter": {"hazards": ["FLOOD"]}}
+        errors: list[dict[str, Any]] = (await api.data(SAVE, {"input": input}, token=token))[
+            "saveFilter"
+        ]["userErrors"]
+        return errors
+
+    results = await asyncio.gather(*(save(i) for i in range(30)))
+    assert sum(bool(errors) for errors in results) == 10
+    assert len((await api.data(SAVED, token=token))["viewer"]["savedFilters"]) == 20

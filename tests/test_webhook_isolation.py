@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from cityexchange.app import create_app
 from cityexchange.services import problems, webhooks
 from cityexchange.services.clock import now
 from cityexchange.services.delivery import Deliverer
+from cityexchange.services.errors import NotFound
 from cityexchange.services.models import EventFilter, Webhook
 from cityexchange.services.principal import Principal
 from cityexchange.services.store import webhooks as webhook_store
@@ -294,3 +296,28 @@ async def test_a_lapsed_lease_is_claimed_again(db: Database) -> None:
 
         await _until(delivered)
     assert len(sent) == 1
+
+
+async def test_another_citys_delivery_is_as_missing_as_none(db: Database) -> None:
+    """redeliverWebhook must not tell Lagos that a delivery id of Rotterdam's exists."""
+    await add_city(db, "rotterdam")
+    await add_city(db, "lagos")
+    await _stored(db, "rotterdam", "http://127.0.0.1:9/hook")
+    deliverer = Deliverer(db, _never_sent, production=False)
+    await deliverer.dispatch()
+    await _publish(ROTTERDAM, db, "River floods")
+    await deliverer.dispatch()
+    delivery = await webhook_store.claim(db, worker="test", lease_seconds=-1)
+    assert delivery is not None
+    missing = "0" * 24
+    refusals: list[tuple[str, str]] = []
+    for id in (delivery.id, missing):
+        with pytest.raises(NotFound) as refused:
+            await webhooks.redeliver(db=db, actor=LAGOS, delivery_id=id)
+        refusals.append((refused.value.kind, str(refused.value).replace(id, "<id>")))
+    assert refusals[0] == refusals[1]
+    assert refusals[0][0] == "Delivery"
+
+
+async def _never_sent(url: str, headers: dict[str, str], body: bytes) -> int:
+    raise AssertionError("nothing is sent in this test")

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from cityexchange.app import create_app
 from cityexchange.schema.relay import to_global_id
-from cityexchange.services import access, chat_messages, problems
+from cityexchange.services import access, chat_messages, problems, webhooks
 from cityexchange.services.models import Event, EventType
 from cityexchange.services.principal import Principal
 from cityexchange.services.taxonomy import Hazard, Urgency
@@ -498,3 +498,23 @@ async def test_a_webhook_takes_a_copy_of_a_saved_filter(api: Api, settings: Sett
         await asyncio.sleep(0.5)
     (message,) = [json.loads(body) for _, body in receiver.received]
     assert message["text"] == "Rotterdam published a problem: River floods"
+
+
+async def test_concurrent_registrations_stop_at_the_cap(api: Api) -> None:
+    """Counting and inserting race; the cap is held by the write, so a burst of 30 requests
+    registers exactly 20 endpoints and refuses the rest with the cap's message."""
+    await add_city(api.db, "rotterdam")
+    token = await api.token("rotterdam")
+
+    async def register(i: int) -> dict[str, Any]:
+        input = {"url": f"http://127.0.0.1:9/hook/{i}"}
+        payload: dict[str, Any] = (await api.data(REGISTER, {"input": input}, token=token))[
+            "registerWebhook"
+        ]
+        return payload
+
+    results = await asyncio.gather(*(register(i) for i in range(30)))
+    refused = [r["userErrors"][0]["message"] for r in results if r["userErrors"]]
+    assert len(refused) == 30 - webhooks.MAX_WEBHOOKS_PER_CITY
+    assert set(refused) == {"a city may have at most 20 webhooks"}
+    assert len((await api.data(LOG, token=token))["webhooks"]) == webhooks.MAX_WEBHOOKS_PER_CITY

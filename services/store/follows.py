@@ -49,8 +49,11 @@ async def remove(db: Database, *, city: str, subject: str, kind: str, value: str
 
 
 @guarded
-async def count(db: Database, *, city: str, subject: str) -> int:
-    return await db.db["follows"].count_documents({"city": city, "subject": subject})
+async def count(
+    db: Database, *, city: str, subject: str, session: AsyncClientSession | None = None
+) -> int:
+    owned = {"city": city, "subject": subject}
+    return await db.db["follows"].count_documents(owned, session=session)
 
 
 @guarded

@@ -233,10 +233,24 @@ async def add_faced_by(
 
 @guarded
 async def add_help_offer(
-    db: Database, problem_id: str, offer: HelpOffer, *, at_most: int, session: AsyncClientSession
+    db: Database,
+    problem_id: str,
+    offer: HelpOffer,
+    *,
+    at_most: int,
+    per_city: int,
+    session: AsyncClientSession,
 ) -> Problem | None:
-    """Record another city's offer of help, unless the problem holds `at_most` offers or the
-    same offer (city, solution, person) already; None then."""
+    """Record another city's offer of help, unless the problem holds `at_most` offers, or
+    `per_city` of the offering city's, or the same offer (city, solution, person) already;
+    None then. The count is read in `session`'s transaction, which the write to the same
+    document then makes conflict with any concurrent offer's."""
+    held = await db.problems.find_one(
+        {"_id": object_id(problem_id)}, {"helpOffers.city": 1}, session=session
+    )
+    offers: list[Document] = held.get("helpOffers", []) if held else []
+    if sum(o.get("city") == offer.city for o in offers) >= per_city:
+        return None
     same = {
         "city": offer.city,
         "solutionId": object_id(offer.solution_id or ""),

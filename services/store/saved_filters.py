@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from cityexchange.services.models import EventFilter
 from cityexchange.services.store.database import Database, Document, guarded
@@ -28,6 +29,7 @@ async def save(
     event_filter: EventFilter,
     thread_kind: str,
     at: datetime,
+    session: AsyncClientSession | None = None,
 ) -> datetime:
     """Save `event_filter` as `name`, replacing a filter of that name; when it was first saved."""
     doc = await db.db[COLLECTION].find_one_and_update(
@@ -43,6 +45,7 @@ async def save(
         upsert=True,
         return_document=ReturnDocument.AFTER,
         projection={"createdAt": 1},
+        session=session,
     )
     created: datetime = doc["createdAt"] if doc else at
     return created
@@ -77,13 +80,24 @@ def _row(doc: Document) -> tuple[str, EventFilter, datetime, datetime, str]:
 
 
 @guarded
-async def exists(db: Database, *, city: str, subject: str, name: str) -> bool:
-    return await db.db[COLLECTION].count_documents({"_id": _id(city, subject, name)}) > 0
+async def exists(
+    db: Database,
+    *,
+    city: str,
+    subject: str,
+    name: str,
+    session: AsyncClientSession | None = None,
+) -> bool:
+    found = {"_id": _id(city, subject, name)}
+    return await db.db[COLLECTION].count_documents(found, session=session) > 0
 
 
 @guarded
-async def count(db: Database, *, city: str, subject: str) -> int:
-    return await db.db[COLLECTION].count_documents({"city": city, "subject": subject})
+async def count(
+    db: Database, *, city: str, subject: str, session: AsyncClientSession | None = None
+) -> int:
+    owned = {"city": city, "subject": subject}
+    return await db.db[COLLECTION].count_documents(owned, session=session)
 
 
 @guarded

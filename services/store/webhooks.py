@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from cityexchange.services.clock import now
@@ -53,7 +54,9 @@ def _delivery(doc: Document) -> Delivery:
 
 
 @guarded
-async def insert(db: Database, webhook: Webhook) -> Webhook:
+async def insert(
+    db: Database, webhook: Webhook, *, session: AsyncClientSession | None = None
+) -> Webhook:
     result = await db.db["webhooks"].insert_one(
         {
             "city": webhook.city,
@@ -67,14 +70,17 @@ async def insert(db: Database, webhook: Webhook) -> Webhook:
             "disabledAt": None,
             "disabledReason": None,
             "failures": 0,
-        }
+        },
+        session=session,
     )
     return replace(webhook, id=str(result.inserted_id))
 
 
 @guarded
-async def count_of_city(db: Database, city: str) -> int:
-    return await db.db["webhooks"].count_documents({"city": city})
+async def count_of_city(
+    db: Database, city: str, *, session: AsyncClientSession | None = None
+) -> int:
+    return await db.db["webhooks"].count_documents({"city": city}, session=session)
 
 
 @guarded
