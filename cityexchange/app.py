@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from cityexchange import graphiql, logs, probes, runtime
+from cityexchange import graphiql, logs, probes, runtime, unsubscribe
 from cityexchange.auth.web import routes as oauth_routes
 from cityexchange.drain import Drain
 from cityexchange.graphql_view import GraphQLView
@@ -113,6 +113,7 @@ def create_app(
             *oauth_routes(lambda: current().realms),
             *([] if settings.production else [graphiql.assets()]),
             Route("/graphql", graphql),  # the view answers other methods: JSON 405
+            *unsubscribe.routes(current),
             *probes.routes(
                 current=current,
                 supervisor=lambda: supervisor,

@@ -59,6 +59,8 @@ def background_loops(resources: Resources) -> list[Loop]:
     ]
     if r.outbox is not None:
         loops.append(Loop("mail", r.outbox.run))
+    if r.digests is not None:
+        loops.append(Loop("digests", r.digests.run))
     return loops
 
 

@@ -1,7 +1,7 @@
 """Everything long-lived the service opens, in one place: `open_resources(settings)` opens the
 database clients, the outbound HTTP clients, the realms, the token verifier, the live-update
-hub, the webhook deliverer, the crisis alerts and the mail outbox, and the rate limiter, and
-closes them all on the way out.
+hub, the webhook deliverer, the crisis alerts, the mail outbox and digests, and the rate
+limiter, and closes them all on the way out.
 
 The app's lifespan, the CLI, the demo loader, the benchmarks and the tests all open them
 through it. Closing goes through an `AsyncExitStack`: a resource whose close fails is logged
@@ -28,6 +28,7 @@ from cityexchange.mail import SmtpMailer
 from cityexchange.metrics import Metrics
 from cityexchange.services.crisis_alerts import CrisisAlerts
 from cityexchange.services.delivery import Deliverer, SendFailed
+from cityexchange.services.digests import Digests
 from cityexchange.services.live import Hub
 from cityexchange.services.mail import Outbox
 from cityexchange.services.rate_limits import Budget, RateLimiter, Resource
@@ -59,6 +60,7 @@ class Resources:
     deliverer: Deliverer
     crisis_alerts: CrisisAlerts
     outbox: Outbox | None  # None: no CITYEXCHANGE_SMTP_URL, no mail
+    digests: Digests | None  # as the outbox: no mail, no digests
     limiter: RateLimiter
     metrics: Metrics
 
@@ -192,6 +194,7 @@ async def open_resources(
                 db, app_url=f"{settings.public_url}/app", send_mail=outbox is not None
             ),
             outbox=outbox,
+            digests=Digests(db, public_url=settings.public_url) if outbox else None,
             limiter=RateLimiter(budgets(settings)),
             metrics=metrics,
         )

@@ -16,6 +16,7 @@ from cityexchange.schema.adoptions import Adoption
 from cityexchange.schema.cities import City, Person
 from cityexchange.schema.comments import Comment, CommentMutations
 from cityexchange.schema.context import Info
+from cityexchange.schema.digests import DigestMutations
 from cityexchange.schema.errors import ErrorCodes, ProdErrorCodes
 from cityexchange.schema.events import Event, EventQueries, Subscription
 from cityexchange.schema.experts import ExpertMutations, ExpertQueries
@@ -208,6 +209,7 @@ class Mutation(
     RealmAdminMutations,
     FollowMutations,
     SavedFilterMutations,
+    DigestMutations,
     WebhookMutations,
     AdoptionMutations,
     OrganisationMutations,

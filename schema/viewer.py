@@ -11,10 +11,11 @@ from cityexchange.schema.context import Info
 from cityexchange.schema.relay import Connection, connection
 
 if TYPE_CHECKING:
+    from cityexchange.schema.digests import Digest
     from cityexchange.schema.events import Event
     from cityexchange.schema.follows import Follow, SavedFilter
     from cityexchange.schema.organisations import Organisation
-from cityexchange.services import cities, follows, saved_filters
+from cityexchange.services import cities, digests, follows, saved_filters
 from cityexchange.services.pages import PageRequest
 
 
@@ -52,6 +53,16 @@ class Viewer:
         ctx = info.context
         found = await follows.follows_of(db=ctx.db, actor=ctx.actor())
         return [Follow.from_domain(f) for f in found]
+
+    @strawberry.field(description="Your email digest, if you chose one (setDigest).")
+    async def digest(
+        self, info: Info
+    ) -> Annotated[Digest, strawberry.lazy("cityexchange.schema.digests")] | None:
+        from cityexchange.schema.digests import Digest
+
+        ctx = info.context
+        found = await digests.of(db=ctx.db, actor=ctx.actor())
+        return Digest.from_domain(found) if found else None
 
     @strawberry.field(description="Your saved filters, by name.")
     async def saved_filters(

@@ -440,6 +440,26 @@ class Mail:
     headers: dict[str, str] = field(default_factory=dict[str, str])
 
 
+class DigestFrequency(StrEnum):
+    DAILY = "DAILY"
+    WEEKLY = "WEEKLY"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSubscription:
+    """A person's choice of an email digest (services/digests.py) and where its schedule is."""
+
+    city: str
+    subject: str  # the person's id (a token's `sub`)
+    email: str
+    frequency: DigestFrequency
+    language: str  # one of services/digest_texts.LANGUAGES
+    next_due: datetime
+    sent_up_to: int  # the event log position the last digest reached
+    claimed_up_to: int | None = None  # where the digest due at next_due ends, once fixed
+    token: str = ""  # its unsubscribe link's: a secret that can only unsubscribe
+
+
 class WebhookFormat(StrEnum):
     """What a delivery's body is: the event as data, or a message for a chat channel."""
 

@@ -31,6 +31,7 @@ from cityexchange.services.models import City
 from cityexchange.services.store.database import Database
 from cityexchange.services.store.indexes import ensure_indexes
 from cityexchange.settings import Secret, Settings
+from tests.mail_support import mail  # noqa: F401 - the fixture, for every module
 from tests.oauth_support import Realm, make_realm, store_for
 
 ALL_SCOPES = ("read", "publish", "comment", "admin")

@@ -8,18 +8,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from cityexchange.mail import SmtpMailer
 from cityexchange.schema.relay import to_global_id
@@ -34,6 +27,7 @@ from cityexchange.services.taxonomy import Hazard, IncomeGroup, Urgency
 from cityexchange.services.visibility import Visibility, VisibilityLevel
 from cityexchange.settings import Secret, Settings
 from tests.conftest import Api
+from tests.mail_support import MailServer, mail_server
 from tests.test_webhooks import Receiver, receiving
 
 FOLLOW = """mutation { follow(input: {kind: HAZARD, value: "FLOOD", forCity: true}) {
@@ -43,44 +37,6 @@ REGISTER = """mutation($input: RegisterWebhookInput!) { registerWebhook(input: $
 FEED = """{ viewer { feed(first: 20) { edges { node { type
   subject { ... on Problem { title } } } } } } }"""
 PUNE = Principal("pune", "cro", frozenset({"read", "publish"}), "tests")
-
-
-@dataclass
-class MailServer:
-    """An SMTP server on loopback that keeps every message it accepts, or refuses with the
-    replies it is given, in turn."""
-
-    replies: list[str] = field(default_factory=list)
-    received: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
-    port: int = 0
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.replies:
-            return self.replies.pop(0)
-        content = envelope.content if isinstance(envelope.content, bytes) else b""
-        parsed = message_from_bytes(content, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.received.append((list(envelope.rcpt_tos), parsed))
-        return "250 OK"
-
-
-@asynccontextmanager
-async def mail_server(server: MailServer) -> AsyncIterator[MailServer]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        server.port = probe.getsockname()[1]
-    controller = Controller(server, hostname="127.0.0.1", port=server.port)
-    await asyncio.to_thread(controller.start)
-    try:
-        yield server
-    finally:
-        await asyncio.to_thread(controller.stop)
-
-
-@pytest.fixture
-async def mail() -> AsyncIterator[MailServer]:
-    async with mail_server(MailServer()) as server:
-        yield server
 
 
 @pytest.fixture

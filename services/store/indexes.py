@@ -167,6 +167,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         )
     ],
     "crisis_alerts": [IndexModel([("problem", ASCENDING), ("city", ASCENDING)], name="problem")],
+    "digests": [
+        IndexModel([("nextDue", ASCENDING)], name="due"),
+        IndexModel([("token", ASCENDING)], name="token", unique=True),
+    ],
     "mail_outbox": [IndexModel([("state", ASCENDING), ("dueAt", ASCENDING)], name="due")],
     "saved_filters": [
         IndexModel([("city", ASCENDING), ("subject", ASCENDING), ("name", ASCENDING)], name="owner")

@@ -205,6 +205,16 @@ async def person_in_city(db: Database, *, city: str, id: str) -> Person | None:
 
 
 @guarded
+async def active_person(db: Database, *, city: str, id: str) -> Person | None:
+    """The person `id` of `city`, unless their access was revoked."""
+    oid = object_id(id)
+    if oid is None:
+        return None
+    doc = await db.people.find_one({"_id": oid, "city": city, "revokedAt": None})
+    return _person(doc) if doc else None
+
+
+@guarded
 async def person_by_username(db: Database, *, city: str, username: str) -> Person | None:
     doc = await db.people.find_one({"city": city, "username": username})
     return _person(doc) if doc else None

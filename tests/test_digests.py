@@ -1,0 +1,217 @@
+"""Email digests, as a person gets them: chosen over GraphQL, made on a durable schedule that
+replicas share, sent to a real SMTP server on loopback and read back from it, in the
+person's language, with only what they may see, and stopped with the one-click link."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from cityexchange.services import comments, problems
+from cityexchange.services.digests import Digests, next_due
+from cityexchange.services.models import Affiliation, DigestFrequency, Person
+from cityexchange.services.principal import Principal
+from cityexchange.services.store import digests as digest_store
+from cityexchange.services.store import mail_outbox
+from cityexchange.services.store import people as people_store
+from cityexchange.services.store.events import latest_seq
+from cityexchange.services.taxonomy import Hazard, OrganisationKind, Role
+from cityexchange.services.visibility import Visibility, VisibilityLevel
+from cityexchange.settings import Settings
+from tests.conftest import Api, add_city
+from tests.mail_support import MailServer, sending_to
+
+SET = """mutation($input: SetDigestInput!) { setDigest(input: $input) {
+  digest { frequency email language nextDueAt } userErrors { code field message } } }"""
+DIGEST = """{ viewer { digest { frequency email language } } }"""
+FOLLOW = """mutation { follow(input: {kind: HAZARD, value: "FLOOD"}) { userErrors { code } } }"""
+ROTTERDAM = Principal("rotterdam", "cro", frozenset({"read", "publish", "comment"}), "tests")
+
+
+@pytest.fixture
+def settings(settings: Settings, mail: MailServer) -> Settings:
+    """Mail through `mail`: the test's app runs the outbox, which sends what is queued."""
+    return sending_to(settings, mail)
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 20) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def _person(api: Api, city: str, username: str) -> tuple[str, str]:
+    """A person of `city`: their id, and a token of theirs (its subject is that id)."""
+    hall = Affiliation("City hall", OrganisationKind.CITY_AGENCY)
+    person = await people_store.insert_person(
+        api.db, Person("", city, username, username.title(), Role.MEMBER, hall)
+    )
+    return person.id, await api.token(city, ("read",), subject=person.id)
+
+
+async def _flood(api: Api, title: str, visibility: Visibility | None = None) -> str:
+    draft = problems.ProblemDraft(title, "s", [Hazard.FLOOD], visibility=visibility)
+    return (await problems.publish(db=api.db, actor=ROTTERDAM, draft=draft)).id
+
+
+async def _subscribe(api: Api, token: str, **input: object) -> dict[str, Any]:
+    payload: dict[str, Any] = (await api.data(SET, {"input": input}, token=token))["setDigest"]
+    return payload
+
+
+def _text(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def _html(message: EmailMessage) -> str:
+    part = message.get_body(("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
+async def test_a_daily_digest_in_spanish_of_what_ada_may_see_then_one_click_unsubscribe(
+    api: Api, mail: MailServer
+) -> None:
+    for city in ("lagos", "rotterdam"):
+        await add_city(api.db, city)
+    ada_id, ada = await _person(api, "lagos", "ada")
+    assert (await api.data(FOLLOW, token=ada))["follow"]["userErrors"] == []
+    chosen = await _subscribe(
+        api, ada, frequency="DAILY", email="ada@lagos.example.org", language="es"
+    )
+    assert chosen["userErrors"] == []
+    due = datetime.fromisoformat(chosen["digest"]["nextDueAt"])
+    assert (due.hour, due.minute) == (6, 0)
+    assert (await api.data(DIGEST, token=ada))["viewer"]["digest"] == {
+        "frequency": "DAILY",
+        "email": "ada@lagos.example.org",
+        "language": "es",
+    }
+
+    shared = await _flood(api, "Barrier <opens> & closes")
+    await _flood(api, "Rotterdam only", Visibility(VisibilityLevel.CITY))
+    await comments.add(
+        db=api.db,
+        actor=ROTTERDAM,
+        subject_kind="Problem",
+        subject_id=shared,
+        parent_id=None,
+        body="Update",
+    )
+    digests = Digests(api.db, public_url=api.settings.public_url)
+    assert await digests.send_due(at=due - timedelta(minutes=1)) == 0  # not yet
+    assert await digests.send_due(at=due + timedelta(minutes=1)) == 1
+    await _until(lambda: len(mail.received) == 1)
+    assert await digests.send_due(at=due + timedelta(minutes=2)) == 0  # once
+    ((to, message),) = mail.received
+    assert to == ["ada@lagos.example.org"]
+    assert message["Subject"] == "Tu resumen diario (2)"
+    text = _text(message)
+    assert "Barrier <opens> & closes (Rotterdam), Novedades: 2" in text
+    assert "Rotterdam only" not in text
+    assert "Rotterdam only" not in _html(message)
+    assert "Barrier &lt;opens&gt; &amp; closes" in _html(message)
+    assert "Recibes este correo porque pediste un resumen diario" in text
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = str(message["List-Unsubscribe"]).strip("<>")
+    assert link.startswith(f"{api.settings.public_url}/digests/unsubscribe?token=")
+    assert link in text
+    assert link.replace("&", "&amp;") in _html(message)
+    after = await digest_store.get(api.db, city="lagos", subject=ada_id)
+    assert after is not None
+    assert after.next_due == next_due(due + timedelta(minutes=1), DigestFrequency.DAILY)
+
+    # The link opens a page that asks (a link checker must not unsubscribe anyone) ...
+    local = urlsplit(link)
+    here = f"{local.path}?{local.query}"
+    page = await api.http.get(here)
+    assert page.status_code == 200
+    assert "¿Dejar de recibir estos resúmenes?" in page.text
+    assert '<form method="post">' in page.text
+    assert (await api.data(DIGEST, token=ada))["viewer"]["digest"] is not None
+    # ... and the mail client's one-click POST (RFC 8058) stops it, with no sign-in.
+    clicked = await api.http.post(
+        here,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert clicked.status_code == 200
+    assert "Ya no recibirás más resúmenes." in clicked.text
+    assert (await api.data(DIGEST, token=ada))["viewer"]["digest"] is None
+    again = await api.http.post(here)
+    assert again.status_code == 200  # a second click is as good as the first
+    gone = await api.http.get(here)
+    assert gone.status_code == 404
+
+
+async def test_replicas_send_a_due_digest_once_even_after_one_stopped_halfway(
+    api: Api, mail: MailServer
+) -> None:
+    for city in ("lagos", "rotterdam"):
+        await add_city(api.db, city)
+    ada_id, ada = await _person(api, "lagos", "ada")
+    await api.data(FOLLOW, token=ada)
+    chosen = await _subscribe(api, ada, frequency="WEEKLY", email="ada@lagos.example.org")
+    due = datetime.fromisoformat(chosen["digest"]["nextDueAt"])
+    assert (due.weekday(), chosen["digest"]["language"]) == (0, "en")  # a Monday; Lagos: en
+    await _flood(api, "Lagoon floods")
+    # A replica fixed the digest's range and stopped before it queued it ...
+    subscription = await digest_store.get(api.db, city="lagos", subject=ada_id)
+    assert subscription is not None
+    crashed_at = await latest_seq(api.db)
+    assert await digest_store.claim_range(api.db, subscription, up_to=crashed_at) is not None
+    # ... then three replicas find it due at once: one message, the range the first fixed.
+    replicas = [Digests(api.db, public_url=api.settings.public_url) for _ in range(3)]
+    at = due + timedelta(minutes=1)
+    await asyncio.gather(*(r.send_due(at=at) for r in replicas))
+    await _until(lambda: len(mail.received) == 1)
+    assert mail.received[0][1]["Subject"] == "Your weekly digest (1)"
+    keys = await api.db.db[mail_outbox.COLLECTION].distinct("_id")
+    assert [k for k in keys if k.startswith("digest:")] == [
+        f"digest:lagos:{ada_id}:{due.astimezone(UTC).isoformat()}"
+    ]
+    after = await digest_store.get(api.db, city="lagos", subject=ada_id)
+    assert after is not None
+    assert (after.next_due, after.sent_up_to, after.claimed_up_to) == (
+        due + timedelta(days=7),
+        crashed_at,
+        None,
+    )
+    # Nothing new by the next one: no mail, and the schedule moves on.
+    later = after.next_due + timedelta(minutes=1)
+    assert await replicas[0].send_due(at=later) == 1
+    await asyncio.sleep(0.5)
+    assert len(mail.received) == 1
+
+
+async def test_what_cannot_be_a_digest_is_refused(api: Api) -> None:
+    await add_city(api.db, "lagos")
+    _, ada = await _person(api, "lagos", "ada")
+    for email in ("ada", "ada@lagos", "ada@lagos.example.org\r\nBcc: x@evil.example", "a" * 300):
+        refused = await _subscribe(api, ada, frequency="DAILY", email=email)
+        assert [(e["code"], e["field"]) for e in refused["userErrors"]] == [
+            ("BAD_USER_INPUT", ["input", "email"])
+        ], email
+    refused = await _subscribe(
+        api, ada, frequency="DAILY", email="ada@lagos.example.org", language="de"
+    )
+    assert [(e["code"], e["field"]) for e in refused["userErrors"]] == [
+        ("BAD_USER_INPUT", ["input", "language"])
+    ]
+    # A token that acts for no person of the city (a client's, say) has no one to mail.
+    client = await api.token("lagos", ("read",), subject="portal-client")
+    input = {"frequency": "DAILY", "email": "portal@lagos.example.org"}
+    body = await api.gql(SET, {"input": input}, token=client)
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert (await api.data(DIGEST, token=ada))["viewer"]["digest"] is None
+    for token in ("", "x" * 43, "y" * 5000):
+        page = await api.http.get("/digests/unsubscribe", params={"token": token})
+        assert page.status_code == 404
