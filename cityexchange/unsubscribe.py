@@ -1,10 +1,11 @@
-"""`/digests/unsubscribe?token=...`: the link in every digest (services/digests.py).
+"""The links digests mail (services/digests.py): `/digests/confirm?token=...` in the message
+that asks an address's owner to confirm it, `/digests/unsubscribe?token=...` in every digest.
 
 GET shows a page that asks, with a button, in the digest's language: a link checker or a
-mail filter that follows links must not unsubscribe anyone. POST unsubscribes: the page's
-button, or the mail client's one-click unsubscribe (RFC 8058, a POST with the body
-`List-Unsubscribe=One-Click`), which needs no page and no sign-in. The token can do nothing
-but stop that one digest.
+mail filter that follows links must neither confirm nor unsubscribe anyone. POST acts: the
+page's button, or for unsubscribing the mail client's one-click (RFC 8058, a POST with the
+body `List-Unsubscribe=One-Click`), which needs no page and no sign-in. The token can do
+nothing but confirm or stop that one digest.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from cityexchange.resources import Current
 from cityexchange.services import digests
 from cityexchange.services.digest_texts import TEXTS
 
-PATH = "/digests/unsubscribe"
 _HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'none'; form-action 'self'; style-src 'unsafe-inline'",
@@ -47,16 +47,30 @@ def routes(current: Current) -> list[Route]:
     async def unsubscribe(request: Request) -> Response:
         token = request.query_params.get("token", "")
         db = current().db
-        if request.method == "POST":
-            language = await digests.language_of_token(db, token) or "en"
-            stopped = await digests.unsubscribe(db, token)
-            t = TEXTS[language]
-            # Already stopped is as good as stopped: a second click, or a retried POST.
-            return _page(language, t.done if stopped else t.gone, button=None, status=200)
         language = await digests.language_of_token(db, token)
+        if request.method == "POST":
+            stopped = await digests.unsubscribe(db, token)
+            t = TEXTS[language or "en"]
+            # Already stopped is as good as stopped: a second click, or a retried POST.
+            return _page(language or "en", t.done if stopped else t.gone, button=None, status=200)
         if language is None:
             return _page("en", TEXTS["en"].gone, button=None, status=404)
         t = TEXTS[language]
         return _page(language, t.confirm, button=t.unsubscribe, status=200)
 
-    return [Route(PATH, unsubscribe, methods=["GET", "POST"])]
+    async def confirm(request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        db = current().db
+        language = await digests.language_of_token(db, token)
+        if language is None:
+            return _page("en", TEXTS["en"].gone, button=None, status=404)
+        t = TEXTS[language]
+        if request.method == "POST":
+            await digests.confirm(db, token)
+            return _page(language, t.confirmed, button=None, status=200)
+        return _page(language, t.ask_page, button=t.ask_button, status=200)
+
+    return [
+        Route(digests.UNSUBSCRIBE_PATH, unsubscribe, methods=["GET", "POST"]),
+        Route(digests.CONFIRM_PATH, confirm, methods=["GET", "POST"]),
+    ]

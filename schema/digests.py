@@ -9,6 +9,7 @@ import strawberry
 
 from cityexchange.schema.context import Info
 from cityexchange.schema.errors import UserError, attempt
+from cityexchange.schema.retries import RETRY_KEY, RETRY_KEY_ECHO, Retry, still_gone
 from cityexchange.services import digests
 from cityexchange.services.digest_texts import LANGUAGES
 from cityexchange.services.models import DigestFrequency, DigestSubscription
@@ -24,6 +25,10 @@ class Digest:
     email: str
     language: str = strawberry.field(description=f"One of {', '.join(LANGUAGES)}.")
     next_due_at: datetime = strawberry.field(description="When the next one is due.")
+    confirmed: bool = strawberry.field(
+        description="Whether the address's owner confirmed it through the link mailed to it: "
+        "no digest goes before."
+    )
 
     @classmethod
     def from_domain(cls, subscription: DigestSubscription) -> Digest:
@@ -32,6 +37,7 @@ class Digest:
             email=subscription.email,
             language=subscription.language,
             next_due_at=subscription.next_due,
+            confirmed=subscription.confirmed,
         )
 
 
@@ -44,26 +50,35 @@ class SetDigestInput:
         description=f"One of {', '.join(LANGUAGES)}; by default your city's first language "
         "among them, else en.",
     )
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.type
 class SetDigestPayload:
     digest: Digest | None
     user_errors: list[UserError]
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
+
+
+@strawberry.input
+class StopDigestInput:
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY)
 
 
 @strawberry.type
 class StopDigestPayload:
     stopped: bool
     user_errors: list[UserError]
+    client_mutation_id: str | None = strawberry.field(default=None, description=RETRY_KEY_ECHO)
 
 
 @strawberry.type
 class DigestMutations:
     @strawberry.mutation(
         description="Receive (or change) an email digest of what you and your city follow "
-        "and your saved filters select, from now on. Needs a person's token. Sent only where "
-        "the service has SMTP configured; each has a one-click unsubscribe link."
+        "and your saved filters select, from now on, once the address is confirmed through "
+        "the link mailed to it. Needs a person's token. Sent only where the service has SMTP "
+        "configured; each has a one-click unsubscribe link."
     )
     async def set_digest(self, info: Info, input: SetDigestInput) -> SetDigestPayload:
         ctx = info.context
@@ -75,15 +90,24 @@ class DigestMutations:
                 frequency=input.frequency,
                 email=input.email,
                 language=input.language,
-            )
+                public_url=ctx.public_url,
+            ),
+            Retry(info, input, reload=lambda _: digests.current(db=ctx.db, actor=actor)),
         )
         return SetDigestPayload(
-            digest=Digest.from_domain(saved) if saved else None, user_errors=errors
+            digest=Digest.from_domain(saved) if saved else None,
+            user_errors=errors,
+            client_mutation_id=input.client_mutation_id,
         )
 
     @strawberry.mutation(description="Stop your email digest.")
-    async def stop_digest(self, info: Info) -> StopDigestPayload:
+    async def stop_digest(self, info: Info, input: StopDigestInput) -> StopDigestPayload:
         ctx = info.context
         actor = ctx.actor()
-        _, errors = await attempt(lambda: digests.stop(db=ctx.db, actor=actor))
-        return StopDigestPayload(stopped=not errors, user_errors=errors)
+        _, errors = await attempt(
+            lambda: digests.stop(db=ctx.db, actor=actor),
+            Retry(info, input, reload=still_gone),
+        )
+        return StopDigestPayload(
+            stopped=not errors, user_errors=errors, client_mutation_id=input.client_mutation_id
+        )

@@ -20,6 +20,12 @@ class Texts:
     confirm: str  # the unsubscribe page's question
     done: str
     gone: str  # a link that unsubscribes no one (any more)
+    ask_subject: str  # the message that asks the address's owner to confirm
+    ask: dict[DigestFrequency, str]
+    ask_ignore: str  # what to do if one did not ask
+    ask_page: str  # the confirmation page's question
+    ask_button: str
+    confirmed: str
 
 
 D, W = DigestFrequency.DAILY, DigestFrequency.WEEKLY
@@ -39,6 +45,15 @@ TEXTS: dict[str, Texts] = {
         confirm="Stop receiving these digests?",
         done="You will receive no more digests.",
         gone="This link is no longer valid: you are not subscribed.",
+        ask_subject="Confirm your Peer City Exchange digest",
+        ask={
+            D: "Confirm that you want a daily digest of Peer City Exchange at this address.",
+            W: "Confirm that you want a weekly digest of Peer City Exchange at this address.",
+        },
+        ask_ignore="If you did not ask for it, ignore this message: nothing will be sent.",
+        ask_page="Send the digests to this address?",
+        ask_button="Confirm",
+        confirmed="Confirmed: your digests will come to this address.",
     ),
     "es": Texts(
         subject={D: "Tu resumen diario ({n})", W: "Tu resumen semanal ({n})"},
@@ -54,6 +69,17 @@ TEXTS: dict[str, Texts] = {
         confirm="¿Dejar de recibir estos resúmenes?",
         done="Ya no recibirás más resúmenes.",
         gone="Este enlace ya no es válido: no estás suscrito.",
+        ask_subject="Confirma tu resumen de Peer City Exchange",
+        ask={
+            D: "Confirma que quieres recibir un resumen diario de Peer City Exchange en esta "
+            "dirección.",
+            W: "Confirma que quieres recibir un resumen semanal de Peer City Exchange en esta "
+            "dirección.",
+        },
+        ask_ignore="Si no lo pediste, ignora este mensaje: no se enviará nada.",
+        ask_page="¿Enviar los resúmenes a esta dirección?",
+        ask_button="Confirmar",
+        confirmed="Confirmado: tus resúmenes llegarán a esta dirección.",
     ),
     "nl": Texts(
         subject={
@@ -74,6 +100,18 @@ TEXTS: dict[str, Texts] = {
         confirm="Geen overzichten meer ontvangen?",
         done="Je ontvangt geen overzichten meer.",
         gone="Deze link is niet meer geldig: je bent niet aangemeld.",
+        ask_subject="Bevestig je overzicht van Peer City Exchange",
+        ask={
+            D: "Bevestig dat je een dagelijks overzicht van Peer City Exchange op dit adres wilt "
+            "ontvangen.",
+            W: "Bevestig dat je een wekelijks overzicht van Peer City Exchange op dit adres wilt "
+            "ontvangen.",
+        },
+        ask_ignore="Heb je hier niet om gevraagd, negeer dan dit bericht: er wordt niets "
+        "verstuurd.",
+        ask_page="De overzichten naar dit adres sturen?",
+        ask_button="Bevestigen",
+        confirmed="Bevestigd: je overzichten komen naar dit adres.",
     ),
     "pt": Texts(
         subject={D: "O seu resumo diário ({n})", W: "O seu resumo semanal ({n})"},
@@ -89,6 +127,15 @@ TEXTS: dict[str, Texts] = {
         confirm="Deixar de receber estes resumos?",
         done="Não receberá mais resumos.",
         gone="Esta ligação já não é válida: não tem subscrição.",
+        ask_subject="Confirme o seu resumo do Peer City Exchange",
+        ask={
+            D: "Confirme que quer receber um resumo diário do Peer City Exchange neste endereço.",
+            W: "Confirme que quer receber um resumo semanal do Peer City Exchange neste endereço.",
+        },
+        ask_ignore="Se não o pediu, ignore esta mensagem: nada será enviado.",
+        ask_page="Enviar os resumos para este endereço?",
+        ask_button="Confirmar",
+        confirmed="Confirmado: os seus resumos chegarão a este endereço.",
     ),
     "fr": Texts(
         subject={
@@ -109,6 +156,17 @@ TEXTS: dict[str, Texts] = {
         confirm="Ne plus recevoir ces résumés ?",
         done="Vous ne recevrez plus de résumés.",
         gone="Ce lien n'est plus valide : vous n'êtes pas abonné.",
+        ask_subject="Confirmez votre résumé Peer City Exchange",
+        ask={
+            D: "Confirmez que vous souhaitez recevoir un résumé quotidien de Peer City Exchange à "
+            "cette adresse.",
+            W: "Confirmez que vous souhaitez recevoir un résumé hebdomadaire de Peer City "
+            "Exchange à cette adresse.",
+        },
+        ask_ignore="Si vous ne l'avez pas demandé, ignorez ce message : rien ne sera envoyé.",
+        ask_page="Envoyer les résumés à cette adresse ?",
+        ask_button="Confirmer",
+        confirmed="Confirmé : vos résumés arriveront à cette adresse.",
     ),
 }
 LANGUAGES = tuple(TEXTS)

@@ -58,6 +58,10 @@ _EMAIL = re.compile(
 )
 _PATHS = {"Problem": "problems", "Solution": "solutions"}
 TOKEN_LENGTH = 43
+CONFIRM_PATH = "/digests/confirm"
+UNSUBSCRIBE_PATH = "/digests/unsubscribe"
+LEASE = timedelta(minutes=5)  # a claimed digest not queued by then is another replica's to make
+RETRY = timedelta(hours=1)  # a digest whose making failed is tried again after this
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -85,10 +89,12 @@ async def subscribe(
     frequency: DigestFrequency,
     email: str,
     language: str | None = None,
+    public_url: str,
 ) -> DigestSubscription:
     """Send the caller a digest at `frequency` to `email` (scope: read); again, to change it.
-    It covers what happens from now on. `language` defaults to the city's first language the
-    digest speaks, else English."""
+    It covers what happens from now on, once the address's owner confirmed it through the
+    link mailed to it (asked again for a new address). `language` defaults to the city's
+    first language the digest speaks, else English."""
     actor.require(Scope.READ)
     address = checked_email(email)
     if language is not None and language.strip().lower() not in LANGUAGES:
@@ -97,17 +103,41 @@ async def subscribe(
     if person is None or not actor.personal:
         raise Forbidden("digests are sent to people: this token acts for no person")
     chosen = language.strip().lower() if language else await _city_language(db, actor.city)
-    moment = now()
+    before = await store.get(db, city=actor.city, subject=actor.subject)
+    kept = before is not None and before.email == address  # the same address: confirmed as was
     subscription = DigestSubscription(
         city=actor.city,
         subject=actor.subject,
         email=address,
         frequency=frequency,
         language=chosen,
-        next_due=next_due(moment, frequency),
+        next_due=next_due(now(), frequency),
         sent_up_to=await event_store.latest_seq(db),
+        token=before.token if before and kept else secrets.token_urlsafe(32),
+        confirmed=before.confirmed if before and kept else False,
     )
-    return await store.save(db, subscription, token=secrets.token_urlsafe(32), at=moment)
+    await store.save(db, subscription, at=now())
+    if not subscription.confirmed:
+        await queue(db, f"digest-confirm:{subscription.token}", _asking(subscription, public_url))
+    saved = await store.get(db, city=actor.city, subject=actor.subject)
+    if saved is None:  # stopped by its own link meanwhile
+        raise NotFound("Digest", actor.subject)
+    return saved
+
+
+def _asking(subscription: DigestSubscription, public_url: str) -> Mail:
+    """The message that asks the address's owner to confirm it, before any digest goes."""
+    t = TEXTS[subscription.language]
+    link = f"{public_url}{CONFIRM_PATH}?token={subscription.token}"
+    ask = t.ask[subscription.frequency]
+    e = html.escape
+    return Mail(
+        to=subscription.email,
+        subject=t.ask_subject,
+        text=f"{ask}\n\n{t.ask_button}: {link}\n\n{t.ask_ignore}",
+        html=f'<p>{e(ask)}</p><p><a href="{e(link)}">{e(t.ask_button)}</a></p>'
+        f"<p><small>{e(t.ask_ignore)}</small></p>",
+    )
 
 
 async def _city_language(db: Database, slug: str) -> str:
@@ -119,6 +149,14 @@ async def _city_language(db: Database, slug: str) -> str:
 async def of(*, db: Database, actor: Principal) -> DigestSubscription | None:
     actor.require(Scope.READ)
     return await store.get(db, city=actor.city, subject=actor.subject)
+
+
+async def current(*, db: Database, actor: Principal) -> DigestSubscription:
+    """The caller's digest; NotFound if they have none."""
+    found = await of(db=db, actor=actor)
+    if found is None:
+        raise NotFound("Digest", actor.subject)
+    return found
 
 
 async def stop(*, db: Database, actor: Principal) -> None:
@@ -137,6 +175,11 @@ async def unsubscribe(db: Database, token: str) -> bool:
 def _plausible(token: str) -> bool:
     """Whether `token` could be one (secrets.token_urlsafe(32): 43 URL-safe characters)."""
     return len(token) == TOKEN_LENGTH and _TOKEN.match(token) is not None
+
+
+async def confirm(db: Database, token: str) -> bool:
+    """The confirmation link's POST: digests may go to the address; whether one was asked."""
+    return _plausible(token) and await store.confirm_by_token(db, token)
 
 
 async def language_of_token(db: Database, token: str) -> str | None:
@@ -167,19 +210,24 @@ class Digests:
 
     async def send_due(self, at: datetime | None = None) -> int:
         """Queue every digest due at `at` (now unless given), up to BATCH; how many were
-        handled (queued, or empty and skipped)."""
+        looked at (queued, empty, another replica's, or failed and put off)."""
         moment = at or now()
-        handled = 0
-        for subscription in await store.due(self.db, at=moment, limit=BATCH):
-            await self.send(subscription, at=moment)
-            handled += 1
-        return handled
+        found = await store.due(self.db, at=moment, limit=BATCH)
+        for subscription in found:
+            try:
+                await self.send(subscription, at=moment)
+            except Unavailable:
+                raise
+            except Exception:  # one subscription's failure must not hold up the others'
+                log.exception("digest of %s:%s failed", subscription.city, subscription.subject)
+                await store.postpone(self.db, subscription, until=moment + RETRY)
+        return len(found)
 
     async def send(self, subscription: DigestSubscription, *, at: datetime) -> None:
         latest = await event_store.latest_seq(self.db)
-        claimed = await store.claim_range(self.db, subscription, up_to=latest)
+        claimed = await store.claim_range(self.db, subscription, up_to=latest, at=at, lease=LEASE)
         if claimed is None or claimed.claimed_up_to is None:
-            return  # another replica moved it on
+            return  # another replica has it, or moved it on
         person = await people_store.active_person(self.db, city=claimed.city, id=claimed.subject)
         if person is None:  # revoked, or gone: nobody to send it to
             await store.delete(self.db, city=claimed.city, subject=claimed.subject)
@@ -191,6 +239,7 @@ class Digests:
             "digest",
             organisation=person.organisation_id,
         )
+        viewer = Viewer.of(actor)
         interests = await follows.interests(db=self.db, actor=actor)
         ended = {"_id": {"$lte": claimed.claimed_up_to}}
         found = await event_store.events_after(
@@ -198,25 +247,29 @@ class Digests:
             {"$and": [events.interests_query(interests), ended]},
             after=claimed.sent_up_to,
             limit=MAX_EVENTS,
-            viewer=Viewer.of(actor),
+            viewer=viewer,
         )
-        if found:
-            mail = await self.mail(claimed, found, Viewer.of(actor))
-            due = claimed.next_due.astimezone(UTC).isoformat()
-            await queue(self.db, f"digest:{claimed.city}:{claimed.subject}:{due}", mail)
-        await store.advance(self.db, claimed, next_due=next_due(at, claimed.frequency))
-
-    async def mail(
-        self, subscription: DigestSubscription, found: list[Event], viewer: Viewer
-    ) -> Mail:
+        # At the cap, this digest ends at its last event; the next one goes on from there.
+        reached = found[-1].seq if len(found) == MAX_EVENTS else claimed.claimed_up_to
         threads = await _threads(self.db, found, viewer)
+        if threads:  # else nothing new, or nothing they may still see: no mail
+            due = claimed.next_due.astimezone(UTC).isoformat()
+            key = f"digest:{claimed.city}:{claimed.subject}:{due}"
+            await queue(self.db, key, self.mail(claimed, threads, found))
+        await store.advance(
+            self.db, claimed, next_due=next_due(at, claimed.frequency), sent_up_to=reached
+        )
+
+    def mail(
+        self, subscription: DigestSubscription, threads: list[Thread], found: list[Event]
+    ) -> Mail:
         return digest_mail(
             subscription,
             threads,
             events=len(found),
             since=found[0].occurred_at,
             app_url=f"{self.public_url}/app",
-            unsubscribe_url=f"{self.public_url}/digests/unsubscribe?token={subscription.token}",
+            unsubscribe_url=f"{self.public_url}{UNSUBSCRIBE_PATH}?token={subscription.token}",
         )
 
 

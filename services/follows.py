@@ -56,7 +56,7 @@ def _checked(kind: FollowKind, value: str) -> str:
         raise InvalidInput("value", "is not a hazard")
     if kind is FollowKind.SECTOR and value not in Sector.__members__:
         raise InvalidInput("value", "is not a sector")
-    return value.lower() if kind is FollowKind.TAG else value
+    return limits.tags("value", [value])[0] if kind is FollowKind.TAG else value
 
 
 def _owner(actor: Principal, for_city: bool) -> str:

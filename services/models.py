@@ -457,7 +457,8 @@ class DigestSubscription:
     next_due: datetime
     sent_up_to: int  # the event log position the last digest reached
     claimed_up_to: int | None = None  # where the digest due at next_due ends, once fixed
-    token: str = ""  # its unsubscribe link's: a secret that can only unsubscribe
+    token: str = ""  # its links' (confirm, unsubscribe): a secret that can do only that
+    confirmed: bool = False  # whether the address's owner confirmed it: only then it is sent
 
 
 class WebhookFormat(StrEnum):

@@ -304,10 +304,8 @@ async def offer_help(
             raise NotFound("Person", person_id)
         person_id = person.id
     offer = HelpOffer(actor.city, now(), solution_id, person_id, text)
-    if any(
-        (o.city, o.solution_id, o.person_id) == (offer.city, solution_id, person_id)
-        for o in current.help_offers
-    ):
+    same = (offer.city, solution_id, person_id)
+    if any((o.city, o.solution_id, o.person_id) == same for o in current.help_offers):
         return current
     if len(current.help_offers) >= MAX_HELP_OFFERS:
         raise InvalidInput("problemId", f"has {MAX_HELP_OFFERS} offers of help already")
@@ -327,7 +325,10 @@ async def offer_help(
         )
 
     # Nothing written if the same offer or the last free place was taken meanwhile.
-    return await _marked(db, id, write, EventType.HELP_OFFERED, actor, at=offer.at)
+    saved = await _marked(db, id, write, EventType.HELP_OFFERED, actor, at=offer.at)
+    if not any((o.city, o.solution_id, o.person_id) == same for o in saved.help_offers):
+        raise InvalidInput("problemId", "had its last free place taken meanwhile: try again")
+    return saved
 
 
 async def get(*, db: Database, actor: Principal, id: str) -> Problem:

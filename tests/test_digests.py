@@ -5,6 +5,7 @@ person's language, with only what they may see, and stopped with the one-click l
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from cityexchange.services import comments, problems
-from cityexchange.services.digests import Digests, next_due
+from cityexchange.services.digests import LEASE, Digests, next_due
 from cityexchange.services.models import Affiliation, DigestFrequency, Person
 from cityexchange.services.principal import Principal
 from cityexchange.services.store import digests as digest_store
@@ -28,8 +29,8 @@ from tests.conftest import Api, add_city
 from tests.mail_support import MailServer, sending_to
 
 SET = """mutation($input: SetDigestInput!) { setDigest(input: $input) {
-  digest { frequency email language nextDueAt } userErrors { code field message } } }"""
-DIGEST = """{ viewer { digest { frequency email language } } }"""
+  digest { frequency email language nextDueAt confirmed } userErrors { code field message } } }"""
+DIGEST = """{ viewer { digest { frequency email language confirmed } } }"""
 FOLLOW = """mutation { follow(input: {kind: HAZARD, value: "FLOOD"}) { userErrors { code } } }"""
 ROTTERDAM = Principal("rotterdam", "cro", frozenset({"read", "publish", "comment"}), "tests")
 
@@ -71,6 +72,12 @@ def _text(message: EmailMessage) -> str:
     return str(part.get_content())
 
 
+def _link(text: str, path: str) -> str:
+    found = re.search(rf"https?://\S+{path}\?token=[A-Za-z0-9_-]+", text)
+    assert found is not None, text
+    return urlsplit(found.group()).path + "?" + urlsplit(found.group()).query
+
+
 def _html(message: EmailMessage) -> str:
     part = message.get_body(("html",))
     assert part is not None
@@ -89,12 +96,21 @@ async def test_a_daily_digest_in_spanish_of_what_ada_may_see_then_one_click_unsu
     )
     assert chosen["userErrors"] == []
     due = datetime.fromisoformat(chosen["digest"]["nextDueAt"])
-    assert (due.hour, due.minute) == (6, 0)
+    assert (due.hour, due.minute, chosen["digest"]["confirmed"]) == (6, 0, False)
     assert (await api.data(DIGEST, token=ada))["viewer"]["digest"] == {
         "frequency": "DAILY",
         "email": "ada@lagos.example.org",
         "language": "es",
+        "confirmed": False,
     }
+    # The address's owner is asked first: nothing goes to an address nobody confirmed.
+    await _until(lambda: len(mail.received) == 1)
+    ((to, asking),) = mail.received
+    assert (to, asking["Subject"]) == (
+        ["ada@lagos.example.org"],
+        "Confirma tu resumen de Peer City Exchange",
+    )
+    confirm = _link(_text(asking), "/digests/confirm")
 
     shared = await _flood(api, "Barrier <opens> & closes")
     await _flood(api, "Rotterdam only", Visibility(VisibilityLevel.CITY))
@@ -107,11 +123,20 @@ async def test_a_daily_digest_in_spanish_of_what_ada_may_see_then_one_click_unsu
         body="Update",
     )
     digests = Digests(api.db, public_url=api.settings.public_url)
+    assert await digests.send_due(at=due + timedelta(minutes=1)) == 0  # not confirmed
+    page = await api.http.get(confirm)
+    assert page.status_code == 200
+    assert "¿Enviar los resúmenes a esta dirección?" in page.text
+    assert (await api.data(DIGEST, token=ada))["viewer"]["digest"]["confirmed"] is False
+    confirmed = await api.http.post(confirm)
+    assert "Confirmado: tus resúmenes llegarán a esta dirección." in confirmed.text
+    assert (await api.data(DIGEST, token=ada))["viewer"]["digest"]["confirmed"] is True
+
     assert await digests.send_due(at=due - timedelta(minutes=1)) == 0  # not yet
     assert await digests.send_due(at=due + timedelta(minutes=1)) == 1
-    await _until(lambda: len(mail.received) == 1)
+    await _until(lambda: len(mail.received) == 2)
     assert await digests.send_due(at=due + timedelta(minutes=2)) == 0  # once
-    ((to, message),) = mail.received
+    to, message = mail.received[1]
     assert to == ["ada@lagos.example.org"]
     assert message["Subject"] == "Tu resumen diario (2)"
     text = _text(message)
@@ -163,17 +188,23 @@ async def test_replicas_send_a_due_digest_once_even_after_one_stopped_halfway(
     due = datetime.fromisoformat(chosen["digest"]["nextDueAt"])
     assert (due.weekday(), chosen["digest"]["language"]) == (0, "en")  # a Monday; Lagos: en
     await _flood(api, "Lagoon floods")
-    # A replica fixed the digest's range and stopped before it queued it ...
     subscription = await digest_store.get(api.db, city="lagos", subject=ada_id)
     assert subscription is not None
-    crashed_at = await latest_seq(api.db)
-    assert await digest_store.claim_range(api.db, subscription, up_to=crashed_at) is not None
-    # ... then three replicas find it due at once: one message, the range the first fixed.
-    replicas = [Digests(api.db, public_url=api.settings.public_url) for _ in range(3)]
+    assert await digest_store.confirm_by_token(api.db, subscription.token)
+    await _until(lambda: len(mail.received) == 1)  # the request to confirm
+    # A replica fixed the digest's range and stopped, ten minutes ago, before it queued it ...
     at = due + timedelta(minutes=1)
+    crashed_at = await latest_seq(api.db)
+    crashed = await digest_store.claim_range(
+        api.db, subscription, up_to=crashed_at, at=at - timedelta(minutes=10), lease=LEASE
+    )
+    assert crashed is not None
+    # ... then three replicas find it due at once: one takes it over, with the range the
+    # first fixed, and the others leave it to that one's live claim. One message.
+    replicas = [Digests(api.db, public_url=api.settings.public_url) for _ in range(3)]
     await asyncio.gather(*(r.send_due(at=at) for r in replicas))
-    await _until(lambda: len(mail.received) == 1)
-    assert mail.received[0][1]["Subject"] == "Your weekly digest (1)"
+    await _until(lambda: len(mail.received) == 2)
+    assert mail.received[1][1]["Subject"] == "Your weekly digest (1)"
     keys = await api.db.db[mail_outbox.COLLECTION].distinct("_id")
     assert [k for k in keys if k.startswith("digest:")] == [
         f"digest:lagos:{ada_id}:{due.astimezone(UTC).isoformat()}"
@@ -189,7 +220,7 @@ async def test_replicas_send_a_due_digest_once_even_after_one_stopped_halfway(
     later = after.next_due + timedelta(minutes=1)
     assert await replicas[0].send_due(at=later) == 1
     await asyncio.sleep(0.5)
-    assert len(mail.received) == 1
+    assert len(mail.received) == 2
 
 
 async def test_what_cannot_be_a_digest_is_refused(api: Api) -> None:
@@ -213,5 +244,46 @@ async def test_what_cannot_be_a_digest_is_refused(api: Api) -> None:
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert (await api.data(DIGEST, token=ada))["viewer"]["digest"] is None
     for token in ("", "x" * 43, "y" * 5000):
-        page = await api.http.get("/digests/unsubscribe", params={"token": token})
-        assert page.status_code == 404
+        for path in ("/digests/unsubscribe", "/digests/confirm"):
+            page = await api.http.get(path, params={"token": token})
+            assert page.status_code == 404
+        confirmed = await api.http.post("/digests/confirm", params={"token": token})
+        assert confirmed.status_code == 404
+
+
+async def test_one_bad_subscription_holds_up_no_other_and_stop_ends_one(
+    api: Api, mail: MailServer
+) -> None:
+    for city in ("lagos", "rotterdam"):
+        await add_city(api.db, city)
+    people = [await _person(api, "lagos", name) for name in ("ada", "bola")]
+    for _, token in people:
+        await api.data(FOLLOW, token=token)
+        chosen = await _subscribe(api, token, frequency="DAILY", email="x@lagos.example.org")
+        assert chosen["userErrors"] == []
+    await _flood(api, "Lagoon floods")
+    (ada_id, _), (bola_id, bola) = people
+    for id in (ada_id, bola_id):
+        subscription = await digest_store.get(api.db, city="lagos", subject=id)
+        assert subscription is not None
+        assert await digest_store.confirm_by_token(api.db, subscription.token)
+    # Ada's document went bad (a language no digest speaks): hers fails, Bola's goes.
+    collection = api.db.db[digest_store.COLLECTION]
+    await collection.update_one({"_id": f"lagos:{ada_id}"}, {"$set": {"language": "xx"}})
+    ada = await digest_store.get(api.db, city="lagos", subject=ada_id)
+    assert ada is not None
+    at = ada.next_due + timedelta(minutes=1)
+    assert await Digests(api.db, public_url=api.settings.public_url).send_due(at=at) == 2
+    await _until(lambda: len(mail.received) == 3)  # two requests to confirm, one digest
+    assert mail.received[2][1]["Subject"] == "Your daily digest (1)"
+    put_off = await digest_store.get(api.db, city="lagos", subject=ada_id)
+    assert put_off is not None
+    assert (put_off.next_due, put_off.claimed_up_to) == (at + timedelta(hours=1), None)
+
+    stop = """mutation { stopDigest(input: {}) { stopped userErrors { code } } }"""
+    assert (await api.data(stop, token=bola))["stopDigest"] == {"stopped": True, "userErrors": []}
+    assert (await api.data(stop, token=bola))["stopDigest"] == {
+        "stopped": False,
+        "userErrors": [{"code": "NOT_FOUND"}],
+    }
+    assert (await api.data(DIGEST, token=bola))["viewer"]["digest"] is None
