@@ -36,6 +36,7 @@ from cityexchange.services.principal import Principal, Scope
 from cityexchange.services.store import cities as city_store
 from cityexchange.services.store import digests as store
 from cityexchange.services.store import events as event_store
+from cityexchange.services.store import mail_outbox as mail_store
 from cityexchange.services.store import people as people_store
 from cityexchange.services.store import problems as problem_store
 from cityexchange.services.store import solutions as solution_store
@@ -61,6 +62,7 @@ TOKEN_LENGTH = 43
 CONFIRM_PATH = "/digests/confirm"
 UNSUBSCRIBE_PATH = "/digests/unsubscribe"
 LEASE = timedelta(minutes=5)  # a claimed digest not queued by then is another replica's to make
+MAX_ASKS_PER_DAY = 5  # requests to confirm an address one person may have sent: no mail cannon
 RETRY = timedelta(hours=1)  # a digest whose making failed is tried again after this
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -105,6 +107,15 @@ async def subscribe(
     chosen = language.strip().lower() if language else await _city_language(db, actor.city)
     before = await store.get(db, city=actor.city, subject=actor.subject)
     kept = before is not None and before.email == address  # the same address: confirmed as was
+    asked = f"digest-confirm:{actor.city}:{actor.subject}:"
+    if (
+        not kept
+        and await mail_store.count_since(db, prefix=asked, since=now() - timedelta(days=1))
+        >= MAX_ASKS_PER_DAY
+    ):
+        raise InvalidInput(
+            "email", f"{MAX_ASKS_PER_DAY} addresses were asked to confirm today: try tomorrow"
+        )
     subscription = DigestSubscription(
         city=actor.city,
         subject=actor.subject,
@@ -118,7 +129,7 @@ async def subscribe(
     )
     await store.save(db, subscription, at=now())
     if not subscription.confirmed:
-        await queue(db, f"digest-confirm:{subscription.token}", _asking(subscription, public_url))
+        await queue(db, f"{asked}{subscription.token}", _asking(subscription, public_url))
     saved = await store.get(db, city=actor.city, subject=actor.subject)
     if saved is None:  # stopped by its own link meanwhile
         raise NotFound("Digest", actor.subject)

@@ -243,6 +243,16 @@ async def test_what_cannot_be_a_digest_is_refused(api: Api) -> None:
     body = await api.gql(SET, {"input": input}, token=client)
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert (await api.data(DIGEST, token=ada))["viewer"]["digest"] is None
+    # Each new address is mailed a request to confirm: five a day, so no one mails at will.
+    for i in range(5):
+        asked = await _subscribe(api, ada, frequency="DAILY", email=f"ada{i}@lagos.example.org")
+        assert asked["userErrors"] == []
+    again = await _subscribe(api, ada, frequency="WEEKLY", email="ada4@lagos.example.org")
+    assert again["userErrors"] == []  # the same address: no new request
+    over = await _subscribe(api, ada, frequency="DAILY", email="ada5@lagos.example.org")
+    assert [(e["code"], e["field"]) for e in over["userErrors"]] == [
+        ("BAD_USER_INPUT", ["input", "email"])
+    ]
     for token in ("", "x" * 43, "y" * 5000):
         for path in ("/digests/unsubscribe", "/digests/confirm"):
             page = await api.http.get(path, params={"token": token})

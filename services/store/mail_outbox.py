@@ -3,6 +3,7 @@ queueing is idempotent; claims carry a lease (services/mail.py)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from pymongo import ReturnDocument
@@ -35,6 +36,14 @@ async def insert(db: Database, key: str, mail: Mail) -> bool:
     except DuplicateKeyError:
         return False
     return True
+
+
+@guarded
+async def count_since(db: Database, *, prefix: str, since: datetime) -> int:
+    """How many messages whose key starts with `prefix` were queued since `since`."""
+    return await db.db[COLLECTION].count_documents(
+        {"_id": {"$regex": f"^{re.escape(prefix)}"}, "createdAt": {"$gte": since}}
+    )
 
 
 @guarded
