@@ -18,7 +18,7 @@ from cityexchange.services.store import cities as city_store
 from cityexchange.services.store import problems as problem_store
 from cityexchange.services.store import solutions as solution_store
 from cityexchange.services.store.database import Database
-from cityexchange.services.taxonomy import Urgency
+from cityexchange.services.taxonomy import Urgency, label
 from cityexchange.services.visibility import Viewer
 
 # Slack's limit for a section's text (Block Kit reference, section block).
@@ -56,7 +56,7 @@ class Message:
 
 async def message_of(db: Database, event: Event, *, city: str, app_url: str) -> Message:
     """`event` as told to `city`'s channel; `app_url` is the web app's base URL."""
-    labels = tuple(_label(h.value) for h in event.hazards)
+    labels = tuple(label(h.value) for h in event.hazards)
     if event.urgency is Urgency.ACTIVE_CRISIS:
         labels = ("Active crisis", *labels)
     if event.type is EventType.WITHDRAWN:
@@ -89,10 +89,6 @@ async def _thread(db: Database, event: Event, viewer: Viewer) -> tuple[str, str]
         if solution is not None:
             return "Solution", solution.title
     return None
-
-
-def _label(value: str) -> str:
-    return value.replace("_", " ").capitalize()
 
 
 def slack(message: Message) -> dict[str, Any]:

@@ -16,14 +16,12 @@ twice about one crisis. Responses are `offerHelp` (services/problems.py)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import logging
 from dataclasses import dataclass
 
-from cityexchange.services import mail, peers
+from cityexchange.services import mail, peers, polling
 from cityexchange.services.clock import now
-from cityexchange.services.errors import Unavailable
 from cityexchange.services.ids import global_id
 from cityexchange.services.models import CRISIS_ASKS, City, Event, Mail, Problem, is_crisis_ask
 from cityexchange.services.store import cities as city_store
@@ -33,7 +31,7 @@ from cityexchange.services.store import follows as follow_store
 from cityexchange.services.store import problems as problem_store
 from cityexchange.services.store import webhooks as webhook_store
 from cityexchange.services.store.database import Database
-from cityexchange.services.taxonomy import Urgency
+from cityexchange.services.taxonomy import Urgency, label
 from cityexchange.services.visibility import SYSTEM_VIEWER, Viewer
 
 log = logging.getLogger("cityexchange.crisis")
@@ -69,7 +67,7 @@ async def reached(db: Database, event: Event) -> dict[str, str]:
     why: dict[str, str] = {}
     hazards = [h.value for h in event.hazards]
     for city in await follow_store.cities_following(db, kind="HAZARD", values=hazards):
-        why[city] = "your city follows " + ", ".join(_label(h) for h in hazards)
+        why[city] = "your city follows " + ", ".join(label(h) for h in hazards)
     for city in sorted(await close_peers(db, event.subject_city)):
         why.setdefault(city, "your city is a close peer of the asking city")
     return {
@@ -90,13 +88,8 @@ class CrisisAlerts:
     poll_seconds: float = POLL_SECONDS
 
     async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                await self.alert_new()
-            except Unavailable:
-                log.warning("crisis alerts paused: the database is unreachable")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.poll_seconds)
+        paused = "crisis alerts paused: the database is unreachable"
+        await polling.every(self.poll_seconds, stopping, self.alert_new, log=log, paused=paused)
 
     async def alert_new(self) -> None:
         """Alert for every crisis event since the shared position."""
@@ -159,7 +152,7 @@ def alert_mail(
     """The email to `city`'s CRO team contact about `problem` (English for now)."""
     name = asking.name if asking else problem.city
     link = f"{app_url}/problems/{global_id('Problem', problem.id)}"
-    hazards = ", ".join(_label(h.value) for h in problem.hazards)
+    hazards = ", ".join(label(h.value) for h in problem.hazards)
     text = "\n".join(
         [
             f"{name} asks for help with an active crisis: {problem.title}",
@@ -182,7 +175,3 @@ def alert_mail(
         f"{e(city.name)}, because {e(why)}.</small></p>"
     )
     return Mail(to=to, subject=f"Active crisis in {name}: {problem.title}", text=text, html=body)
-
-
-def _label(value: str) -> str:
-    return value.replace("_", " ").capitalize()

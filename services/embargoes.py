@@ -8,13 +8,12 @@ draft whose embargo ended while no replica ran is published at the next start's 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 
-from cityexchange.services import access
+from cityexchange.services import access, polling
 from cityexchange.services.clock import now
-from cityexchange.services.errors import Conflict, NotFound, Unavailable
+from cityexchange.services.errors import Conflict, NotFound
 from cityexchange.services.store import audiences as audience_store
 from cityexchange.services.store.database import Database
 
@@ -39,11 +38,10 @@ async def publish_due(db: Database, *, at: datetime | None = None) -> int:
 
 async def publish_when_due(db: Database, stopping: asyncio.Event, *, every: float) -> None:
     """Poll every `every` seconds until `stopping` is set; an outage waits for the next poll."""
-    while not stopping.is_set():
-        try:
-            while await publish_due(db) == BATCH:
-                pass  # more are due: go on at once
-        except Unavailable:
-            log.warning("embargoes: the database is unreachable; trying again later")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), every)
+
+    async def round() -> None:
+        while await publish_due(db) == BATCH:
+            pass  # more are due: go on at once
+
+    paused = "embargoes: the database is unreachable; trying again later"
+    await polling.every(every, stopping, round, log=log, paused=paused)

@@ -10,7 +10,6 @@ temporary (4xx), or no answer at all, is retried with backoff; a permanent one (
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -19,8 +18,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Protocol
 
+from cityexchange.services import polling
 from cityexchange.services.clock import now
-from cityexchange.services.errors import Unavailable
 from cityexchange.services.models import Mail
 from cityexchange.services.store import mail_outbox as store
 from cityexchange.services.store.database import Database
@@ -80,15 +79,13 @@ class Outbox:
     worker: str = field(default_factory=lambda: secrets.token_hex(6))
 
     async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                await store.give_up_on_lost(self.db, at=now())
-                while not stopping.is_set() and await self.send_one():
-                    pass
-            except Unavailable:
-                log.warning("mail paused: the database is unreachable")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), POLL_SECONDS)
+        async def round() -> None:
+            await store.give_up_on_lost(self.db, at=now())
+            while not stopping.is_set() and await self.send_one():
+                pass
+
+        paused = "mail paused: the database is unreachable"
+        await polling.every(POLL_SECONDS, stopping, round, log=log, paused=paused)
 
     async def send_one(self) -> bool:
         """Claim and send the next message due; whether there was one."""

@@ -107,6 +107,11 @@ class IncomeGroup(StrEnum):
     HIGH = "HIGH"
 
 
+def label(value: str) -> str:
+    """A taxonomy value as words for people: FLOOD_RISK -> "Flood risk"."""
+    return value.replace("_", " ").capitalize()
+
+
 class Role(StrEnum):
     CRO = "cro"
     MEMBER = "member"
