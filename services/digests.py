@@ -16,7 +16,6 @@ next one is due at the next regular time after that.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import logging
 import re
@@ -24,8 +23,9 @@ import secrets
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from cityexchange.services import events, follows
+from cityexchange.services import events, follows, polling
 from cityexchange.services.clock import now
 from cityexchange.services.digest_texts import LANGUAGES, TEXTS
 from cityexchange.services.errors import Forbidden, InvalidInput, NotFound, Unavailable
@@ -33,6 +33,7 @@ from cityexchange.services.ids import global_id
 from cityexchange.services.mail import queue
 from cityexchange.services.models import DigestFrequency, DigestSubscription, Event, Mail
 from cityexchange.services.principal import Principal, Scope
+from cityexchange.services.store import bounds
 from cityexchange.services.store import cities as city_store
 from cityexchange.services.store import digests as store
 from cityexchange.services.store import events as event_store
@@ -107,15 +108,6 @@ async def subscribe(
     chosen = language.strip().lower() if language else await _city_language(db, actor.city)
     before = await store.get(db, city=actor.city, subject=actor.subject)
     kept = before is not None and before.email == address  # the same address: confirmed as was
-    asked = f"digest-confirm:{actor.city}:{actor.subject}:"
-    if (
-        not kept
-        and await mail_store.count_since(db, prefix=asked, since=now() - timedelta(days=1))
-        >= MAX_ASKS_PER_DAY
-    ):
-        raise InvalidInput(
-            "email", f"{MAX_ASKS_PER_DAY} addresses were asked to confirm today: try tomorrow"
-        )
     subscription = DigestSubscription(
         city=actor.city,
         subject=actor.subject,
@@ -127,13 +119,36 @@ async def subscribe(
         token=before.token if before and kept else secrets.token_urlsafe(32),
         confirmed=before.confirmed if before and kept else False,
     )
+    if not kept:  # a new address: asked first, so over the day's bound nothing changes
+        await _ask(db, subscription, public_url)
     await store.save(db, subscription, at=now())
-    if not subscription.confirmed:
-        await queue(db, f"{asked}{subscription.token}", _asking(subscription, public_url))
     saved = await store.get(db, city=actor.city, subject=actor.subject)
     if saved is None:  # stopped by its own link meanwhile
         raise NotFound("Digest", actor.subject)
     return saved
+
+
+async def _ask(db: Database, subscription: DigestSubscription, public_url: str) -> None:
+    """Queue the request to confirm a new address, unless the person had MAX_ASKS_PER_DAY
+    sent in the last day. The count and the queueing hold together under concurrent calls
+    (services/store/bounds.py)."""
+    s = subscription
+    prefix = f"digest-confirm:{s.city}:{s.subject}:"
+    bound = f"digest-asks:{s.city}:{s.subject}"
+    mail = _asking(s, public_url)
+
+    async def write(session: Any) -> None:
+        await bounds.hold(db, bound, session=session)
+        since = now() - timedelta(days=1)
+        asked = await mail_store.count_since(db, prefix=prefix, since=since, session=session)
+        if asked >= MAX_ASKS_PER_DAY:
+            raise InvalidInput(
+                "email", f"{MAX_ASKS_PER_DAY} addresses were asked to confirm today: try tomorrow"
+            )
+        await mail_store.insert(db, f"{prefix}{s.token}", mail, session=session)
+
+    await bounds.prepare(db, bound)
+    await db.in_transaction(write)
 
 
 def _asking(subscription: DigestSubscription, public_url: str) -> Mail:
@@ -210,14 +225,12 @@ class Digests:
     poll_seconds: float = POLL_SECONDS
 
     async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                while await self.send_due() == BATCH:
-                    pass  # more are due: go on at once
-            except Unavailable:
-                log.warning("digests paused: the database is unreachable")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.poll_seconds)
+        async def round() -> None:
+            while await self.send_due() == BATCH:
+                pass  # more are due: go on at once
+
+        paused = "digests paused: the database is unreachable"
+        await polling.every(self.poll_seconds, stopping, round, log=log, paused=paused)
 
     async def send_due(self, at: datetime | None = None) -> int:
         """Queue every digest due at `at` (now unless given), up to BATCH; how many were

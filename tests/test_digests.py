@@ -297,3 +297,22 @@ async def test_one_bad_subscription_holds_up_no_other_and_stop_ends_one(
         "userErrors": [{"code": "NOT_FOUND"}],
     }
     assert (await api.data(DIGEST, token=bola))["viewer"]["digest"] is None
+
+
+async def test_concurrent_new_addresses_stop_at_the_days_bound(api: Api) -> None:
+    """Counting the day's requests to confirm and queueing one race; the bound is held by the
+    write: of ten new addresses given at once, five are asked."""
+    await add_city(api.db, "lagos")
+    chidi_id, chidi = await _person(api, "lagos", "chidi")
+
+    async def subscribe(i: int) -> list[dict[str, Any]]:
+        email = f"chidi{i}@lagos.example.org"
+        errors: list[dict[str, Any]] = (
+            await _subscribe(api, chidi, frequency="DAILY", email=email)
+        )["userErrors"]
+        return errors
+
+    results = await asyncio.gather(*(subscribe(i) for i in range(10)))
+    assert sum(not errors for errors in results) == 5
+    keys = await api.db.db[mail_outbox.COLLECTION].distinct("_id")
+    assert len([k for k in keys if k.startswith(f"digest-confirm:lagos:{chidi_id}:")]) == 5

@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from cityexchange.services.clock import now
@@ -17,7 +18,9 @@ COLLECTION = "mail_outbox"
 
 
 @guarded
-async def insert(db: Database, key: str, mail: Mail) -> bool:
+async def insert(
+    db: Database, key: str, mail: Mail, *, session: AsyncClientSession | None = None
+) -> bool:
     try:
         await db.db[COLLECTION].insert_one(
             {
@@ -31,7 +34,8 @@ async def insert(db: Database, key: str, mail: Mail) -> bool:
                 "dueAt": now(),
                 "attempts": 0,
                 "createdAt": now(),
-            }
+            },
+            session=session,
         )
     except DuplicateKeyError:
         return False
@@ -39,10 +43,13 @@ async def insert(db: Database, key: str, mail: Mail) -> bool:
 
 
 @guarded
-async def count_since(db: Database, *, prefix: str, since: datetime) -> int:
+async def count_since(
+    db: Database, *, prefix: str, since: datetime, session: AsyncClientSession | None = None
+) -> int:
     """How many messages whose key starts with `prefix` were queued since `since`."""
     return await db.db[COLLECTION].count_documents(
-        {"_id": {"$regex": f"^{re.escape(prefix)}"}, "createdAt": {"$gte": since}}
+        {"_id": {"$regex": f"^{re.escape(prefix)}"}, "createdAt": {"$gte": since}},
+        session=session,
     )
 
 
