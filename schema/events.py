@@ -46,11 +46,15 @@ class EventFilter:
     )
 
 
+_THREADS = ("Problem", "Solution")  # what a filter's thread may be
+_THREAD_FIELD = ("filter", "thread")
+
+
 def thread_kind(event_filter: EventFilter) -> str:
     """Whether the filter's thread is a problem or a solution ("Problem" when it has none)."""
     if event_filter.thread is None:
         return "Problem"
-    return expect_global_id(event_filter.thread, ("Problem", "Solution"), field="filter.thread")[0]
+    return expect_global_id(event_filter.thread, _THREADS, field=_THREAD_FIELD)[0]
 
 
 def domain_filter(event_filter: EventFilter | None) -> DomainEventFilter:
@@ -59,7 +63,7 @@ def domain_filter(event_filter: EventFilter | None) -> DomainEventFilter:
     f = event_filter
     threads = ()
     if f.thread is not None:
-        threads = (expect_global_id(f.thread, ("Problem", "Solution"), field="filter.thread")[1],)
+        threads = (expect_global_id(f.thread, _THREADS, field=_THREAD_FIELD)[1],)
     return DomainEventFilter(
         cities=tuple(f.cities or ()), hazards=tuple(f.hazards or ()),
         sectors=tuple(f.sectors or ()), tags=tuple(f.tags or ()), types=tuple(f.types or ()),

@@ -33,7 +33,9 @@ def from_global_id(global_id: str) -> tuple[str, str] | None:
     return parse_global_id(global_id)
 
 
-def expect_global_id(global_id: str, kinds: tuple[str, ...], *, field: str) -> tuple[str, str]:
+def expect_global_id(
+    global_id: str, kinds: tuple[str, ...], *, field: str | tuple[str, ...]
+) -> tuple[str, str]:
     """(kind, id) of a global id that must be of one of `kinds`, else the caller's error."""
     parsed = parse_global_id(global_id)
     if parsed is None or parsed[0] not in kinds:

@@ -25,11 +25,15 @@ class InvalidInput(ServiceError):
         super().__init__(f"{'.'.join(self.field)}: {message}")
 
 
+NOT_FOUND_ID_SHOWN = 100  # characters of a missing id a message repeats: not a client's megabyte
+
+
 class NotFound(ServiceError):
     def __init__(self, kind: str, id: str) -> None:
         self.kind = kind
         self.id = id
-        super().__init__(f"{kind} {id!r} not found")
+        shown = id if len(id) <= NOT_FOUND_ID_SHOWN else f"{id[:NOT_FOUND_ID_SHOWN]}..."
+        super().__init__(f"{kind} {shown!r} not found")
 
 
 class Conflict(ServiceError):
