@@ -41,6 +41,8 @@ class OAuthRealms:
     access_ttl_seconds: int
     secure_cookies: bool
     hsts: bool = False
+    # The web app's redirect URIs (auth/web_app_clients.py); empty: no web app client.
+    web_app_redirect_uris: tuple[str, ...] = ()
     hashing: HashingGate = field(default_factory=HashingGate)
     _servers: dict[str, RealmServer] = field(default_factory=dict[str, RealmServer])
 
@@ -67,6 +69,7 @@ class OAuthRealms:
             store=self.store,
             audience=self.audience,
             access_ttl_seconds=self.access_ttl_seconds,
+            web_app_redirect_uris=self.web_app_redirect_uris,
         )
         self._servers[city] = server
         return server

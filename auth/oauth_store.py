@@ -7,11 +7,12 @@ touch are reached through their owners, with `OAuthStore.db` (see auth/__init__.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from pymongo import ASCENDING, IndexModel, MongoClient, ReturnDocument
+from pymongo import ASCENDING, IndexModel, MongoClient, ReturnDocument, UpdateOne
 from pymongo.database import Database as SyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -108,6 +109,35 @@ class OAuthStore:
             }
         )
         return client
+
+    def ensure_clients(self, clients: Sequence[OAuthClient]) -> None:
+        """Register each of `clients` unless it exists, and set its redirect URIs either way
+        (the service's address may have changed); one an admin revoked stays revoked."""
+        if not clients:
+            return
+        self.db.oauth_clients.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": client.client_id, "city": client.city},
+                    {
+                        "$set": {"redirectUris": list(client.redirect_uris)},
+                        "$setOnInsert": {
+                            "name": client.name,
+                            "type": client.type.value,
+                            "grants": list(client.grants),
+                            "scopes": list(client.scopes),
+                            "secretHash": None,
+                            "createdAt": client.created_at,
+                            "revokedAt": None,
+                            "organisationId": None,
+                        },
+                    },
+                    upsert=True,
+                )
+                for client in clients
+            ],
+            ordered=False,
+        )
 
     def get_client(self, city: str, client_id: str) -> OAuthClient | None:
         doc = self.db.oauth_clients.find_one({"_id": client_id, "city": city})

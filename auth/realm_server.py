@@ -19,7 +19,7 @@ from authlib.oauth2.rfc6749 import AuthorizationServer, InvalidGrantError, OAuth
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from joserfc import jws
 
-from cityexchange.auth import signing_keys
+from cityexchange.auth import signing_keys, web_app_clients
 from cityexchange.auth.endpoints import Introspection, Revocation
 from cityexchange.auth.grants import (
     ALL_AUTH_METHODS,
@@ -55,11 +55,18 @@ class RealmServer(AuthorizationServer):
     """The authorization server of one city's realm."""
 
     def __init__(
-        self, *, realm: Realm, store: OAuthStore, audience: str, access_ttl_seconds: int
+        self,
+        *,
+        realm: Realm,
+        store: OAuthStore,
+        audience: str,
+        access_ttl_seconds: int,
+        web_app_redirect_uris: tuple[str, ...] = (),
     ) -> None:
         super().__init__(scopes_supported=sorted(KNOWN_SCOPES))
         self.realm = realm
         self.store = store
+        self.web_app_redirect_uris = web_app_redirect_uris
         self.audience = audience
         self.access_ttl_seconds = access_ttl_seconds
         generator: Any = BearerTokenGenerator
@@ -108,7 +115,18 @@ class RealmServer(AuthorizationServer):
         return ResourceOwner(person_id, self.realm.city, role) if role else None
 
     def query_client(self, client_id: str) -> OAuthClient | None:
-        client = self.store.get_client(self.realm.city, client_id)
+        city = self.realm.city
+        client = self.store.get_client(city, client_id)
+        uris = self.web_app_redirect_uris
+        if (
+            uris
+            and client_id == web_app_clients.client_id(city)
+            and (client is None or client.redirect_uris != uris)
+        ):
+            # A city added since the service started, or a start that could not reach the
+            # database: the realm gets the web app (at this address) on first use.
+            web_app_clients.ensure(self.store, [city], uris)
+            client = self.store.get_client(city, client_id)
         return client if client is not None and client.revoked_at is None else None
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from cityexchange import graphiql, logs, probes, runtime, unsubscribe
+from cityexchange import graphiql, logs, probes, runtime, unsubscribe, web_app
 from cityexchange.auth.web import routes as oauth_routes
 from cityexchange.drain import Drain
 from cityexchange.graphql_view import GraphQLView
@@ -97,6 +97,7 @@ def create_app(
                 # Read the language model and the rate table before the first request, off
                 # the event loop: loaded inside one, they ate its time budget (a false 503).
                 await asyncio.gather(asyncio.to_thread(text.warm), money.loaded())
+                await web_app.register_clients(r)
                 yield {"resources": r}
                 # Let the loops finish their current item (their database calls are bounded
                 # by timeoutMS): cancelling a driver call halfway can leave a socket behind.
@@ -114,6 +115,7 @@ def create_app(
             *([] if settings.production else [graphiql.assets()]),
             Route("/graphql", graphql),  # the view answers other methods: JSON 405
             *unsubscribe.routes(current),
+            *web_app.routes(current),
             *probes.routes(
                 current=current,
                 supervisor=lambda: supervisor,

@@ -219,9 +219,11 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> None:
 def _demo_load(args: argparse.Namespace, settings: Settings) -> None:
     from cityexchange import demo
 
+    secret = demo.password(Path(args.data_dir))
     with _database_uri(settings, Path(args.data_dir)) as uri:
-        tokens = asyncio.run(demo.load(dataclasses.replace(settings, mongodb_uri=Secret(uri))))
-    print_json({"tokens": tokens, "valid_hours": 8})
+        configured = dataclasses.replace(settings, mongodb_uri=Secret(uri))
+        tokens = asyncio.run(demo.load(configured, people_password=secret))
+    print_json({"tokens": tokens, "valid_hours": 8, "people_password": secret})
 
 
 def _schema(_: argparse.Namespace, __: Settings) -> None:

@@ -4,11 +4,16 @@ people."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import secrets
 from collections.abc import Callable
 from importlib import resources as package_files
+from pathlib import Path
 
 from cityexchange import demo_data as data
+from cityexchange.auth import admin
 from cityexchange.auth.tokens import issue_access_token
 from cityexchange.resources import open_database, open_resources
 from cityexchange.services import access, cities, comments, experts, organisations, problems
@@ -36,6 +41,7 @@ from cityexchange.settings import Settings
 DEMO_TOKEN_TTL_SECONDS = 8 * 3600
 ALL_SCOPES = frozenset(scope.value for scope in Scope)
 LOAD_TIMEOUT_MS = 30_000
+PASSWORD_FILE = "demo-password"  # noqa: S105 - a file name; the password is generated
 
 
 class DemoDataError(Exception):
@@ -207,8 +213,30 @@ def _cro(people: dict[tuple[str, str], Person], city: str) -> Person:
     return next(p for (c, _), p in people.items() if c == city and p.role is Role.CRO)
 
 
-async def load(settings: Settings) -> dict[str, str]:
-    """Load the demo if the database has no cities; return a token per demo city."""
+def password(data_dir: Path) -> str:
+    """The demo people's sign-in password: made once per data directory and kept there
+    (readable by its owner only), so a restart prints the same one."""
+    path = data_dir / PASSWORD_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    chosen = secrets.token_urlsafe(12)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(chosen + "\n")
+    return chosen
+
+
+def sign_ins() -> list[tuple[str, str, str]]:
+    """(city, username, role) of every demo person, who signs in with `password`."""
+    return [(city, username, role) for city, username, _, role, *_ in data.PEOPLE]
+
+
+async def load(settings: Settings, *, people_password: str | None = None) -> dict[str, str]:
+    """Load the demo if the database has no cities; return a token per demo city. With
+    `people_password`, the demo people it adds can sign in with it (at /app, say)."""
     settings = dataclasses.replace(settings, operation_timeout_ms=LOAD_TIMEOUT_MS)
     async with open_resources(settings) as resources:
         db = resources.db
@@ -216,6 +244,15 @@ async def load(settings: Settings) -> dict[str, str]:
         people: dict[tuple[str, str], Person] = {}
         if await db.is_empty():
             await _load(db, people)
+            if people_password is not None:
+                for city, username in people:
+                    await asyncio.to_thread(
+                        admin.set_password,
+                        resources.oauth,
+                        city=city,
+                        username=username,
+                        password=people_password,
+                    )
         registry = resources.registry
         tokens: dict[str, str] = {}
         for slug in dict.fromkeys(city for city, *_ in data.PEOPLE):

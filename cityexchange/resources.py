@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from cityexchange.auth import web_app_clients
 from cityexchange.auth.denylist import Denylist
 from cityexchange.auth.federation import Federation
 from cityexchange.auth.oauth_store import OAuthStore
@@ -186,6 +187,9 @@ async def open_resources(
                 access_ttl_seconds=settings.access_token_ttl_seconds,
                 secure_cookies=settings.public_url.startswith("https://"),
                 hsts=settings.production,
+                web_app_redirect_uris=web_app_clients.redirect_uris(
+                    settings.public_url, production=settings.production
+                ),
             ),
             hub=hub,
             events=EventStream(db, hub.publish, on_open=live.change_streams.inc),

@@ -141,13 +141,19 @@ def _introduce(
     from cityexchange import demo
 
     if args.demo:
-        tokens = asyncio.run(demo.load(settings))
+        secret = demo.password(Path(args.data_dir))
+        tokens = asyncio.run(demo.load(settings, people_password=secret))
         print("\nDemo tokens (valid for 8 hours; send as 'Authorization: Bearer <token>'):")
         for slug, token in tokens.items():
             print(f"  {slug:<14} {token}")
         print(
             "The library's other member cities have no demo people; a token for any of them:"
             f"\n  ./dev token issue --city <slug> --data-dir {shlex.quote(args.data_dir)}"
+        )
+        people = ", ".join(f"{city}/{username}" for city, username, _ in demo.sign_ins()[:4])
+        print(
+            f"\nThe web app: {settings.public_url}/app - pick a city and sign in as one of its"
+            f" demo people ({people}, ...) with the password {secret}"
         )
     elif asyncio.run(demo.is_empty(settings)):
         steps = next_steps(args.data_dir, url)

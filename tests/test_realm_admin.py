@@ -57,12 +57,16 @@ async def test_an_admin_registers_rotates_and_revokes_its_citys_clients(api: Api
     assert (await api.data(VIEWER, token=token))["viewer"]["city"] == {"slug": "rotterdam"}
 
     listed = await api.data("{ oauthClients { clientId name } }", token=admin_token)
-    assert listed["oauthClients"] == [{"clientId": client_id, "name": "Open data portal"}]
+    assert listed["oauthClients"] == [
+        # The service registered its web app in the realm at start (docs/web-app.md).
+        {"clientId": "rotterdam-web", "name": "Peer City Exchange web app"},
+        {"clientId": client_id, "name": "Open data portal"},
+    ]
 
     # Another city's admin can neither see nor touch it.
     lagos_admin = await api.token("lagos")
     assert (await api.data("{ oauthClients { clientId } }", token=lagos_admin)) == {
-        "oauthClients": []
+        "oauthClients": [{"clientId": "lagos-web"}]
     }
     revoke = """mutation($id: String!) { revokeClient(input: {clientId: $id}) { revoked
         userErrors { code } } }"""
