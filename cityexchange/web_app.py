@@ -9,13 +9,15 @@ talks to /graphql and the realms' OAuth endpoints on this origin only."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import time
 from os import PathLike
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -31,6 +33,7 @@ log = logging.getLogger("cityexchange")
 PATH = "/app"
 BUILD = Path(__file__).parent / "static" / "app"
 MAX_CITIES = 2000  # the picker's list; more member cities than that need a search box
+REALMS_FRESH_SECONDS = 60.0  # anonymous callers cost one read a minute, however many they are
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
@@ -75,22 +78,34 @@ def routes(current: Current) -> list[BaseRoute]:
             )
         return FileResponse(index, headers=PAGE_HEADERS, media_type="text/html")
 
+    cached: list[bytes] = []  # the last answer's body
+    cached_at = [-REALMS_FRESH_SECONDS]
+
     async def realms(_: Request) -> Response:
         """The member cities, each with its realm and the app's client there: the sign-in
-        page's city picker (public, as each realm's metadata is)."""
-        listed = await city_store.cities_after(current().db, None, limit=MAX_CITIES)
-        return JSONResponse(
-            [
-                {
-                    "slug": city.slug,
-                    "name": city.name,
-                    "country": city.country,
-                    "issuer": f"/realms/{city.slug}",
-                    "clientId": client_id(city.slug),
-                }
-                for city in listed
-            ],
-            headers={"Cache-Control": "public, max-age=60"},
+        page's city picker (public, as each realm's metadata is), read at most once a
+        minute per process."""
+        if not cached or time.monotonic() - cached_at[0] >= REALMS_FRESH_SECONDS:
+            listed = await city_store.cities_after(current().db, None, limit=MAX_CITIES)
+            body = json.dumps(
+                [
+                    {
+                        "slug": city.slug,
+                        "name": city.name,
+                        "country": city.country,
+                        "issuer": f"/realms/{city.slug}",
+                        "clientId": client_id(city.slug),
+                    }
+                    for city in listed
+                ],
+                ensure_ascii=False,
+            ).encode()
+            cached[:] = [body]
+            cached_at[0] = time.monotonic()
+        return Response(
+            cached[0],
+            media_type="application/json",
+            headers={"Cache-Control": f"public, max-age={int(REALMS_FRESH_SECONDS)}"},
         )
 
     return [
