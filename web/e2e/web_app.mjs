@@ -126,13 +126,13 @@ async function api(base, token, query, variables = {}) {
   return body.data;
 }
 
-async function publish(base, token, title) {
+async function publish(base, token, title, urgency = "ROUTINE") {
   const data = await api(
     base,
     token,
     `mutation($input: PublishProblemInput!) { publishProblem(input: $input) {
        problem { id } userErrors { message } } }`,
-    { input: { title, summary: "Published by the end-to-end test.", hazards: ["FLOOD"] } },
+    { input: { title, summary: "Published by the end-to-end test.", hazards: ["FLOOD"], urgency } },
   );
   if (!data.publishProblem.problem) throw new Error(JSON.stringify(data.publishProblem));
   return data.publishProblem.problem.id;
@@ -246,6 +246,36 @@ try {
     await shot(page, "06-resumed");
   });
 
+  await run("filters: only active crises", async () => {
+    await page.getByText("Filters", { exact: true }).click();
+    await page.getByLabel("Active crisis", { exact: true }).check();
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await state.and(page.locator("[data-state=live]")).waitFor();
+    const routine = `Routine leak ${Date.now()}`;
+    const crisis = `Levee breach ${Date.now()}`;
+    await publish(base, lagos, routine);
+    await publish(base, lagos, crisis, "ACTIVE_CRISIS");
+    await page.getByTestId("events").getByText(crisis).waitFor();
+    if (await page.getByText(routine).count()) throw new Error("the filter let a routine ask in");
+    await shot(page, "07-crisis-filter");
+    await page.getByRole("button", { name: "Clear" }).click();
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await state.and(page.locator("[data-state=live]")).waitFor();
+  });
+
+  await run("a token near its end is refreshed, and the refresh token rotates", async () => {
+    const before = await page.evaluate(() => {
+      const session = JSON.parse(localStorage.getItem("cx.session"));
+      localStorage.setItem("cx.session", JSON.stringify({ ...session, expiresAt: Date.now() }));
+      return session.refreshToken;
+    });
+    await page.reload();
+    await page.locator(".cards .card").first().waitFor();
+    const after = await page.evaluate(() => JSON.parse(localStorage.getItem("cx.session")));
+    if (after.refreshToken === before) throw new Error("the refresh token did not rotate");
+    if (after.expiresAt <= Date.now()) throw new Error("the access token was not renewed");
+  });
+
   await run("a problem page: comment, and we face this too", async () => {
     await page.locator(".cards .card a").first().click();
     await page.locator("article h1").waitFor();
@@ -259,7 +289,7 @@ try {
     await page.getByRole("button", { name: "Send" }).click();
     await page.getByText(body).waitFor();
     await accessible(page, "problem");
-    await shot(page, "07-problem");
+    await shot(page, "08-problem");
   });
 
   await run("follow a lineage link", async () => {
@@ -276,13 +306,13 @@ try {
     await page.locator("article h1", { hasText: adapted.title }).waitFor();
     await page.locator(".lineage svg").waitFor();
     await accessible(page, "solution");
-    await shot(page, "08-solution-lineage");
+    await shot(page, "09-solution-lineage");
     await page.locator(".lineage-list").getByRole("link", { name: adapted.adaptedFrom.title }).click();
     await page.locator("article h1", { hasText: adapted.adaptedFrom.title }).waitFor();
     if (!page.url().endsWith(encodeURIComponent(adapted.adaptedFrom.id))) {
       throw new Error(`the lineage link led to ${page.url()}`);
     }
-    await shot(page, "09-lineage-followed");
+    await shot(page, "10-lineage-followed");
   });
 
   await run("the map", async () => {
@@ -291,7 +321,7 @@ try {
     const dots = await page.locator(".map svg circle").count();
     if (dots < 8) throw new Error(`the map shows ${dots} cities`);
     await accessible(page, "map");
-    await shot(page, "10-map");
+    await shot(page, "11-map");
   });
 
   await run("publish: errors next to their fields, then published", async () => {
@@ -299,7 +329,7 @@ try {
     await page.getByRole("button", { name: "Publish" }).click();
     await page.locator("#title-error").waitFor(); // the API's userErrors, by field
     await accessible(page, "publish-errors");
-    await shot(page, "11-publish-errors");
+    await shot(page, "12-publish-errors");
     const title = `Basement pumps overwhelmed ${Date.now()}`;
     await page.getByLabel("Title").fill(title);
     await page.getByLabel("Summary").fill("Cloudbursts overwhelm the pumps of older basements.");
@@ -309,7 +339,7 @@ try {
     await page.getByLabel("Flood", { exact: true }).check();
     await page.getByRole("button", { name: "Publish" }).click();
     await page.locator("article h1", { hasText: title }).waitFor();
-    await shot(page, "12-published");
+    await shot(page, "13-published");
   });
 
   await run("in Spanish, at a phone's width", async () => {
@@ -320,7 +350,7 @@ try {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth > innerWidth);
     if (overflow) throw new Error("the feed is wider than a phone's screen");
     await accessible(page, "feed-phone-es");
-    await shot(page, "13-phone-es");
+    await shot(page, "14-phone-es");
     await page.getByLabel("Idioma").selectOption("en");
     await page.setViewportSize({ width: 1280, height: 900 });
   });
