@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 
 from cityexchange.services import mail, peers, polling
+from cityexchange.services.alert_texts import texts_for
 from cityexchange.services.clock import now
 from cityexchange.services.ids import global_id
 from cityexchange.services.models import CRISIS_ASKS, City, Event, Mail, Problem, is_crisis_ask
@@ -61,15 +62,19 @@ async def close_peers(db: Database, city: str) -> frozenset[str]:
         after = members[-1].slug
 
 
+FOLLOWS, CLOSE_PEER = "follows", "close-peer"  # why a city is reached
+
+
 async def reached(db: Database, event: Event) -> dict[str, str]:
-    """The cities `event`'s crisis reaches, each with why, in words for its alert; only
-    cities that may see the problem, and never the asking city itself."""
+    """The cities `event`'s crisis reaches, each with why (FOLLOWS its hazards or a
+    CLOSE_PEER of the asking city); only cities that may see the problem, and never the
+    asking city itself."""
     why: dict[str, str] = {}
     hazards = [h.value for h in event.hazards]
     for city in await follow_store.cities_following(db, kind="HAZARD", values=hazards):
-        why[city] = "your city follows " + ", ".join(label(h) for h in hazards)
+        why[city] = FOLLOWS
     for city in sorted(await close_peers(db, event.subject_city)):
-        why.setdefault(city, "your city is a close peer of the asking city")
+        why.setdefault(city, CLOSE_PEER)
     return {
         city: reason
         for city, reason in why.items()
@@ -149,29 +154,36 @@ async def _city(db: Database, slug: str) -> City | None:
 def alert_mail(
     problem: Problem, asking: City | None, city: City, to: str, why: str, app_url: str
 ) -> Mail:
-    """The email to `city`'s CRO team contact about `problem` (English for now)."""
+    """The email to `city`'s CRO team contact about `problem`, in the first of the city's
+    languages the alert texts have (services/alert_texts.py), else English; `why` is
+    FOLLOWS or CLOSE_PEER."""
+    language, t = texts_for(city.languages)
     name = asking.name if asking else problem.city
     link = f"{app_url}/problems/{global_id('Problem', problem.id)}"
     hazards = ", ".join(label(h.value) for h in problem.hazards)
+    because = t.follows.format(hazards=hazards) if why == FOLLOWS else t.close_peer
+    footer = t.why.format(city=city.name, why=because)
+    asks = t.asks.format(name=name)
     text = "\n".join(
         [
-            f"{name} asks for help with an active crisis: {problem.title}",
+            f"{asks} {problem.title}",
             "",
             problem.summary,
             "",
-            f"Hazards: {hazards}",
-            f"Open it: {link}",
-            "Offer a solution or a person who can help from its page (offerHelp).",
+            f"{t.hazards}: {hazards}",
+            f"{t.open}: {link}",
+            t.offer,
             "",
-            f"You receive this as the CRO team contact of {city.name}, because {why}.",
+            footer,
         ]
     )
     e = html.escape
     body = (
-        f"<p><strong>{e(name)} asks for help with an active crisis:</strong> "
-        f"{e(problem.title)}</p><p>{e(problem.summary)}</p><p>Hazards: {e(hazards)}</p>"
-        f'<p><a href="{e(link)}">Open it in Peer City Exchange</a> to offer a solution or a '
-        f"person who can help.</p><p><small>You receive this as the CRO team contact of "
-        f"{e(city.name)}, because {e(why)}.</small></p>"
+        f'<html lang="{language}"><body>'
+        f"<p><strong>{e(asks)}</strong> {e(problem.title)}</p><p>{e(problem.summary)}</p>"
+        f"<p>{e(t.hazards)}: {e(hazards)}</p>"
+        f'<p><a href="{e(link)}">{e(t.open_html)}</a> {e(t.offer_html)}</p>'
+        f"<p><small>{e(footer)}</small></p></body></html>"
     )
-    return Mail(to=to, subject=f"Active crisis in {name}: {problem.title}", text=text, html=body)
+    subject = t.subject.format(name=name, title=problem.title)
+    return Mail(to=to, subject=subject, text=text, html=body)

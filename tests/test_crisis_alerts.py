@@ -60,7 +60,8 @@ DELTA = ResilienceProfile(hazards=(Hazard.FLOOD, Hazard.HEAT_WAVE, Hazard.SEA_LE
 
 
 async def _cities(api: Api) -> None:
-    """Pune asks; Mumbai is its close peer; Rotterdam follows floods; Reykjavik neither."""
+    """Pune asks; Mumbai is its close peer; Rotterdam (in Dutch) follows floods; Reykjavik
+    neither."""
 
     def city(slug: str, name: str, country: str, **more: Any) -> City:
         contact = Contact(name=f"{name} CRO team", email=f"cro@{slug}.example.org")
@@ -79,7 +80,14 @@ async def _cities(api: Api) -> None:
     for record in (
         city("pune", "Pune", "IN", **alike),
         city("mumbai", "Mumbai", "IN", **alike),
-        city("rotterdam", "Rotterdam", "NL", climate_zone="Cfb", population=650_000),
+        city(
+            "rotterdam",
+            "Rotterdam",
+            "NL",
+            climate_zone="Cfb",
+            population=650_000,
+            languages=("fy", "nl"),  # Frisian has no alert texts: the next one, Dutch
+        ),
         city("reykjavik", "Reykjavík", "IS", climate_zone="Cfc", population=140_000),
     ):
         await cities.add_city(db=api.db, city=record)
@@ -151,7 +159,7 @@ async def test_a_crisis_reaches_followers_and_close_peers_once(
     ]
     by_city = {to[0]: message for to, message in mail.received}
     message = by_city["cro@rotterdam.example.org"]
-    assert message["Subject"] == "Active crisis in Pune: Monsoon floods"
+    assert message["Subject"] == "Acute crisis in Pune: Monsoon floods"  # Rotterdam's Dutch
     assert message["From"] == "Exchange <alerts@exchange.example.org>"
     assert message["Auto-Submitted"] == "auto-generated"
     link = f"{settings.public_url}/app/problems/{to_global_id('Problem', crisis)}"
@@ -159,10 +167,13 @@ async def test_a_crisis_reaches_followers_and_close_peers_once(
     html = message.get_body(("html",))
     assert text is not None
     assert html is not None
-    assert "because your city follows Flood" in text.get_content()
+    assert "omdat uw stad Flood volgt" in text.get_content()
+    assert 'lang="nl"' in html.get_content()
     assert link in text.get_content()
     assert f'href="{link}"' in html.get_content()
-    peer_text = by_city["cro@mumbai.example.org"].get_body(("plain",))
+    peer = by_city["cro@mumbai.example.org"]  # no languages on record: English
+    assert peer["Subject"] == "Active crisis in Pune: Monsoon floods"
+    peer_text = peer.get_body(("plain",))
     assert peer_text is not None
     assert "because your city is a close peer of the asking city" in peer_text.get_content()
 
@@ -182,7 +193,8 @@ async def test_a_crisis_kept_to_its_city_alerts_no_one(api: Api, mail: MailServe
     await _until(lambda: len(mail.received) == 2)
     await asyncio.sleep(1.5)
     assert {message["Subject"] for _, message in mail.received} == {
-        "Active crisis in Pune: For everyone"
+        "Active crisis in Pune: For everyone",  # Mumbai's
+        "Acute crisis in Pune: For everyone",  # Rotterdam's, in Dutch
     }
 
 
