@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pymongo import ASCENDING, IndexModel, MongoClient, ReturnDocument, UpdateOne
 from pymongo.database import Database as SyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from cityexchange.auth import federated_links, revocations, sign_in_store, trusted_issuers
 from cityexchange.auth.records import AuthorizationCode, ClientType, OAuthClient, RefreshToken
@@ -22,6 +22,7 @@ from cityexchange.services.clock import now
 from cityexchange.services.store.unavailable import guarded_sync
 
 Document = dict[str, Any]
+DUPLICATE_KEY = 11000  # the server's error code for a unique index violated
 T = TypeVar("T")
 
 _TTL = {"expireAfterSeconds": 0}
@@ -110,34 +111,49 @@ class OAuthStore:
         )
         return client
 
-    def ensure_clients(self, clients: Sequence[OAuthClient]) -> None:
-        """Register each of `clients` unless it exists, and set its redirect URIs either way
-        (the service's address may have changed); one an admin revoked stays revoked."""
+    def ensure_clients(self, clients: Sequence[OAuthClient], *, replace_uris: bool) -> None:
+        """Register each of `clients` unless it exists; then set its redirect URIs to the
+        given ones (`replace_uris`: the service's address may have changed) or add those
+        missing. One an admin revoked stays revoked. Concurrent calls (replicas starting
+        together) are safe: an insert that loses the race is an existing client."""
         if not clients:
             return
-        self.db.oauth_clients.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": client.client_id, "city": client.city},
-                    {
-                        "$set": {"redirectUris": list(client.redirect_uris)},
-                        "$setOnInsert": {
-                            "name": client.name,
-                            "type": client.type.value,
-                            "grants": list(client.grants),
-                            "scopes": list(client.scopes),
-                            "secretHash": None,
-                            "createdAt": client.created_at,
-                            "revokedAt": None,
-                            "organisationId": None,
+
+        def uris(client: OAuthClient) -> Document:
+            given = list(client.redirect_uris)
+            if replace_uris:
+                return {"$set": {"redirectUris": given}}
+            return {"$addToSet": {"redirectUris": {"$each": given}}}
+
+        try:
+            self.db.oauth_clients.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": client.client_id},
+                        {
+                            **uris(client),
+                            "$setOnInsert": {
+                                "city": client.city,
+                                "name": client.name,
+                                "type": client.type.value,
+                                "grants": list(client.grants),
+                                "scopes": list(client.scopes),
+                                "secretHash": None,
+                                "createdAt": client.created_at,
+                                "revokedAt": None,
+                                "organisationId": None,
+                            },
                         },
-                    },
-                    upsert=True,
-                )
-                for client in clients
-            ],
-            ordered=False,
-        )
+                        upsert=True,
+                    )
+                    for client in clients
+                ],
+                ordered=False,
+            )
+        except BulkWriteError as error:
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                raise
+            # Another process inserted it first; what it wrote is the same client.
 
     def get_client(self, city: str, client_id: str) -> OAuthClient | None:
         doc = self.db.oauth_clients.find_one({"_id": client_id, "city": city})

@@ -121,11 +121,12 @@ class RealmServer(AuthorizationServer):
         if (
             uris
             and client_id == web_app_clients.client_id(city)
-            and (client is None or client.redirect_uris != uris)
+            and (client is None or not set(uris) <= set(client.redirect_uris))
         ):
             # A city added since the service started, or a start that could not reach the
-            # database: the realm gets the web app (at this address) on first use.
-            web_app_clients.ensure(self.store, [city], uris)
+            # database: the realm gets the web app (at this address) on first use. Adding,
+            # not replacing: two processes on other addresses must not undo each other.
+            web_app_clients.ensure(self.store, [city], uris, replace_uris=False)
             client = self.store.get_client(city, client_id)
         return client if client is not None and client.revoked_at is None else None
 

@@ -40,6 +40,11 @@ from cityexchange.auth.sign_in import (
 )
 from cityexchange.services.errors import InvalidInput
 
+# An error description may hold only printable ASCII but the quote and the backslash (RFC
+# 6749 §5.2): a parameter with others (a redirect_uri with a quote or a newline) is answered
+# without it.
+UNQUOTABLE = "a parameter holds characters an error cannot quote (quotes, backslashes, controls)"
+
 
 def routes(get_realms: Callable[[], OAuthRealms]) -> list[Route]:
     """Routes of every realm, under /realms/<city>, plus RFC 8414's well-known location.
@@ -86,7 +91,12 @@ def routes(get_realms: Callable[[], OAuthRealms]) -> list[Route]:
                     status_code=404,
                 )
             oauth = oauth_request(server, request, name, await read_form(request))
-            return oauth_response(*await in_thread(run, server, oauth))
+            try:
+                return oauth_response(*await in_thread(run, server, oauth))
+            except ValueError:  # authlib refusing to quote a value in its error (RFC 6749 §5.2)
+                return JSONResponse(
+                    {"error": "invalid_request", "error_description": UNQUOTABLE}, status_code=400
+                )
 
         return handle
 
@@ -102,6 +112,9 @@ def routes(get_realms: Callable[[], OAuthRealms]) -> list[Route]:
         oauth = oauth_request(server, request, "authorize", {})
         try:
             grant = await in_thread(server.consent, oauth)
+        except ValueError:  # authlib refusing to quote a value in its error (RFC 6749 §5.2)
+            page = pages.error(title="This sign-in link is not valid", detail=UNQUOTABLE)
+            return realms.html(page, 400)
         except OAuth2Error as exc:
             if exc.redirect_uri:
                 return oauth_response(*server.error_response(oauth, exc))

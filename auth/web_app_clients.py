@@ -37,9 +37,12 @@ def redirect_uris(public_url: str, *, production: bool) -> tuple[str, ...]:
     return tuple(f"{origin}{CALLBACK_PATH}" for origin in (base, *others))
 
 
-def ensure(store: OAuthStore, cities: Iterable[str], uris: tuple[str, ...]) -> None:
-    """Register the app in each of `cities`' realms, or bring its redirect URIs up to date;
-    a realm whose admin revoked the app keeps it revoked (synchronous: the OAuth store's)."""
+def ensure(
+    store: OAuthStore, cities: Iterable[str], uris: tuple[str, ...], *, replace_uris: bool = True
+) -> None:
+    """Register the app in each of `cities`' realms, and set its redirect URIs to `uris`
+    (or, not `replace_uris`, add the missing ones); a realm whose admin revoked the app
+    keeps it revoked (synchronous: the OAuth store's)."""
     created = now()
     store.ensure_clients(
         [
@@ -55,5 +58,6 @@ def ensure(store: OAuthStore, cities: Iterable[str], uris: tuple[str, ...]) -> N
                 created_at=created,
             )
             for city in cities
-        ]
+        ],
+        replace_uris=replace_uris,
     )

@@ -5,6 +5,7 @@ people."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -17,6 +18,7 @@ from cityexchange.auth import admin
 from cityexchange.auth.tokens import issue_access_token
 from cityexchange.resources import open_database, open_resources
 from cityexchange.services import access, cities, comments, experts, organisations, problems
+from cityexchange.services.errors import InvalidInput, NotFound
 from cityexchange.services.library_import import import_library
 from cityexchange.services.library_records import Record, in_order, read
 from cityexchange.services.models import (
@@ -218,9 +220,13 @@ def password(data_dir: Path) -> str:
     (readable by its owner only), so a restart prints the same one."""
     path = data_dir / PASSWORD_FILE
     try:
-        return path.read_text().strip()
+        kept = path.read_text().strip()
+        admin.check_password(kept)
+        return kept
     except FileNotFoundError:
         pass
+    except (InvalidInput, UnicodeDecodeError):
+        path.unlink()  # emptied or edited to something no one could sign in with: a new one
     chosen = secrets.token_urlsafe(12)
     data_dir.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -244,8 +250,11 @@ async def load(settings: Settings, *, people_password: str | None = None) -> dic
         people: dict[tuple[str, str], Person] = {}
         if await db.is_empty():
             await _load(db, people)
-            if people_password is not None:
-                for city, username in people:
+        if people_password is not None:
+            # Every start, not only the first: the password printed is the one that works
+            # (a data directory from before demo passwords, or one whose file was replaced).
+            for city, username, *_ in data.PEOPLE:
+                with contextlib.suppress(NotFound):  # a person an admin has since removed
                     await asyncio.to_thread(
                         admin.set_password,
                         resources.oauth,

@@ -25,6 +25,7 @@ from starlette.types import Scope
 from cityexchange.auth import web_app_clients
 from cityexchange.auth.web_app_clients import client_id
 from cityexchange.resources import Current, Resources
+from cityexchange.services import cities
 from cityexchange.services.errors import Unavailable
 from cityexchange.services.store import cities as city_store
 
@@ -67,6 +68,42 @@ class _Assets(StaticFiles):
         return response
 
 
+class _Directory:
+    """/app/realms.json's body, read from the database at most once a minute per process
+    however many ask (one read at a time: callers during a read wait for it)."""
+
+    def __init__(self, current: Current) -> None:
+        self.current = current
+        self.read_at = -REALMS_FRESH_SECONDS
+        self.cached = b""
+        self.lock = asyncio.Lock()
+
+    def fresh(self) -> bool:
+        return time.monotonic() - self.read_at < REALMS_FRESH_SECONDS
+
+    async def body(self) -> bytes:
+        if self.fresh():
+            return self.cached
+        async with self.lock:
+            if not self.fresh():  # the caller before this one may have read it
+                listed = await cities.directory(db=self.current().db, limit=MAX_CITIES)
+                self.cached = json.dumps(
+                    [
+                        {
+                            "slug": city.slug,
+                            "name": city.name,
+                            "country": city.country,
+                            "issuer": f"/realms/{city.slug}",
+                            "clientId": client_id(city.slug),
+                        }
+                        for city in listed
+                    ],
+                    ensure_ascii=False,
+                ).encode()
+                self.read_at = time.monotonic()
+        return self.cached
+
+
 def routes(current: Current) -> list[BaseRoute]:
     index = BUILD / "index.html"
 
@@ -78,34 +115,18 @@ def routes(current: Current) -> list[BaseRoute]:
             )
         return FileResponse(index, headers=PAGE_HEADERS, media_type="text/html")
 
-    cached: list[bytes] = []  # the last answer's body
-    cached_at = [-REALMS_FRESH_SECONDS]
+    directory = _Directory(current)
 
     async def realms(_: Request) -> Response:
         """The member cities, each with its realm and the app's client there: the sign-in
-        page's city picker (public, as each realm's metadata is), read at most once a
-        minute per process."""
-        if not cached or time.monotonic() - cached_at[0] >= REALMS_FRESH_SECONDS:
-            listed = await city_store.cities_after(current().db, None, limit=MAX_CITIES)
-            body = json.dumps(
-                [
-                    {
-                        "slug": city.slug,
-                        "name": city.name,
-                        "country": city.country,
-                        "issuer": f"/realms/{city.slug}",
-                        "clientId": client_id(city.slug),
-                    }
-                    for city in listed
-                ],
-                ensure_ascii=False,
-            ).encode()
-            cached[:] = [body]
-            cached_at[0] = time.monotonic()
+        page's city picker (public, as each realm's metadata is)."""
         return Response(
-            cached[0],
+            await directory.body(),
             media_type="application/json",
-            headers={"Cache-Control": f"public, max-age={int(REALMS_FRESH_SECONDS)}"},
+            headers={
+                "Cache-Control": f"public, max-age={int(REALMS_FRESH_SECONDS)}",
+                "X-Content-Type-Options": "nosniff",
+            },
         )
 
     return [

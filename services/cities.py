@@ -84,6 +84,12 @@ async def person_of_principal(*, db: Database, actor: Principal) -> Person | Non
     return await people_store.person_in_city(db, city=actor.city, id=actor.subject)
 
 
+async def directory(*, db: Database, limit: int) -> list[City]:
+    """The member cities by slug, at most `limit`: public, as each city's realm is (the web
+    app's sign-in offers them)."""
+    return await store.cities_after(db, None, limit=limit)
+
+
 async def require_city(*, db: Database, slug: str) -> City:
     """A city by slug, for operator tools (no caller to check)."""
     return await store.get_city(db, slug)

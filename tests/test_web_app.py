@@ -95,6 +95,7 @@ async def test_the_city_picker_lists_every_member_city_with_the_apps_client(api:
     await add_city(api.db, "lagos", "Lagos", "NG")
     response = await api.http.get("/app/realms.json")
     assert response.status_code == 200
+    assert response.headers["x-content-type-options"] == "nosniff"
     assert response.json() == [
         {
             "slug": "lagos",
@@ -197,6 +198,13 @@ async def test_a_person_signs_in_to_the_app_with_pkce_and_signs_out(api: Api) ->
         )
         assert again.status_code == 400
         assert again.json()["error"] == "invalid_grant"
+        # ... and its family's access tokens (the denylist is re-read every few seconds).
+        for _ in range(100):
+            answer = await api.gql("{ viewer { subject } }", token=refreshed["access_token"])
+            if answer.get("errors"):
+                break
+            await asyncio.sleep(0.1)
+        assert answer["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
         # Another site cannot receive the app's codes, nor may the app ask for admin.
         evil = "https://evil.example/app/signed-in"
@@ -219,6 +227,14 @@ async def test_a_person_signs_in_to_the_app_with_pkce_and_signs_out(api: Api) ->
                 assert query["error"] == ["invalid_scope"]
             else:
                 assert page.status_code == 400, (redirect, page.text)
+
+        # A redirect URI an OAuth error cannot quote (a quote, a newline) is a 400 too.
+        for odd in (callback + '"', callback + "\n", callback + "\\"):
+            page = await api.http.get(
+                "/realms/rotterdam/authorize",
+                params={"response_type": "code", "client_id": "rotterdam-web", "redirect_uri": odd},
+            )
+            assert page.status_code == 400, (odd, page.text)
 
 
 async def test_every_document_the_app_sends_is_valid_and_within_the_cost_limit(api: Api) -> None:
@@ -267,6 +283,15 @@ def test_the_committed_build_is_the_build_of_the_sources(tmp_path: Path) -> None
     """cityexchange/static/app is what `npm run build` makes of web/: a change to the sources
     must come with its build (the package ships the build; serving needs no Node.js)."""
     _web_tooling()
+    typed = subprocess.run(  # strict TypeScript: a UI text missing in a language fails here
+        [_tool("npx"), "tsc", "--noEmit"],
+        cwd=WEB,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert typed.returncode == 0, typed.stdout + typed.stderr
     out = tmp_path / "app"
     done = subprocess.run(
         [

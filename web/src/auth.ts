@@ -18,6 +18,7 @@ export type Realm = {
 export type Session = {
   city: string;
   cityName: string;
+  subject: string; // the access token's `sub`: whose feed this tab keeps
   clientId: string;
   accessToken: string;
   refreshToken: string | null;
@@ -115,6 +116,7 @@ function store(
 ): Session {
   const session: Session = {
     ...realm,
+    subject: subjectOf(token.access_token),
     accessToken: token.access_token,
     refreshToken: token.refresh_token ?? previous?.refreshToken ?? null,
     expiresAt: Date.now() + token.expires_in * 1000,
@@ -127,7 +129,24 @@ function store(
 
 function forget(): void {
   localStorage.removeItem(SESSION_KEY);
+  forgetFeeds();
   dispatchEvent(new Event(CHANGED));
+}
+
+/** What this tab's feeds kept (events, cursors): never shown to the next person. */
+function forgetFeeds(): void {
+  for (const key of Object.keys(sessionStorage)) {
+    if (key.startsWith("cx.feed.")) sessionStorage.removeItem(key);
+  }
+}
+
+function subjectOf(accessToken: string): string {
+  try {
+    const payload = accessToken.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return String(JSON.parse(atob(payload)).sub ?? "");
+  } catch {
+    return "";
+  }
 }
 
 /** The callback: trade the code for tokens; returns where the person was going. */
@@ -154,6 +173,7 @@ export async function completeSignIn(params: URLSearchParams): Promise<string> {
     client_id: pending.clientId,
     code_verifier: pending.verifier,
   });
+  forgetFeeds();
   store(pending, token);
   return pending.returnTo.startsWith("/app") ? pending.returnTo : "/app/";
 }
@@ -181,7 +201,7 @@ export function freshSession(force = false): Promise<Session> {
   if (!force && seen.expiresAt - Date.now() > REFRESH_MARGIN_MS) return Promise.resolve(seen);
   refreshing ??= withLock(async () => {
     const session = currentSession();
-    if (!session) throw new SignedOut("not signed in");
+    if (!session) throw new SignedOut("not signed in"); // signed out meanwhile
     // Another tab refreshed while this one waited for the lock.
     if (session.accessToken !== seen.accessToken) return session;
     if (!session.refreshToken) throw new SignedOut("the session ended");
@@ -204,8 +224,13 @@ export function freshSession(force = false): Promise<Session> {
 
 /** Revoke the refresh token (and with it the family's access tokens), then forget it. */
 export async function signOut(): Promise<void> {
-  const session = currentSession();
-  forget();
+  // Under the refresh lock: a refresh under way in another tab must not store its session
+  // again after this one is forgotten.
+  const session = await withLock(async () => {
+    const signedIn = currentSession();
+    forget();
+    return signedIn;
+  });
   if (!session) return;
   const token = session.refreshToken ?? session.accessToken;
   await fetch(`/realms/${encodeURIComponent(session.city)}/revoke`, {

@@ -1,6 +1,6 @@
 // Reading through the API in a component: loading, the data or the error, and a reload.
 
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { useCallback, useEffect, useState } from "preact/hooks";
 import { gql } from "./api";
 
 export type Loaded<T> =
@@ -13,22 +13,26 @@ export function useQuery<T>(
   variables: object,
   key: string,
 ): [Loaded<T>, () => void] {
-  const [loaded, setLoaded] = useState<Loaded<T>>({ state: "loading" });
+  // What was read, and for which key: another key shows "loading" from its first render (no
+  // flash of the previous item); a reload of the same key keeps the page as it is.
+  const [loaded, setLoaded] = useState<{ key: string; value: Loaded<T> }>({
+    key,
+    value: { state: "loading" },
+  });
   const [round, setRound] = useState(0);
-  const shownKey = useRef(key);
   useEffect(() => {
     let current = true;
-    if (shownKey.current !== key) setLoaded({ state: "loading" }); // a reload keeps the page
-    shownKey.current = key;
     gql<T>(query, variables).then(
-      (data) => current && setLoaded({ state: "done", data }),
-      (error: Error) => current && setLoaded({ state: "failed", error: error.message }),
+      (data) => current && setLoaded({ key, value: { state: "done", data } }),
+      (error: Error) =>
+        current && setLoaded({ key, value: { state: "failed", error: error.message } }),
     );
     return () => {
       current = false;
     };
   }, [query, key, round]);
-  return [loaded, useCallback(() => setRound((n) => n + 1), [])];
+  const reload = useCallback(() => setRound((n) => n + 1), []);
+  return [loaded.key === key ? loaded.value : { state: "loading" }, reload];
 }
 
 export type Connection<T> = { edges: { node: T }[] };

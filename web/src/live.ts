@@ -9,7 +9,13 @@
 
 import { freshSession, SignedOut } from "./auth";
 
-export type ConnectionState = "connecting" | "live" | "reconnecting" | "offline" | "signed-out";
+export type ConnectionState =
+  | "connecting"
+  | "live"
+  | "reconnecting"
+  | "offline"
+  | "refused" // the server refused the subscription itself (a filter it does not take)
+  | "signed-out";
 
 export type LiveOptions<E> = {
   query: string;
@@ -18,20 +24,31 @@ export type LiveOptions<E> = {
   after: string | null;
   onEvent: (event: E) => void;
   onState: (state: ConnectionState, detail?: string) => void;
+  onCursorRefused?: () => void; // the server refused `after`: the feed starts afresh
 };
 
 const PING_MS = 15_000;
 const PONG_WAIT_MS = 10_000;
+const ACK_WAIT_MS = 10_000; // from opening the socket to connection_ack
+const STABLE_MS = 30_000; // up this long (or an event): the next drop starts the backoff over
 const MAX_BACKOFF_MS = 30_000;
 const SEEN_MAX = 500;
+
+type Timer = ReturnType<typeof setTimeout> | undefined;
 
 export class LiveSubscription<E extends { id: string; cursor: string }> {
   private socket: WebSocket | null = null;
   private after: string | null;
   private attempt = 0;
   private stopped = false;
-  private timers: number[] = [];
+  private connecting = false; // waiting for a token: a second connect must not start
+  private retryTimer: Timer;
+  private pingTimer: Timer;
+  private pongTimer: Timer;
+  private ackTimer: Timer;
+  private stableTimer: Timer;
   private seen: string[] = [];
+  private refusal: string | null = null; // the error the server answered the subscribe with
   private readonly wake = () => this.reconnectNow();
 
   constructor(private readonly options: LiveOptions<E>) {
@@ -48,52 +65,62 @@ export class LiveSubscription<E extends { id: string; cursor: string }> {
     this.stopped = true;
     removeEventListener("online", this.wake);
     document.removeEventListener("visibilitychange", this.wake);
-    this.clearTimers();
-    this.socket?.close(1000, "done");
-    this.socket = null;
+    clearTimeout(this.retryTimer);
+    this.detach(1000, "done");
   }
 
   get cursor(): string | null {
     return this.after;
   }
 
-  private clearTimers(): void {
-    for (const timer of this.timers) clearTimeout(timer);
-    this.timers = [];
-  }
-
-  private later(ms: number, work: () => void): void {
-    this.timers.push(window.setTimeout(work, ms));
+  /** Forget the current socket (closing it) and its timers; nothing it says counts now. */
+  private detach(code: number, reason: string): void {
+    for (const timer of [this.pingTimer, this.pongTimer, this.ackTimer, this.stableTimer]) {
+      clearTimeout(timer);
+    }
+    const socket = this.socket;
+    this.socket = null;
+    if (!socket) return;
+    socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+    if (socket.readyState <= WebSocket.OPEN) socket.close(code, reason);
   }
 
   private reconnectNow(): void {
-    if (this.stopped || document.visibilityState === "hidden") return;
-    if (this.socket && this.socket.readyState <= WebSocket.OPEN) {
+    if (this.stopped || this.connecting || document.visibilityState === "hidden") return;
+    if (this.socket?.readyState === WebSocket.OPEN) {
       this.ping(); // maybe alive: a missing pong will tell
       return;
     }
-    this.clearTimers();
+    if (this.socket?.readyState === WebSocket.CONNECTING) return; // its ack deadline runs
+    clearTimeout(this.retryTimer);
     this.attempt = 0;
     void this.connect();
   }
 
   private async connect(forceRefresh = false): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || this.connecting) return;
+    this.connecting = true;
     this.options.onState(this.attempt === 0 ? "connecting" : "reconnecting");
     let token: string;
     try {
       token = (await freshSession(forceRefresh)).accessToken;
     } catch (error) {
+      this.connecting = false;
       if (error instanceof SignedOut) {
         this.options.onState("signed-out");
-        return;
+      } else {
+        this.retry(); // offline: the token endpoint is unreachable too
       }
-      this.retry(); // offline: the token endpoint is unreachable too
       return;
     }
+    this.connecting = false;
+    if (this.stopped) return; // stopped while the token came
+    this.detach(1000, "replaced");
+    this.refusal = null;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${location.host}/graphql`, "graphql-transport-ws");
     this.socket = socket;
+    this.ackTimer = setTimeout(() => this.drop("no answer"), ACK_WAIT_MS);
     socket.onopen = () => {
       socket.send(
         JSON.stringify({ type: "connection_init", payload: { Authorization: `Bearer ${token}` } }),
@@ -102,52 +129,83 @@ export class LiveSubscription<E extends { id: string; cursor: string }> {
     socket.onmessage = (message) => this.receive(socket, String(message.data));
     socket.onclose = (close) => {
       if (this.socket !== socket) return;
-      this.socket = null;
-      this.clearTimers();
-      if (this.stopped) return;
-      if (close.code === 4403 || close.code === 4401) {
-        this.attempt += 1;
-        void this.connect(true);
-        return;
-      }
-      this.retry(close.reason || undefined);
+      this.detach(1000, "closed");
+      // 4403: the token expired or was revoked; refresh it before the next try.
+      this.retry(close.reason || undefined, close.code === 4403 || close.code === 4401);
     };
   }
 
-  private retry(detail?: string): void {
+  /** Give up on the current socket now (no pong, no ack) and try again after a backoff. */
+  private drop(reason: string): void {
+    if (this.stopped) return;
+    this.detach(4408, reason);
+    this.retry(reason);
+  }
+
+  private retry(detail?: string, refresh = false): void {
+    if (this.stopped) return;
     this.attempt += 1;
     const ceiling = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(this.attempt, 6));
     this.options.onState(navigator.onLine ? "reconnecting" : "offline", detail);
-    this.later(ceiling / 2 + Math.random() * (ceiling / 2), () => void this.connect());
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(
+      () => void this.connect(refresh),
+      ceiling / 2 + Math.random() * (ceiling / 2),
+    );
+  }
+
+  /** The server refused the subscription. A cursor it no longer takes starts the feed
+   * afresh; any other refusal (a filter it does not take) is shown, and nothing is tried
+   * again until the filter changes (a new subscription). */
+  private refused(): void {
+    const said = this.refusal ?? "";
+    this.refusal = null;
+    this.detach(1000, "refused");
+    if (said.includes('"after"') && this.after !== null) {
+      this.after = null;
+      this.options.onCursorRefused?.();
+      this.retry();
+      return;
+    }
+    let detail: string | undefined;
+    try {
+      const parsed = JSON.parse(said);
+      detail = (Array.isArray(parsed) ? parsed[0] : parsed)?.message;
+    } catch {
+      detail = undefined;
+    }
+    this.options.onState("refused", typeof detail === "string" ? detail : undefined);
   }
 
   private ping(): void {
     const socket = this.socket;
     if (!socket || socket.readyState !== WebSocket.OPEN) return;
     socket.send(JSON.stringify({ type: "ping" }));
-    this.later(PONG_WAIT_MS, () => {
-      if (this.socket === socket) socket.close(4408, "no pong");
-    });
+    clearTimeout(this.pongTimer);
+    this.pongTimer = setTimeout(() => this.socket === socket && this.drop("no pong"), PONG_WAIT_MS);
   }
 
   private keepAlive(socket: WebSocket): void {
-    this.later(PING_MS, () => {
+    clearTimeout(this.pingTimer);
+    this.pingTimer = setTimeout(() => {
       if (this.socket !== socket) return;
       this.ping();
       this.keepAlive(socket);
-    });
+    }, PING_MS);
   }
 
   private receive(socket: WebSocket, text: string): void {
-    let message: { type: string; id?: string; payload?: any };
+    if (this.socket !== socket) return;
+    let message: { type?: unknown; id?: string; payload?: any };
     try {
       message = JSON.parse(text);
     } catch {
       return;
     }
+    if (!message || typeof message !== "object") return;
     switch (message.type) {
       case "connection_ack":
-        this.attempt = 0;
+        clearTimeout(this.ackTimer);
         this.options.onState("live");
         socket.send(
           JSON.stringify({
@@ -160,21 +218,23 @@ export class LiveSubscription<E extends { id: string; cursor: string }> {
           }),
         );
         this.keepAlive(socket);
+        this.stableTimer = setTimeout(() => (this.attempt = 0), STABLE_MS);
         break;
       case "ping":
         socket.send(JSON.stringify({ type: "pong" }));
         break;
       case "pong":
-        this.clearTimers();
-        this.keepAlive(socket);
+        clearTimeout(this.pongTimer);
         break;
       case "next": {
         const event = message.payload?.data?.[this.options.field] as E | undefined;
-        if (!event) {
-          const error = message.payload?.errors?.[0]?.message;
-          if (error) this.options.onState("live", error);
+        if (!event || typeof event.id !== "string" || typeof event.cursor !== "string") {
+          const error = message.payload?.errors?.[0];
+          if (error) this.refusal = JSON.stringify(error);
+          if (typeof error?.message === "string") this.options.onState("live", error.message);
           return;
         }
+        this.attempt = 0;
         this.after = event.cursor;
         if (this.seen.includes(event.id)) return;
         this.seen.push(event.id);
@@ -183,10 +243,16 @@ export class LiveSubscription<E extends { id: string; cursor: string }> {
         break;
       }
       case "error":
-        this.options.onState("live", message.payload?.[0]?.message ?? "subscription refused");
+        // graphql-transport-ws: the operation ended refused (its errors are the payload).
+        this.refusal = JSON.stringify(message.payload ?? "refused");
+        this.refused();
         break;
       case "complete":
-        socket.close(1000, "completed"); // the server ended it: connect and resume
+        if (this.refusal) this.refused(); // errors, then the end: the server took no part
+        else {
+          this.detach(1000, "completed"); // the server ended it: connect and resume
+          this.retry();
+        }
         break;
     }
   }

@@ -12,7 +12,12 @@ export type Route =
   | { name: "not-found" };
 
 export function parse(path: string): Route {
-  const parts = path.replace(/^\/app\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  let parts: string[];
+  try {
+    parts = path.replace(/^\/app\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  } catch {
+    return { name: "not-found" }; // a malformed %-escape
+  }
   if (parts.length === 0) return { name: "feed" };
   if (parts.length === 1 && parts[0] === "signed-in") return { name: "signed-in" };
   if (parts.length === 1 && parts[0] === "map") return { name: "map" };
@@ -55,6 +60,8 @@ export function useRoute(): Route {
       const url = new URL(link.href, location.href);
       if (url.origin !== location.origin || !url.pathname.startsWith("/app")) return;
       if (link.target || link.hasAttribute("download")) return;
+      // A link within this page (the skip link): the browser's own, scrolling and focusing.
+      if (url.hash && url.pathname === location.pathname && url.search === location.search) return;
       event.preventDefault();
       navigate(url.pathname + url.search);
     };

@@ -1,4 +1,4 @@
-import { useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { errorsByField, gql, newMutationId, type UserError } from "../api";
 import { nodes, type Connection } from "../data";
 import { format, useTexts } from "../i18n";
@@ -58,6 +58,7 @@ function CommentForm(props: {
       <label for={id}>{props.label}</label>
       <textarea
         id={id}
+        autoFocus={Boolean(props.parentId)} // a reply's form takes the focus as it opens
         required
         rows={3}
         value={body}
@@ -88,6 +89,11 @@ function OneComment(props: { comment: CommentData; subjectId: string; onChanged:
   const { t, language } = useTexts();
   const { comment } = props;
   const [replying, setReplying] = useState(false);
+  const replyButton = useRef<HTMLButtonElement>(null);
+  const closeReply = () => {
+    setReplying(false);
+    requestAnimationFrame(() => replyButton.current?.focus()); // back where it was
+  };
   const text = comment.deletedAt
     ? t.comments.deleted
     : comment.hidden
@@ -123,13 +129,13 @@ function OneComment(props: { comment: CommentData; subjectId: string; onChanged:
               parentId={comment.id}
               label={format(t.comments.replyLabel, { name })}
               onDone={() => {
-                setReplying(false);
+                closeReply();
                 props.onChanged();
               }}
-              onCancel={() => setReplying(false)}
+              onCancel={closeReply}
             />
           ) : (
-            <button type="button" class="link" onClick={() => setReplying(true)}>
+            <button ref={replyButton} type="button" class="link" onClick={() => setReplying(true)}>
               {t.comments.reply}
             </button>
           )}

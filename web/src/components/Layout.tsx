@@ -16,10 +16,24 @@ type Props = {
 export function Layout({ session, route, language, onLanguage, onSignedOut, children }: Props) {
   const { t } = useTexts();
   const path = route.name;
-  // A new page: move the focus to its heading, as a page load would for a screen reader.
+  const page = `${path}:${route.name === "problem" || route.name === "solution" ? route.id : ""}`;
+  // A new page: once its heading is there (pages that read data show it later), move the
+  // focus to it, as a page load would for a screen reader, and name the tab after it.
   useEffect(() => {
-    document.querySelector<HTMLElement>("main h1")?.focus({ preventScroll: true });
-  }, [path, route.name === "problem" || route.name === "solution" ? route.id : ""]);
+    const main = document.getElementById("main");
+    if (!main) return;
+    const settle = () => {
+      const heading = main.querySelector<HTMLElement>("h1");
+      if (!heading || main.querySelector("[role=status].loading")) return false;
+      heading.focus({ preventScroll: true });
+      document.title = `${heading.textContent} · ${t.appName}`;
+      return true;
+    };
+    if (settle()) return;
+    const watcher = new MutationObserver(() => settle() && watcher.disconnect());
+    watcher.observe(main, { childList: true, subtree: true });
+    return () => watcher.disconnect();
+  }, [page]);
 
   const current = (name: string) => (path === name ? "page" : undefined);
   return (

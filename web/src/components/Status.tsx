@@ -6,7 +6,7 @@ export function Pending<T>({ loaded, retry }: { loaded: Loaded<T>; retry: () => 
   const { t } = useTexts();
   if (loaded.state === "loading") {
     return (
-      <p role="status" class="muted">
+      <p role="status" class="muted loading">
         {t.common.loading}
       </p>
     );

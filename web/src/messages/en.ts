@@ -20,6 +20,7 @@ export const en = {
     live: "Live",
     reconnecting: "Reconnecting…",
     offline: "Offline: resumes when the network returns",
+    refused: "Not subscribed: the server refused these filters",
     "signed-out": "Signed out",
   },
   signIn: {
@@ -64,7 +65,8 @@ export const en = {
     waiting: "No events yet: new ones appear here as they happen.",
     recentProblems: "Recent problems",
     noProblems: "No problems match these filters.",
-    newEvents: "{count} new events",
+    newEvents: "New: {event}",
+    noPeers: "Your city has no peer cities on record yet: choose cities instead.",
   },
   problem: {
     status: "Status",

@@ -19,6 +19,7 @@ export const es: Messages = {
     live: "En directo",
     reconnecting: "Reconectando…",
     offline: "Sin conexión: se reanuda cuando vuelva la red",
+    refused: "Sin suscripción: el servidor rechazó estos filtros",
     "signed-out": "Sesión cerrada",
   },
   signIn: {
@@ -63,7 +64,8 @@ export const es: Messages = {
     waiting: "Aún no hay eventos: los nuevos aparecen aquí en cuanto ocurren.",
     recentProblems: "Problemas recientes",
     noProblems: "Ningún problema coincide con estos filtros.",
-    newEvents: "{count} eventos nuevos",
+    newEvents: "Nuevo: {event}",
+    noPeers: "Su ciudad aún no tiene ciudades afines registradas: elija ciudades.",
   },
   problem: {
     status: "Estado",

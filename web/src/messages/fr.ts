@@ -19,6 +19,7 @@ export const fr: Messages = {
     live: "En direct",
     reconnecting: "Reconnexion…",
     offline: "Hors ligne : reprend au retour du réseau",
+    refused: "Pas d'abonnement : le serveur a refusé ces filtres",
     "signed-out": "Déconnecté",
   },
   signIn: {
@@ -63,7 +64,8 @@ export const fr: Messages = {
     waiting: "Pas encore d'événements : les nouveaux apparaissent ici dès qu'ils surviennent.",
     recentProblems: "Problèmes récents",
     noProblems: "Aucun problème ne correspond à ces filtres.",
-    newEvents: "{count} nouveaux événements",
+    newEvents: "Nouveau : {event}",
+    noPeers: "Votre ville n'a pas encore de villes semblables : choisissez des villes.",
   },
   problem: {
     status: "Statut",

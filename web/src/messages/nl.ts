@@ -19,6 +19,7 @@ export const nl: Messages = {
     live: "Live",
     reconnecting: "Opnieuw verbinden…",
     offline: "Offline: gaat verder zodra het netwerk terug is",
+    refused: "Niet geabonneerd: de server weigerde deze filters",
     "signed-out": "Afgemeld",
   },
   signIn: {
@@ -63,7 +64,8 @@ export const nl: Messages = {
     waiting: "Nog geen gebeurtenissen: nieuwe verschijnen hier zodra ze plaatsvinden.",
     recentProblems: "Recente problemen",
     noProblems: "Geen problemen voor deze filters.",
-    newEvents: "{count} nieuwe gebeurtenissen",
+    newEvents: "Nieuw: {event}",
+    noPeers: "Uw stad heeft nog geen vergelijkbare steden: kies steden.",
   },
   problem: {
     status: "Status",

@@ -19,6 +19,7 @@ export const pt: Messages = {
     live: "Ao vivo",
     reconnecting: "A religar…",
     offline: "Sem ligação: retoma quando a rede voltar",
+    refused: "Sem subscrição: o servidor recusou estes filtros",
     "signed-out": "Sessão terminada",
   },
   signIn: {
@@ -63,7 +64,8 @@ export const pt: Messages = {
     waiting: "Ainda não há eventos: os novos aparecem aqui assim que acontecem.",
     recentProblems: "Problemas recentes",
     noProblems: "Nenhum problema corresponde a estes filtros.",
-    newEvents: "{count} eventos novos",
+    newEvents: "Novo: {event}",
+    noPeers: "A sua cidade ainda não tem cidades semelhantes registadas: escolha cidades.",
   },
   problem: {
     status: "Estado",

@@ -136,10 +136,16 @@ export function FeedPage({ session }: { session: Session }) {
   const peers =
     viewer.state === "done" ? nodes(viewer.data.viewer.city.peers).map((city) => city.slug) : [];
   const filter = filterOf(applied, peers);
-  const key = JSON.stringify({ city: session.city, following: applied.following, filter });
+  const key = JSON.stringify({
+    city: session.city,
+    subject: session.subject,
+    following: applied.following,
+    filter,
+  });
   const storageKey = `cx.feed.${key}`;
 
   const [events, setEvents] = useState<FeedEvent[]>([]);
+  const [latest, setLatest] = useState(""); // told to screen readers as it arrives
   const [state, setState] = useState<{ state: ConnectionState; detail?: string }>({
     state: "connecting",
   });
@@ -152,8 +158,10 @@ export function FeedPage({ session }: { session: Session }) {
   );
 
   const waitForPeers = applied.peers && viewer.state === "loading";
+  // "Only our peer cities" with none known must not widen to every city.
+  const noPeers = applied.peers && !applied.following && viewer.state !== "loading" && !peers.length;
   useEffect(() => {
-    if (waitForPeers) return;
+    if (waitForPeers || noPeers) return;
     // What this tab showed before a reload, and the cursor to resume from.
     const kept = JSON.parse(sessionStorage.getItem(storageKey) || "null") as {
       events: FeedEvent[];
@@ -167,16 +175,23 @@ export function FeedPage({ session }: { session: Session }) {
       variables: applied.following ? {} : { filter },
       after: kept?.cursor ?? null,
       onEvent: (event) => {
+        if (!event.city || typeof event.type !== "string") return; // not an event we can show
         shown = [event, ...shown].slice(0, KEPT_EVENTS);
         setEvents(shown);
         sessionStorage.setItem(storageKey, JSON.stringify({ events: shown, cursor: event.cursor }));
         if (event.type === "PROBLEM_PUBLISHED") reloadProblems(); // it belongs in the list too
+        setLatest(`${event.city.name} ${t.eventType[event.type] ?? event.type}`);
       },
       onState: (next, detail) => setState({ state: next, detail }),
+      onCursorRefused: () => {
+        shown = [];
+        setEvents(shown);
+        sessionStorage.removeItem(storageKey);
+      },
     });
     live.start();
     return () => live.stop();
-  }, [storageKey, waitForPeers]);
+  }, [storageKey, waitForPeers, noPeers]);
 
   const apply = (event: Event) => {
     event.preventDefault();
@@ -196,6 +211,11 @@ export function FeedPage({ session }: { session: Session }) {
           </span>
           {state.detail && <span class="muted"> · {state.detail}</span>}
         </p>
+        {noPeers && (
+          <p role="alert" class="error">
+            {t.feed.noPeers}
+          </p>
+        )}
       </div>
       <details class="filters">
         <summary>{t.feed.filters}</summary>
@@ -290,7 +310,7 @@ export function FeedPage({ session }: { session: Session }) {
         </section>
       </div>
       <p class="visually-hidden" aria-live="polite">
-        {events.length > 0 ? format(t.feed.newEvents, { count: events.length }) : ""}
+        {latest ? format(t.feed.newEvents, { event: latest }) : ""}
       </p>
     </>
   );
