@@ -22,6 +22,9 @@ from cityexchange.services.clock import now
 from cityexchange.services.store.unavailable import guarded_sync
 
 Document = dict[str, Any]
+# A family's access tokens still to deny on revocation: the unexpired ones, and never more than
+# this many (a refresh a second for a whole access-token lifetime is under a thousand).
+MAX_JTIS = 5000
 DUPLICATE_KEY = 11000  # the server's error code for a unique index violated
 T = TypeVar("T")
 
@@ -274,12 +277,18 @@ class OAuthStore:
                 {
                     "$set": {"city": city},
                     "$max": {"expiresAt": expires_at},
-                    "$push": {"jtis": {"jti": jti, "exp": expires_at}},
+                    "$push": {
+                        "jtis": {"$each": [{"jti": jti, "exp": expires_at}], "$slice": -MAX_JTIS}
+                    },
                 },
                 upsert=True,
             )
         except DuplicateKeyError:
             return False  # the family exists and is revoked: the upsert could not insert
+        # Only unexpired tokens need denying: a family refreshed all day stays small.
+        self.db.token_families.update_one(
+            {"_id": family}, {"$pull": {"jtis": {"exp": {"$lte": now()}}}}
+        )
         return True
 
     def family_revoked(self, family: str) -> bool:

@@ -573,3 +573,24 @@ async def test_realm_pages_in_production_send_hsts_and_a_host_cookie(api: Api) -
     # In development (plain http) no HSTS: a browser would remember it for the whole host.
     dev_page = await api.http.get("/realms/rotterdam/authorize")
     assert "strict-transport-security" not in dev_page.headers
+
+
+async def test_a_familys_record_keeps_only_its_unexpired_access_tokens(api: Api) -> None:
+    """Every refresh records the new access token for a later revocation; the expired ones go,
+    so a family refreshed all day does not grow without bound (found by an outside attack)."""
+    store = store_for(api.settings)
+    try:
+        moment = datetime.now(UTC)
+        for n in range(5):
+            added = await asyncio.to_thread(
+                store.add_family_token, "fam-1", "rotterdam", f"old-{n}", moment - timedelta(1)
+            )
+            assert added
+        await asyncio.to_thread(
+            store.add_family_token, "fam-1", "rotterdam", "live", moment + timedelta(hours=1)
+        )
+        doc = await asyncio.to_thread(store.db.token_families.find_one, {"_id": "fam-1"})
+        assert doc is not None
+        assert [issued["jti"] for issued in doc["jtis"]] == ["live"]
+    finally:
+        store.close()

@@ -354,3 +354,34 @@ def test_a_cro_team_works_in_the_web_app(tmp_path: Path) -> None:
     assert "all steps passed" in done.stdout
     shots = sorted(p.name for p in artifacts.glob("*.png"))
     assert len(shots) >= 12, shots
+
+
+async def test_a_realm_adds_this_addresss_redirect_uris_on_first_use(api: Api) -> None:
+    """Stored for another address (another process, an older public URL): the first sign-in
+    here adds this address's URIs and keeps the others (two processes do not undo each other)."""
+    await add_city(api.db, "rotterdam", "Rotterdam")
+    store = store_for(api.settings)
+    try:
+        elsewhere = ("http://127.0.0.1:8001/app/signed-in",)
+        await asyncio.to_thread(web_app_clients.ensure, store, ["rotterdam"], elsewhere)
+        page = await api.http.get(
+            "/realms/rotterdam/authorize",
+            params={
+                "response_type": "code",
+                "client_id": "rotterdam-web",
+                "redirect_uri": "http://127.0.0.1:8000/app/signed-in",
+                "scope": "read",
+                "state": "s",
+                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                "code_challenge_method": "S256",
+            },
+        )
+        assert page.status_code == 200, page.text  # the realm's sign-in page
+        client = await asyncio.to_thread(store.get_client, "rotterdam", "rotterdam-web")
+        assert client is not None
+        assert client.redirect_uris == (
+            *elsewhere,
+            *web_app_clients.redirect_uris(api.settings.public_url, production=False),
+        )
+    finally:
+        store.close()
