@@ -38,6 +38,31 @@ export function useTexts(): { t: Messages; language: Language } {
   return useContext(Texts);
 }
 
+/** The form of `forms` for `count` in `language` (CLDR plural rules: French says "0 problème
+ * ouvert", English "0 open problems"), with {count} filled in. */
+export function plural(
+  language: Language,
+  forms: { one: string; other: string },
+  count: number,
+): string {
+  const form = new Intl.PluralRules(language).select(count) === "one" ? forms.one : forms.other;
+  return format(form, { count: count.toLocaleString(language) });
+}
+
+/** An amount of `currency` (ISO 4217) in the language's way; a code Intl does not know is
+ * written after the number. */
+export function money(language: Language, amount: number, currency: string): string {
+  try {
+    return new Intl.NumberFormat(language, {
+      style: "currency",
+      currency,
+      maximumFractionDigits: 0,
+    }).format(amount);
+  } catch {
+    return `${amount.toLocaleString(language, { maximumFractionDigits: 0 })} ${currency}`;
+  }
+}
+
 /** `template` with each {name} replaced by `values[name]`. */
 export function format(template: string, values: Record<string, string | number>): string {
   return template.replace(/\{(\w+)\}/g, (whole, name: string) =>

@@ -8,7 +8,9 @@ export type Suggested = {
 
 /** Ranked suggestions, each with its score and the reasons the ranking gives. */
 export function SuggestionList({ items, kind }: { items: Suggested[]; kind: "problems" | "solutions" }) {
-  const { t } = useTexts();
+  const { t, language } = useTexts();
+  const score = (value: number) =>
+    value.toLocaleString(language, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   if (items.length === 0) return <p class="muted">{t.common.none}</p>;
   return (
     <ol class="suggestions">
@@ -16,7 +18,7 @@ export function SuggestionList({ items, kind }: { items: Suggested[]; kind: "pro
         <li key={item.node.id}>
           <a href={`/app/${kind}/${encodeURIComponent(item.node.id)}`}>{item.node.title}</a>{" "}
           <span class="muted">
-            · {item.node.city.name} · {format(t.common.score, { score: item.score.toFixed(2) })}
+            · {item.node.city.name} · {format(t.common.score, { score: score(item.score) })}
           </span>
           {item.reasons.length > 0 && (
             <ul class="reasons" aria-label={t.common.reasons}>

@@ -90,7 +90,7 @@ export const en = {
   solution: {
     status: "Status",
     cost: "Cost",
-    costEur: "about €{amount}",
+    costEur: "about {amount}",
     costPerResident: "Cost per resident served",
     residentsServed: "Residents served",
     outcomes: "Outcomes",
@@ -130,7 +130,7 @@ export const en = {
     title: "Member cities and their open problems",
     description: "Each dot is a member city; its size grows with its open problems.",
     list: "Cities with open problems",
-    openProblems: "{count} open problems",
+    openProblems: { one: "{count} open problem", other: "{count} open problems" },
     noLocation: "Cities without a location on record: {cities}",
   },
   publish: {

@@ -89,7 +89,7 @@ export const es: Messages = {
   solution: {
     status: "Estado",
     cost: "Coste",
-    costEur: "unos {amount} €",
+    costEur: "unos {amount}",
     costPerResident: "Coste por residente atendido",
     residentsServed: "Residentes atendidos",
     outcomes: "Resultados",
@@ -130,7 +130,7 @@ export const es: Messages = {
     title: "Ciudades miembro y sus problemas abiertos",
     description: "Cada punto es una ciudad miembro; crece con sus problemas abiertos.",
     list: "Ciudades con problemas abiertos",
-    openProblems: "{count} problemas abiertos",
+    openProblems: { one: "{count} problema abierto", other: "{count} problemas abiertos" },
     noLocation: "Ciudades sin ubicación registrada: {cities}",
   },
   publish: {

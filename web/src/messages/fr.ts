@@ -89,7 +89,7 @@ export const fr: Messages = {
   solution: {
     status: "Statut",
     cost: "Coût",
-    costEur: "environ {amount} €",
+    costEur: "environ {amount}",
     costPerResident: "Coût par habitant desservi",
     residentsServed: "Habitants desservis",
     outcomes: "Résultats",
@@ -130,7 +130,7 @@ export const fr: Messages = {
     title: "Villes membres et leurs problèmes ouverts",
     description: "Chaque point est une ville membre ; il grossit avec ses problèmes ouverts.",
     list: "Villes ayant des problèmes ouverts",
-    openProblems: "{count} problèmes ouverts",
+    openProblems: { one: "{count} problème ouvert", other: "{count} problèmes ouverts" },
     noLocation: "Villes sans localisation connue : {cities}",
   },
   publish: {

@@ -89,7 +89,7 @@ export const nl: Messages = {
   solution: {
     status: "Status",
     cost: "Kosten",
-    costEur: "ongeveer € {amount}",
+    costEur: "ongeveer {amount}",
     costPerResident: "Kosten per bediende inwoner",
     residentsServed: "Bediende inwoners",
     outcomes: "Resultaten",
@@ -130,7 +130,7 @@ export const nl: Messages = {
     title: "Lidsteden en hun open problemen",
     description: "Elke stip is een lidstad; hoe meer open problemen, hoe groter.",
     list: "Steden met open problemen",
-    openProblems: "{count} open problemen",
+    openProblems: { one: "{count} open probleem", other: "{count} open problemen" },
     noLocation: "Steden zonder bekende locatie: {cities}",
   },
   publish: {

@@ -89,7 +89,7 @@ export const pt: Messages = {
   solution: {
     status: "Estado",
     cost: "Custo",
-    costEur: "cerca de {amount} €",
+    costEur: "cerca de {amount}",
     costPerResident: "Custo por residente servido",
     residentsServed: "Residentes servidos",
     outcomes: "Resultados",
@@ -130,7 +130,7 @@ export const pt: Messages = {
     title: "Cidades membro e os seus problemas em aberto",
     description: "Cada ponto é uma cidade membro; cresce com os seus problemas em aberto.",
     list: "Cidades com problemas em aberto",
-    openProblems: "{count} problemas em aberto",
+    openProblems: { one: "{count} problema em aberto", other: "{count} problemas em aberto" },
     noLocation: "Cidades sem localização registada: {cities}",
   },
   publish: {

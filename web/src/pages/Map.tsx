@@ -5,7 +5,7 @@ import { feature } from "topojson-client";
 import type { GeometryCollection, Topology } from "topojson-specification";
 import { gql } from "../api";
 import { nodes, type Connection } from "../data";
-import { format, useTexts } from "../i18n";
+import { format, plural, useTexts } from "../i18n";
 import { CITIES, OPEN_PROBLEMS } from "../queries";
 import type { Urgency } from "../taxonomy";
 
@@ -41,7 +41,7 @@ type Loaded = {
 };
 
 export function MapPage() {
-  const { t } = useTexts();
+  const { t, language } = useTexts();
   const [loaded, setLoaded] = useState<Loaded | null>(null);
   const [error, setError] = useState<string | null>(null);
 
@@ -120,7 +120,7 @@ export function MapPage() {
                   data-city={city.slug}
                 >
                   <title>
-                    {city.name}: {format(t.map.openProblems, { count: open.length })}
+                    {city.name}: {plural(language, t.map.openProblems, open.length)}
                   </title>
                 </circle>
               );
@@ -136,7 +136,7 @@ export function MapPage() {
             <li key={city.slug}>
               <strong>{city.name}</strong>{" "}
               <span class="muted">
-                ({format(t.map.openProblems, { count: loaded.problems.get(city.slug)!.length })})
+                ({plural(language, t.map.openProblems, loaded.problems.get(city.slug)!.length)})
               </span>
               <ul>
                 {loaded.problems.get(city.slug)!.map((problem) => (

@@ -1,5 +1,5 @@
 import { nodes, useQuery, type Connection } from "../data";
-import { format, useTexts } from "../i18n";
+import { format, money, useTexts } from "../i18n";
 import { SOLUTION } from "../queries";
 import type { Hazard, Sector } from "../taxonomy";
 import { Comments, type CommentData } from "../components/Comments";
@@ -85,11 +85,10 @@ export function SolutionPage({ id }: { id: string }) {
   const solution = loaded.data.node;
   if (!solution || solution.__typename !== "Solution") return <NotFound />;
   const number = (value: number) => value.toLocaleString(language, { maximumFractionDigits: 2 });
-  const whole = (value: number) => value.toLocaleString(language, { maximumFractionDigits: 0 });
   const cost = solution.cost
-    ? `${number(solution.cost.amount)} ${solution.cost.currency} (${solution.cost.year})` +
+    ? `${money(language, solution.cost.amount, solution.cost.currency)} (${solution.cost.year})` +
       (solution.cost.eur !== null && solution.cost.currency !== "EUR"
-        ? ` · ${format(t.solution.costEur, { amount: whole(solution.cost.eur) })}`
+        ? ` · ${format(t.solution.costEur, { amount: money(language, solution.cost.eur, "EUR") })}`
         : "")
     : null;
   const period = [solution.startedOn, solution.completedOn].filter(Boolean).join(" – ");
@@ -109,7 +108,11 @@ export function SolutionPage({ id }: { id: string }) {
           [t.solution.cost, cost],
           [
             t.solution.costPerResident,
-            solution.costPerResidentEur !== null ? `€${number(solution.costPerResidentEur)}` : null,
+            solution.costPerResidentEur !== null
+              ? new Intl.NumberFormat(language, { style: "currency", currency: "EUR" }).format(
+                  solution.costPerResidentEur,
+                )
+              : null,
           ],
           [t.solution.residentsServed, solution.residentsServed?.toLocaleString(language)],
           [t.solution.partners, solution.partners.join(", ")],
@@ -225,7 +228,12 @@ export function SolutionPage({ id }: { id: string }) {
             <ul>
               {nodes(solution.outcomeReports).map((report, index) => (
                 <li key={index}>
-                  {report.measuredOn} · {report.city.name} · {report.metric}:{" "}
+                  <time dateTime={report.measuredOn}>
+                    {new Date(`${report.measuredOn}T00:00:00Z`).toLocaleDateString(language, {
+                      timeZone: "UTC",
+                    })}
+                  </time>{" "}
+                  · {report.city.name} · {report.metric}:{" "}
                   <strong>{number(report.value)}</strong> {report.unit ?? ""}
                 </li>
               ))}
