@@ -5,7 +5,6 @@ people."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import secrets
@@ -15,10 +14,11 @@ from pathlib import Path
 
 from cityexchange import demo_data as data
 from cityexchange.auth import admin
+from cityexchange.auth.oauth_store import OAuthStore
 from cityexchange.auth.tokens import issue_access_token
 from cityexchange.resources import open_database, open_resources
 from cityexchange.services import access, cities, comments, experts, organisations, problems
-from cityexchange.services.errors import InvalidInput, NotFound
+from cityexchange.services.errors import InvalidInput
 from cityexchange.services.library_import import import_library
 from cityexchange.services.library_records import Record, in_order, read
 from cityexchange.services.models import (
@@ -32,6 +32,7 @@ from cityexchange.services.models import (
 )
 from cityexchange.services.principal import Principal, Scope
 from cityexchange.services.store import organisations as organisation_store
+from cityexchange.services.store import people
 from cityexchange.services.store import problems as problem_store
 from cityexchange.services.store import solutions as solution_store
 from cityexchange.services.store.database import Database
@@ -235,6 +236,18 @@ def password(data_dir: Path) -> str:
     return chosen
 
 
+def give_password(
+    store: OAuthStore, city: str, username: str, password: str, loaded_now: bool
+) -> None:
+    """The demo person's password: set when the demo was loaded now, or where the person
+    has none yet (a demo database from before demo passwords); never a password someone
+    set, so `--demo` on a database that is not the demo's changes no one's."""
+    found = people.credentials(store.db, city, username)
+    if found is None or (found.password_hash is not None and not loaded_now):
+        return
+    admin.set_password(store, city=city, username=username, password=password)
+
+
 def sign_ins() -> list[tuple[str, str, str]]:
     """(city, username, role) of every demo person, who signs in with `password`."""
     return [(city, username, role) for city, username, _, role, *_ in data.PEOPLE]
@@ -248,20 +261,14 @@ async def load(settings: Settings, *, people_password: str | None = None) -> dic
         db = resources.db
         await ensure_indexes(db, event_retention_seconds=settings.event_retention_days * 86_400)
         people: dict[tuple[str, str], Person] = {}
-        if await db.is_empty():
+        fresh = await db.is_empty()
+        if fresh:
             await _load(db, people)
         if people_password is not None:
-            # Every start, not only the first: the password printed is the one that works
-            # (a data directory from before demo passwords, or one whose file was replaced).
             for city, username, *_ in data.PEOPLE:
-                with contextlib.suppress(NotFound):  # a person an admin has since removed
-                    await asyncio.to_thread(
-                        admin.set_password,
-                        resources.oauth,
-                        city=city,
-                        username=username,
-                        password=people_password,
-                    )
+                await asyncio.to_thread(
+                    give_password, resources.oauth, city, username, people_password, fresh
+                )
         registry = resources.registry
         tokens: dict[str, str] = {}
         for slug in dict.fromkeys(city for city, *_ in data.PEOPLE):

@@ -17,12 +17,21 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from graphql import build_schema, parse, validate
 
-from cityexchange import web_app
+from cityexchange import demo, web_app
 from cityexchange.auth import web_app_clients
+from cityexchange.auth.passwords import verify_password
 from cityexchange.resources import open_resources
 from cityexchange.services.clock import now
+from cityexchange.services.store import people
 from tests.conftest import Api, add_city
-from tests.oauth_support import Realm, authorize, make_realm, oauth_client, store_for
+from tests.oauth_support import (
+    PASSWORD,
+    Realm,
+    authorize,
+    make_realm,
+    oauth_client,
+    store_for,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"
@@ -199,6 +208,7 @@ async def test_a_person_signs_in_to_the_app_with_pkce_and_signs_out(api: Api) ->
         assert again.status_code == 400
         assert again.json()["error"] == "invalid_grant"
         # ... and its family's access tokens (the denylist is re-read every few seconds).
+        answer: dict[str, Any] = {}
         for _ in range(100):
             answer = await api.gql("{ viewer { subject } }", token=refreshed["access_token"])
             if answer.get("errors"):
@@ -383,5 +393,29 @@ async def test_a_realm_adds_this_addresss_redirect_uris_on_first_use(api: Api) -
             *elsewhere,
             *web_app_clients.redirect_uris(api.settings.public_url, production=False),
         )
+    finally:
+        store.close()
+
+
+async def test_the_demo_password_never_replaces_one_someone_set(api: Api, tmp_path: Path) -> None:
+    """`--demo` on a database that already has a person of the demo's name: their password
+    stays theirs; a demo person without one gets the demo's."""
+    await add_city(api.db, "rotterdam", "Rotterdam")
+    store = store_for(api.settings)
+    try:
+        realm = await make_realm(api.db, store, api.settings, "rotterdam")  # has a password
+        kept = demo.password(tmp_path)
+        assert demo.password(tmp_path) == kept  # once per data directory
+        (tmp_path / demo.PASSWORD_FILE).write_text("short\n")
+        fresh = demo.password(tmp_path)  # a file no one could sign in with is replaced
+        assert fresh != "short"
+        assert len(fresh) >= 10
+        await asyncio.to_thread(
+            demo.give_password, store, "rotterdam", realm.username, fresh, False
+        )
+        creds = await asyncio.to_thread(people.credentials, store.db, "rotterdam", realm.username)
+        assert creds is not None
+        assert creds.password_hash is not None
+        assert verify_password(PASSWORD, creds.password_hash)  # unchanged
     finally:
         store.close()
