@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, OAuth2Request
 from authlib.oauth2.rfc6749.errors import AccessDeniedError
 from authlib.oauth2.rfc6749.grants import (
@@ -116,9 +117,23 @@ class CodeGrant(_ClientScopes, AuthorizationCodeGrant):
         return self.server.resource_owner(authorization_code.person_id)
 
 
+# Refreshes of one token family within one access-token lifetime: a client refreshes once per
+# lifetime (the web app's tabs share one family); a loop is refused until its tokens expire.
+# Each refresh stores a refresh token for 30 days: this bounds what one sign-in can store.
+MAX_REFRESHES_PER_LIFETIME = 30
+
+
+class SlowDown(OAuth2Error):
+    """Too many refreshes: HTTP 429 with RFC 8628's `slow_down`, the refresh token unspent."""
+
+    error = "slow_down"
+    status_code = 429
+
+
 class RotatingRefreshGrant(RefreshTokenGrant):
     """Refresh tokens rotate on every use; reusing a rotated one revokes its whole family
-    (RFC 9700 §4.14.2)."""
+    (RFC 9700 §4.14.2). A family refreshed more than MAX_REFRESHES_PER_LIFETIME times within
+    one access-token lifetime is told to slow down, its token not spent."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
@@ -132,6 +147,8 @@ class RotatingRefreshGrant(RefreshTokenGrant):
         client = cast(OAuthClient | None, self.request.client)
         if client is None or token.client_id != client.client_id:
             return None  # another client's token: refused without spending it
+        if store.family_live_tokens(token.family) >= MAX_REFRESHES_PER_LIFETIME:
+            raise SlowDown("refreshed too often: use the access token you have, then refresh")
         if (
             token.is_revoked()
             or store.family_revoked(token.family)

@@ -291,6 +291,13 @@ class OAuthStore:
         )
         return True
 
+    def family_live_tokens(self, family: str) -> int:
+        """How many of the family's access tokens have not expired: its refreshes within one
+        access-token lifetime."""
+        doc = self.db.token_families.find_one({"_id": family}, {"jtis": 1})
+        moment = now()
+        return sum(1 for issued in (doc or {}).get("jtis", []) if issued["exp"] > moment)
+
     def family_revoked(self, family: str) -> bool:
         doc = self.db.token_families.find_one({"_id": family}, {"revokedAt": 1})
         return doc is not None and doc.get("revokedAt") is not None

@@ -18,7 +18,7 @@ from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from joserfc import jws
 
 from cityexchange.app import create_app
-from cityexchange.auth import admin
+from cityexchange.auth import admin, grants
 from cityexchange.auth.oauth_store import OAuthStore
 from cityexchange.auth.records import ClientType
 from tests.conftest import Api, add_city
@@ -594,3 +594,48 @@ async def test_a_familys_record_keeps_only_its_unexpired_access_tokens(api: Api)
         assert [issued["jti"] for issued in doc["jtis"]] == ["live"]
     finally:
         store.close()
+
+
+async def test_a_family_refreshed_in_a_loop_is_told_to_slow_down(
+    api: Api, rotterdam: Realm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each refresh stores a refresh token for 30 days: past the budget of refreshes within one
+    access-token lifetime the answer is 429 slow_down, and the token presented stays good."""
+    monkeypatch.setattr(grants, "MAX_REFRESHES_PER_LIFETIME", 3)
+    async with oauth_client(
+        transport(api),
+        client_id=rotterdam.mobile_id,
+        redirect_uri=REDIRECT_URI,
+        code_challenge_method="S256",
+        token_endpoint_auth_method="none",
+    ) as client:
+        location, verifier = await authorize(client, rotterdam)
+        token = await client.fetch_token(
+            f"{rotterdam.issuer}/token", authorization_response=location, code_verifier=verifier
+        )
+        refresh = token["refresh_token"]
+        for _ in range(2):  # the code's access token and two refreshes: three live
+            refresh = (await client.refresh_token(f"{rotterdam.issuer}/token", refresh))[
+                "refresh_token"
+            ]
+
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": refresh,
+        "client_id": rotterdam.mobile_id,
+    }
+    refused = await api.http.post("/realms/rotterdam/token", data=form)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"] == "slow_down"
+    # Not spent: once the family's access tokens have expired, the same token refreshes.
+    store = store_for(api.settings)
+    try:
+        await asyncio.to_thread(
+            store.db.token_families.update_many,
+            {},
+            {"$set": {"jtis.$[].exp": datetime.now(UTC) - timedelta(seconds=1)}},
+        )
+    finally:
+        store.close()
+    later = await api.http.post("/realms/rotterdam/token", data=form)
+    assert later.status_code == 200, later.text

@@ -22,6 +22,7 @@ const ARTIFACTS = process.env.E2E_ARTIFACTS || "artifacts/web-app";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const START_TIMEOUT_MS = 240_000; // the demo's first load on the embedded database
 const STEP_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 30_000;
 
 mkdirSync(ARTIFACTS, { recursive: true });
 
@@ -55,7 +56,9 @@ async function untilReady(port) {
 function serve(port, demo) {
   const args = ["serve", "--port", String(port), "--data-dir", DATA_DIR];
   if (demo) args.push("--demo");
-  const child = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
+  // Its own process group, so that a server that does not stop can be killed with its
+  // embedded database.
+  const child = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
   let output = "";
   let announced = false;
   const ready = new Promise((resolve, reject) => {
@@ -83,7 +86,17 @@ function serve(port, demo) {
   const stop = () =>
     new Promise((resolve) => {
       if (child.exitCode !== null) return resolve();
-      child.once("exit", resolve);
+      const timer = setTimeout(() => {
+        // Seen once in about fifteen runs: after SIGTERM the server stopped listening but
+        // did not exit. Said, and killed, so the test ends; the output shows what it said.
+        console.log(`warning: serve did not exit within ${STOP_TIMEOUT_MS / 1000} s of SIGTERM; killed`);
+        console.log(output.split("\n").slice(-15).join("\n"));
+        process.kill(-child.pid, "SIGKILL");
+      }, STOP_TIMEOUT_MS);
+      child.once("exit", () => {
+        clearTimeout(timer);
+        resolve();
+      });
       child.kill("SIGTERM");
     });
   return { ready, stop, child };
@@ -284,12 +297,15 @@ try {
   });
 
   await run("a token near its end is refreshed, and the refresh token rotates", async () => {
+    // Off the app first (a page of the same origin without its script), so no request of the
+    // app's is under way when the session is aged; then back.
+    await page.goto(`${base}/app/realms.json`);
     const before = await page.evaluate(() => {
       const session = JSON.parse(localStorage.getItem("cx.session"));
       localStorage.setItem("cx.session", JSON.stringify({ ...session, expiresAt: Date.now() }));
       return session.refreshToken;
     });
-    await page.reload();
+    await page.goto(`${base}/app/`);
     await page.locator(".cards .card").first().waitFor();
     const after = await page.evaluate(() => JSON.parse(localStorage.getItem("cx.session")));
     if (after.refreshToken === before) throw new Error("the refresh token did not rotate");
