@@ -46,14 +46,17 @@ def _tool(name: str) -> str:
     return found
 
 
-def _node(script: str) -> str:
-    done = subprocess.run(
-        [_tool("node"), "--input-type=module", "-e", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+def _run(
+    args: list[str], *, cwd: Path = ROOT, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A Node.js tool's run, its output kept for the assertion that reads it."""
+    return subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def _node(script: str) -> str:
+    done = _run([_tool("node"), "--input-type=module", "-e", script], timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -293,17 +296,11 @@ def test_the_committed_build_is_the_build_of_the_sources(tmp_path: Path) -> None
     """cityexchange/static/app is what `npm run build` makes of web/: a change to the sources
     must come with its build (the package ships the build; serving needs no Node.js)."""
     _web_tooling()
-    typed = subprocess.run(  # strict TypeScript: a UI text missing in a language fails here
-        [_tool("npx"), "tsc", "--noEmit"],
-        cwd=WEB,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    # Strict TypeScript: a UI text missing in a language fails here.
+    typed = _run([_tool("npx"), "tsc", "--noEmit"], cwd=WEB, timeout=300)
     assert typed.returncode == 0, typed.stdout + typed.stderr
     out = tmp_path / "app"
-    done = subprocess.run(
+    done = _run(
         [
             _tool("npx"),
             "vite",
@@ -315,10 +312,7 @@ def test_the_committed_build_is_the_build_of_the_sources(tmp_path: Path) -> None
             "error",
         ],
         cwd=WEB,
-        capture_output=True,
-        text=True,
         timeout=300,
-        check=False,
     )
     assert done.returncode == 0, done.stderr
     committed = web_app.BUILD
@@ -351,15 +345,7 @@ def test_a_cro_team_works_in_the_web_app(tmp_path: Path) -> None:
         "CHROMIUM": CHROMIUM,
     }
     env.pop("CITYEXCHANGE_MONGODB_URI", None)  # the demo on its own embedded database
-    done = subprocess.run(
-        [_tool("node"), str(WEB / "e2e" / "web_app.mjs")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    done = _run([_tool("node"), str(WEB / "e2e" / "web_app.mjs")], env=env, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all steps passed" in done.stdout
     shots = sorted(p.name for p in artifacts.glob("*.png"))
