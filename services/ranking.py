@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from cityexchange.services import text
 from cityexchange.services.models import Comment, Problem, Solution
 from cityexchange.services.text import Language
+from cityexchange.services.visibility import EVERYONE
 
 KINDS = ("Problem", "Solution", "Comment")
 K1 = 1.2
@@ -64,6 +65,9 @@ class SearchDocument:
     language: Language
     fields: dict[str, str]
     taxonomy: tuple[str, ...] = ()
+    # Whether every viewer may read it (its audience holds EVERYONE): a search then need not
+    # read the document to know. Comments are never open (hidden ones are checked too).
+    open: bool = False
 
 
 def _joined(parts: Iterable[str | None]) -> str:
@@ -99,6 +103,7 @@ def search_document_of_problem(problem: Problem) -> SearchDocument:
             "tags": _joined(p.tags),
         },
         taxonomy=_taxonomy(p.hazards, p.sectors, p.tags),
+        open=EVERYONE in p.audience,
     )
 
 
@@ -129,6 +134,7 @@ def search_document_of_solution(solution: Solution) -> SearchDocument:
             "tags": _joined(d.tags),
         },
         taxonomy=_taxonomy(s.hazards, d.sectors, d.tags),
+        open=EVERYONE in s.audience,
     )
 
 
@@ -168,6 +174,7 @@ class Analysis:
     city: str
     language: Language
     postings: dict[str, tuple[int, int]] = field(default_factory=dict[str, tuple[int, int]])
+    open: bool = False  # SearchDocument.open
 
     def for_id(self, id: str) -> Analysis:
         return replace(self, id=id)
@@ -195,7 +202,9 @@ def analyse(document: SearchDocument) -> Analysis:
     }
     for term in document.taxonomy:
         postings[term] = (quantise(TAXONOMY_IMPACT), FIELDS["tags"].bit)
-    return Analysis(document.kind, document.id, document.city, document.language, postings)
+    return Analysis(
+        document.kind, document.id, document.city, document.language, postings, document.open
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,6 +134,7 @@ class _Candidate:
     best: dict[int, float] = field(default_factory=dict[int, float])  # per query group
     terms: set[str] = field(default_factory=set[str])
     fields: int = 0
+    open: bool = True  # every posting read says every viewer may read it (Posting.open)
 
     @property
     def score(self) -> float:
@@ -276,24 +277,33 @@ async def _ranked(
                     c.best[index] = value
             c.terms.add(term)
             c.fields |= p.fields
+            c.open = c.open and p.open
     ordered = sorted(candidates.values(), key=lambda c: (-c.score, c.kind, c.id))
     head = ordered[: 2 * MAX_RESULTS]
-    passing = await _passing(db, head, filter, viewer)
+    doubtful = [c for c in head if _doubtful(c, filter, viewer)]
+    passing = await _passing(db, doubtful, filter, viewer)
     return [
         SearchHit(c.kind, c.id, c.score, frozenset(c.terms), c.fields)
         for c in head
-        if c.kind not in passing or c.id in passing[c.kind]
+        if c.id in passing.get(c.kind, ()) or not _doubtful(c, filter, viewer)
     ][:MAX_RESULTS]
+
+
+def _doubtful(candidate: _Candidate, filter: SearchFilter, viewer: Viewer) -> bool:
+    """Whether the candidate's document must be read to know if it is shown: for a filter
+    the postings do not carry, or for the viewer's sake unless its postings say everyone
+    may read it (or the viewer is the service itself)."""
+    if filter.on_documents(candidate.kind):
+        return True
+    return not (viewer.is_system or candidate.open)
 
 
 async def _passing(
     db: Database, candidates: Sequence[_Candidate], filter: SearchFilter, viewer: Viewer
 ) -> dict[str, set[str]]:
-    """Per kind whose candidates need their documents checked: the ids that pass. Every
-    candidate does, for the viewer's sake (the postings do not carry who may see them),
-    except for the service itself."""
-    checked = [k for k in KINDS if not viewer.is_system or filter.on_documents(k)]
-    kinds = [k for k in checked if any(c.kind == k for c in candidates)]
+    """Per kind, which of `candidates` pass the filter and the visibility rule, read from
+    their documents."""
+    kinds = [k for k in KINDS if any(c.kind == k for c in candidates)]
     found = await asyncio.gather(
         *(
             search_index.matching(

@@ -409,6 +409,64 @@ async def test_round_trips_do_not_grow_with_the_page_size(corpus: Corpus) -> Non
     assert counts[0] == counts[1], counts
 
 
+SET_VISIBILITY = """mutation($input: SetVisibilityInput!) { setVisibility(input: $input) {
+  solution { id version } userErrors { code field message } } }"""
+
+
+async def test_a_change_of_visibility_reaches_the_index(corpus: Corpus) -> None:
+    """The postings of what every viewer may see say so, and a search then does not read
+    those documents again; narrowing takes that back in the same transaction, widening
+    gives it again, and what a viewer may not see is never found."""
+    api, db = corpus.api, corpus.api.db
+    solution = await corpus.publish(
+        "visibility", "rotterdam", "solution", title="Quillwort marsh", summary="A reed bed."
+    )
+    raw = _raw(solution["id"])
+    postings = db.db["search_postings"]
+
+    async def found_by(city: str) -> tuple[int, float]:
+        before = _commands((await api.http.get("/metrics")).text)
+        data = await api.data(SEARCH, {"q": "quillwort"}, token=corpus.tokens[city])
+        spent = _commands((await api.http.get("/metrics")).text) - before
+        return data["search"]["totalCount"], spent
+
+    async def set_level(level: str, version: int) -> int:
+        data = await api.data(
+            SET_VISIBILITY,
+            {
+                "input": {
+                    "subjectId": solution["id"],
+                    "version": version,
+                    "visibility": {"level": level},
+                }
+            },
+            token=corpus.tokens["rotterdam"],
+        )
+        assert data["setVisibility"]["userErrors"] == [], data
+        version_now: int = data["setVisibility"]["solution"]["version"]
+        return version_now
+
+    assert await postings.count_documents({"d": raw}) > 0
+    assert await postings.count_documents({"d": raw, "o": {"$ne": True}}) == 0
+    (boston, open_cost), (own, own_open_cost) = (
+        await found_by("boston"),
+        await found_by("rotterdam"),
+    )
+    assert (boston, own) == (1, 1)
+    assert own_open_cost == open_cost
+
+    version = await set_level("CITY", 1)
+    assert await postings.count_documents({"d": raw, "o": True}) == 0
+    assert (await found_by("boston"))[0] == 0
+    own, checked_cost = await found_by("rotterdam")
+    assert own == 1
+    assert checked_cost == open_cost + 1  # the one read that checks the candidate's document
+
+    await set_level("PUBLIC", version)
+    assert await postings.count_documents({"d": raw, "o": {"$ne": True}}) == 0
+    assert await found_by("boston") == (1, open_cost)
+
+
 async def test_related_finds_documents_like_one(corpus: Corpus) -> None:
     """The service behind suggestions: "more like this", never the document itself."""
     from cityexchange.services.principal import Principal
@@ -473,6 +531,10 @@ async def test_reindex_rebuilds_the_index_and_detects_missing_languages(corpus: 
     assert "taxonomy" in found
     assert (await corpus.search("inundaciones"))["edges"][0]["node"]["language"] == "ES"
     assert await corpus.found("geotextile") == []  # hidden and deleted stay out
+    # Every problem and solution here is public: their postings say so; comments' never do.
+    postings = db.db["search_postings"]
+    assert await postings.count_documents({"k": {"$ne": "Comment"}, "o": {"$ne": True}}) == 0
+    assert await postings.count_documents({"k": "Comment", "o": True}) == 0
 
 
 async def test_candidates_past_one_read_are_all_checked(db: Database) -> None:

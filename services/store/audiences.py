@@ -14,8 +14,10 @@ from datetime import datetime
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from cityexchange.services.store import search_index
 from cityexchange.services.store.database import Database, Document, guarded, object_id
 from cityexchange.services.store.visibility import AUDIENCE, stored_audience
+from cityexchange.services.visibility import EVERYONE
 
 # What copies a subject's audience, by the subject's kind: (collection, field naming it).
 _COPIES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -41,8 +43,10 @@ async def reassign(
     *,
     session: AsyncClientSession,
 ) -> None:
-    """Give the subject's copies, and the events about it, `audience`."""
+    """Give the subject's copies, the events about it and its postings in the search index
+    `audience` (the postings only whether it holds EVERYONE: services/store/search_index.py)."""
     keys = list(audience)
+    await search_index.set_open(db, id, EVERYONE in keys, session=session)
     for collection, field in _COPIES[kind]:
         await db.db[collection].update_many(
             {field: object_id(id)}, {"$set": {AUDIENCE: keys}}, session=session

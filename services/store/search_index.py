@@ -3,7 +3,10 @@
 The only module that knows how the index is stored; a second backend (Atlas Search's
 `$search`) would replace this module and keep services/ranking.py's scores as its fallback.
 
-`search_postings`: {t: term, k: kind, d: id, c: city, l: language, q: impact, f: field mask}.
+`search_postings`: {t: term, k: kind, d: id, c: city, l: language, q: impact, f: field mask,
+o: true when every viewer may read the document (absent otherwise)}. A search reads the
+documents of its other candidates to apply the visibility rule; `o` is written with the
+postings and kept in step by `set_open`, in the transaction that changes the audience.
 `search_terms`: {_id: term, df: documents, h: {impact: documents}} (the histogram of the
 term's impacts), and one {_id: "#docs", n: {language: documents, all: documents}}.
 
@@ -66,6 +69,7 @@ class Posting:
     term: str
     impact: int
     fields: int
+    open: bool = False  # every viewer may read the document (ranking.Analysis.open)
 
 
 def _postings(db: Database) -> AsyncCollection[Document]:
@@ -139,6 +143,7 @@ async def replace(
                     "l": a.language.value,
                     "q": stored(q, a.id),
                     "f": mask,
+                    **({"o": True} if a.open else {}),
                 }
             )
     if not fresh:
@@ -154,6 +159,15 @@ async def replace(
         updates.append(UpdateOne({"_id": DOCUMENTS}, {"$inc": changed}, upsert=True))
     if updates:
         await _terms(db).bulk_write(updates, ordered=False, session=session)
+
+
+@guarded
+async def set_open(db: Database, id: str, open: bool, *, session: AsyncClientSession) -> None:
+    """Mark the document's postings open (every viewer may read it) or not, in the
+    transaction that changes its audience (services/store/audiences.py). By `d` alone, the
+    `document` index: ids are unique across kinds."""
+    change = {"$set": {"o": True}} if open else {"$unset": {"o": ""}}
+    await _postings(db).update_many({"d": id}, change, session=session)
 
 
 def _changes(df: int, histogram: Counter[int]) -> dict[str, int]:
@@ -205,14 +219,14 @@ async def postings(
         _postings(db)
         .find(
             {"t": term, "q": {"$gte": at_least}},
-            {"_id": 0, "k": 1, "d": 1, "c": 1, "l": 1, "q": 1, "f": 1},
+            {"_id": 0, "k": 1, "d": 1, "c": 1, "l": 1, "q": 1, "f": 1, "o": 1},
         )
         .sort([("q", DESCENDING), ("d", ASCENDING)])
         .limit(limit)
         .batch_size(limit)
     )
     return [
-        Posting(doc["k"], doc["d"], term, impact_part(doc["q"]), doc["f"])
+        Posting(doc["k"], doc["d"], term, impact_part(doc["q"]), doc["f"], doc.get("o") is True)
         async for doc in cursor
         if (not kinds or doc["k"] in kinds)
         and (not cities or doc["c"] in cities)
