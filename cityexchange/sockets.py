@@ -26,6 +26,7 @@ from strawberry.http.exceptions import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
@@ -256,6 +257,14 @@ class _OperationDelivery:
             return False  # WebSocketAdapter.send_json sends RESPONSE_TOO_LARGE instead
         await self._adapter.send_text(text)
         return True
+
+    def started(self) -> None:
+        """strawberry's operation keeps its subscribe's variables, read only when it starts
+        (tests/test_shared_subscriptions.py pins the attribute across strawberry releases)."""
+        operation = self._operations.get(self._id)
+        if isinstance(operation, Operation):
+            with contextlib.suppress(AttributeError):  # a release without it: nothing to free
+                operation.variables = None
 
 
 _BAD_PAYLOAD = (

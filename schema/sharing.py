@@ -182,6 +182,11 @@ class Delivery(Protocol):
         socket's size limit): the result then goes the handler's way."""
         ...
 
+    def started(self) -> None:
+        """The operation has what it needs of its subscribe message: the socket's handler
+        may let go of the rest (its variables), which an idle member would hold for good."""
+        ...
+
 
 # The operation task's own: set by the socket's handler before it starts the task (which
 # copies it), read by `SharedSubscriptions.stream`; the groups' own tasks never see one.
@@ -304,10 +309,13 @@ class SharedSubscriptions:
         group = self._groups.get(shape) or self._start(shape, context, run)
         member = _Member()
         group.members.add(member)
+        after = plan.after
+        # The group holds an equal shape: this member's own copy (its keys, its variables'
+        # key) would stay with the idle member for as long as it is subscribed.
+        del plan, shape
         try:
             await group.settled.wait()
             floor = 0  # the group's results at or below this position are not this member's
-            after = plan.after
             if group.live and after is None:
                 assert context.hub is not None
                 floor = context.hub.last_seq  # live from now on, as a subscription of its own
@@ -322,7 +330,12 @@ class SharedSubscriptions:
                 if not catch_up.ran_out:
                     return  # the catch-up failed and said why
                 floor = max(_position(after), catch_up.last_seq)
+            # From here on the member only takes the group's results: it runs nothing of its
+            # own again, so neither it nor its socket's handler need keep its request.
+            del run
             delivery = DELIVERY.get()
+            if delivery is not None:
+                delivery.started()
             while True:
                 try:
                     item = member.ready()

@@ -4,6 +4,7 @@ subscriber still gets exactly its own events: its missed ones, then the live one
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import re
 from collections.abc import AsyncIterator
@@ -89,6 +90,42 @@ async def test_identical_subscriptions_run_once_per_event(api: Api, address: str
             # (30 subscribers on their own read 60 times).
             after = sum([await _metric(http, address, line) for line in finds])
             assert after - before <= 2
+    finally:
+        for client in clients:
+            await client.__aexit__(None, None, None)
+
+
+async def test_an_idle_member_keeps_neither_its_request_nor_its_plan(
+    api: Api, address: str
+) -> None:
+    """Memory per idle subscriber (docs/performance.md): once live, a member's operation
+    holds no variables and no plan of its own (its group holds the one shape), and it still
+    gets its events. Fails loudly if strawberry's Operation renames `variables`."""
+    from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
+
+    from cityexchange.schema import sharing
+
+    tokens = [await api.token("rotterdam", scopes=("read",), subject=f"idle-{i}") for i in range(3)]
+    clients = [Subscriber.connect(address, each) for each in tokens]
+    subscribers = [await c.__aenter__() for c in clients]
+    try:
+        for subscriber in subscribers:
+            await subscriber.acknowledged()
+            await subscriber.subscribe(EVENTS, FLOODS)
+        async with httpx.AsyncClient() as http:
+            await _until(http, address, "cityexchange_subscriptions_active", len(subscribers))
+        await asyncio.sleep(0.2)  # past each member's start
+        gc.collect()
+        operations = [o for o in gc.get_objects() if isinstance(o, Operation)]
+        assert len(operations) == len(subscribers)
+        assert [o.variables for o in operations] == [None] * len(subscribers)
+        assert not [o for o in gc.get_objects() if isinstance(o, sharing.Plan)]
+        await _publish(api, "Still delivered")
+        for subscriber in subscribers:
+            assert _event(await subscriber.next())["subject"] == {
+                "title": "Still delivered",
+                "city": {"slug": "rotterdam"},
+            }
     finally:
         for client in clients:
             await client.__aexit__(None, None, None)
