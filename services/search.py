@@ -282,10 +282,11 @@ async def _ranked(
     head = ordered[: 2 * MAX_RESULTS]
     doubtful = [c for c in head if _doubtful(c, filter, viewer)]
     passing = await _passing(db, doubtful, filter, viewer)
+    failing = {id(c) for c in doubtful if c.id not in passing.get(c.kind, ())}
     return [
         SearchHit(c.kind, c.id, c.score, frozenset(c.terms), c.fields)
         for c in head
-        if c.id in passing.get(c.kind, ()) or not _doubtful(c, filter, viewer)
+        if id(c) not in failing
     ][:MAX_RESULTS]
 
 

@@ -8,6 +8,7 @@ import gc
 import json
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -55,6 +56,31 @@ async def _until(http: httpx.AsyncClient, address: str, line: str, value: float)
             await asyncio.sleep(0.05)
 
 
+@asynccontextmanager
+async def _subscribed(
+    api: Api, address: str, count: int, prefix: str
+) -> AsyncIterator[list[Subscriber]]:
+    """`count` sockets, one token each (a token opens at most MAX_SOCKETS_PER_TOKEN
+    sockets; the group keys on the city and scopes, not the subject), each subscribed to
+    FLOODS, until the server counts them all."""
+    tokens = [
+        await api.token("rotterdam", scopes=("read",), subject=f"{prefix}-{i}")
+        for i in range(count)
+    ]
+    clients = [Subscriber.connect(address, each) for each in tokens]
+    subscribers = [await c.__aenter__() for c in clients]
+    try:
+        for subscriber in subscribers:
+            await subscriber.acknowledged()
+            await subscriber.subscribe(EVENTS, FLOODS)
+        async with httpx.AsyncClient() as http:
+            await _until(http, address, "cityexchange_subscriptions_active", count)
+        yield subscribers
+    finally:
+        for client in clients:
+            await client.__aexit__(None, None, None)
+
+
 def _event(message: dict[str, object]) -> dict[str, object]:
     assert message["type"] == "next", message
     return message["payload"]["data"]["events"]  # type: ignore[index,no-any-return]
@@ -65,34 +91,21 @@ async def test_identical_subscriptions_run_once_per_event(api: Api, address: str
         f'cityexchange_db_commands_total{{command="find",origin="{origin}"}}'
         for origin in ("request", "subscription")
     ]
-    # One token each (a token opens at most MAX_SOCKETS_PER_TOKEN sockets); the group is the
-    # same: it keys on the city and scopes, not the subject.
-    tokens = [
-        await api.token("rotterdam", scopes=("read",), subject=f"cro-{i}")
-        for i in range(SUBSCRIBERS)
-    ]
-    clients = [Subscriber.connect(address, each) for each in tokens]
-    subscribers = [await c.__aenter__() for c in clients]
-    try:
-        for subscriber in subscribers:
-            await subscriber.acknowledged()
-            await subscriber.subscribe(EVENTS, FLOODS)
-        async with httpx.AsyncClient() as http:
-            await _until(http, address, "cityexchange_subscriptions_active", SUBSCRIBERS)
-            assert await _metric(http, address, "cityexchange_subscription_groups") == 1
-            before = sum([await _metric(http, address, line) for line in finds])
-            await _publish(api, "Once for all")
-            received = await asyncio.gather(*(s.next() for s in subscribers))
-            assert {str(_event(m)["subject"]) for m in received} == {
-                str({"title": "Once for all", "city": {"slug": "rotterdam"}})
-            }
-            # One execution: the problem and its city read once, not once per subscriber
-            # (30 subscribers on their own read 60 times).
-            after = sum([await _metric(http, address, line) for line in finds])
-            assert after - before <= 2
-    finally:
-        for client in clients:
-            await client.__aexit__(None, None, None)
+    async with (
+        _subscribed(api, address, SUBSCRIBERS, "cro") as subscribers,
+        httpx.AsyncClient() as http,
+    ):
+        assert await _metric(http, address, "cityexchange_subscription_groups") == 1
+        before = sum([await _metric(http, address, line) for line in finds])
+        await _publish(api, "Once for all")
+        received = await asyncio.gather(*(s.next() for s in subscribers))
+        assert {str(_event(m)["subject"]) for m in received} == {
+            str({"title": "Once for all", "city": {"slug": "rotterdam"}})
+        }
+        # One execution: the problem and its city read once, not once per subscriber
+        # (30 subscribers on their own read 60 times).
+        after = sum([await _metric(http, address, line) for line in finds])
+        assert after - before <= 2
 
 
 async def test_an_idle_member_keeps_neither_its_request_nor_its_plan(
@@ -105,15 +118,7 @@ async def test_an_idle_member_keeps_neither_its_request_nor_its_plan(
 
     from cityexchange.schema import sharing
 
-    tokens = [await api.token("rotterdam", scopes=("read",), subject=f"idle-{i}") for i in range(3)]
-    clients = [Subscriber.connect(address, each) for each in tokens]
-    subscribers = [await c.__aenter__() for c in clients]
-    try:
-        for subscriber in subscribers:
-            await subscriber.acknowledged()
-            await subscriber.subscribe(EVENTS, FLOODS)
-        async with httpx.AsyncClient() as http:
-            await _until(http, address, "cityexchange_subscriptions_active", len(subscribers))
+    async with _subscribed(api, address, 3, "idle") as subscribers:
         await asyncio.sleep(0.2)  # past each member's start
         gc.collect()
         operations = [o for o in gc.get_objects() if isinstance(o, Operation)]
@@ -126,9 +131,6 @@ async def test_an_idle_member_keeps_neither_its_request_nor_its_plan(
                 "title": "Still delivered",
                 "city": {"slug": "rotterdam"},
             }
-    finally:
-        for client in clients:
-            await client.__aexit__(None, None, None)
 
 
 async def test_each_member_gets_the_groups_result_under_its_own_id(api: Api, address: str) -> None:
